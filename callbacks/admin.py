@@ -1,0 +1,13 @@
+from django.contrib import admin
+
+from callbacks.models import WebhookEvent
+from tenancy.admin import WorkspaceScopedAdmin
+
+
+@admin.register(WebhookEvent)
+class WebhookEventAdmin(WorkspaceScopedAdmin):
+    list_display = ["kind", "method", "received_at", "call", "outcome"]
+    list_filter = ["kind", "outcome", "workspace"]
+    search_fields = ["body"]
+    list_select_related = ["call"]
+    raw_id_fields = ["call"]

@@ -1,0 +1,304 @@
+import datetime
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.urls import reverse
+from django.utils import timezone
+
+from tenancy.models import Exophone, ExotelAccount, Workspace, new_token, validate_e164
+
+
+class InvalidTransition(Exception):
+    """A state change the model's rules do not allow; refused, never silently applied."""
+
+
+def check_transition(rules: dict, current: str, new: str, *, what: str) -> None:
+    if new not in rules.get(current, ()):
+        raise InvalidTransition(f"{what} cannot go from {current!r} to {new!r}")
+
+
+def sources_of(rules: dict, new: str) -> list[str]:
+    """The states from which `new` may be reached, for conditional UPDATE … WHERE state IN (…)."""
+    return [state for state, targets in rules.items() if new in targets]
+
+
+def validate_weekdays(value) -> None:
+    if not isinstance(value, list) or not value or any(day not in range(1, 8) for day in value):
+        raise ValidationError("Weekdays must be a non-empty list of ISO weekday numbers, Monday = 1 to Sunday = 7.")
+
+
+def default_weekdays() -> list[int]:
+    return [1, 2, 3, 4, 5, 6]
+
+
+def default_retry_on() -> list[str]:
+    return ["busy", "no-answer", "failed"]
+
+
+class Campaign(models.Model):
+    class State(models.TextChoices):
+        DRAFT = "draft"
+        SCHEDULED = "scheduled"
+        RUNNING = "running"
+        PAUSED = "paused"
+        COMPLETED = "completed"
+        CANCELLED = "cancelled"
+
+    TRANSITIONS = {
+        State.DRAFT: {State.SCHEDULED, State.RUNNING, State.CANCELLED},
+        State.SCHEDULED: {State.RUNNING, State.PAUSED, State.CANCELLED},
+        State.RUNNING: {State.PAUSED, State.COMPLETED, State.CANCELLED},
+        State.PAUSED: {State.RUNNING, State.CANCELLED},
+    }
+
+    class ConnectMode(models.TextChoices):
+        VOICE_AI = "voice_ai", "Voice AI (connect straight to the bot)"
+        FLOW = "flow", "Flow (an Exotel flow reaches the bot)"
+        LEGS = "legs", "Legs (greeting while the stream starts)"
+
+    class BotKind(models.TextChoices):
+        ECHO = "echo", "Echo"
+        SCRIPT = "script", "Scripted IVR"
+        RELAY = "relay", "Relay to your own bot"
+
+    class Recording(models.TextChoices):
+        OFF = "off"
+        SINGLE = "single", "Single (merged)"
+        DUAL = "dual", "Dual (separate tracks)"
+
+    SAMPLE_RATES = [(8000, "8 kHz"), (16000, "16 kHz"), (24000, "24 kHz")]
+    RETRY_OUTCOMES = ["busy", "no-answer", "failed"]
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="campaigns")
+    name = models.CharField(max_length=120)
+    account = models.ForeignKey(ExotelAccount, on_delete=models.PROTECT, related_name="campaigns")
+    exophone = models.ForeignKey(Exophone, on_delete=models.PROTECT, related_name="campaigns")
+    connect_mode = models.CharField(max_length=10, choices=ConnectMode.choices, default=ConnectMode.VOICE_AI)
+    flow_url = models.URLField(blank=True, max_length=300)
+    greeting_text = models.CharField(max_length=500, blank=True)
+    bot_kind = models.CharField(max_length=10, choices=BotKind.choices, default=BotKind.ECHO)
+    bot_settings = models.JSONField(default=dict, blank=True)
+    sample_rate = models.PositiveIntegerField(choices=SAMPLE_RATES, default=8000)
+    recording = models.CharField(max_length=10, choices=Recording.choices, default=Recording.OFF)
+    time_limit = models.PositiveIntegerField(
+        default=3600, validators=[MinValueValidator(1), MaxValueValidator(14400)], help_text="Seconds, at most 14400."
+    )
+    # Schedule: absolute bounds, then a daily window in the campaign's time zone (may cross midnight).
+    starts_at = models.DateTimeField(null=True, blank=True)
+    ends_at = models.DateTimeField(null=True, blank=True)
+    window_start = models.TimeField(default=datetime.time(9, 0))
+    window_end = models.TimeField(default=datetime.time(21, 0))
+    weekdays = models.JSONField(default=default_weekdays, validators=[validate_weekdays])
+    time_zone = models.CharField(max_length=64, default=settings.DEFAULT_TIME_ZONE)
+    calls_per_minute = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
+    max_concurrent = models.PositiveIntegerField(default=5, validators=[MinValueValidator(1)])
+    max_attempts = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)])
+    retry_after_minutes = models.PositiveIntegerField(default=30)
+    retry_on = models.JSONField(default=default_retry_on, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
+    last_error = models.CharField(max_length=500, blank=True)
+    # Counters kept up to date as calls change state, so pages never aggregate a million rows.
+    contacts_total = models.PositiveIntegerField(default=0)
+    contacts_done = models.PositiveIntegerField(default=0)
+    calls_total = models.PositiveIntegerField(default=0)
+    calls_live = models.IntegerField(default=0)
+    calls_answered = models.PositiveIntegerField(default=0)
+    calls_busy = models.PositiveIntegerField(default=0)
+    calls_no_answer = models.PositiveIntegerField(default=0)
+    calls_failed = models.PositiveIntegerField(default=0)
+    talk_seconds = models.PositiveBigIntegerField(default=0)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state"], name="campaign_state")]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(time_limit__lte=14400), name="time_limit_at_most_14400"),
+            models.CheckConstraint(condition=models.Q(sample_rate__in=[8000, 16000, 24000]), name="known_sample_rate"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("campaigns:detail", args=[self.pk])
+
+    def clean(self):
+        errors = {}
+        if self.connect_mode == self.ConnectMode.FLOW and not self.flow_url:
+            errors["flow_url"] = "Flow mode needs the flow URL."
+        if self.ends_at and self.starts_at and self.ends_at <= self.starts_at:
+            errors["ends_at"] = "The end must come after the start."
+        if self.window_start == self.window_end:
+            errors["window_end"] = "The daily window must not be empty."
+        if any(outcome not in self.RETRY_OUTCOMES for outcome in self.retry_on or []):
+            errors["retry_on"] = f"Retry outcomes are a subset of {', '.join(self.RETRY_OUTCOMES)}."
+        if self.exophone_id and self.account_id and self.exophone.account_id != self.account_id:
+            errors["exophone"] = "The Exophone must belong to the campaign's Exotel account."
+        if errors:
+            raise ValidationError(errors)
+
+    def transition(self, new: "Campaign.State") -> None:
+        check_transition(self.TRANSITIONS, self.state, new, what="A campaign")
+        self.state = new
+
+    @property
+    def progress(self) -> int:
+        """Percent of contacts whose outcome is final."""
+        return round(100 * self.contacts_done / self.contacts_total) if self.contacts_total else 0
+
+
+class CampaignEvent(models.Model):
+    """Every lifecycle change of a campaign, with who made it (None: the system)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="events")
+    action = models.CharField(max_length=30)
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+    at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-at"]
+
+    def __str__(self):
+        return f"{self.campaign}: {self.action}"
+
+
+class Contact(models.Model):
+    class State(models.TextChoices):
+        PENDING = "pending"  # due once next_attempt_at has passed
+        CALLING = "calling"  # an attempt is live
+        DONE = "done"  # final: see outcome
+        SKIPPED = "skipped"  # on the do-not-call list at dial time
+        CANCELLED = "cancelled"
+
+    TRANSITIONS = {
+        State.PENDING: {State.CALLING, State.SKIPPED, State.CANCELLED},
+        State.CALLING: {State.PENDING, State.DONE},
+    }
+    FINAL_STATES = [State.DONE, State.SKIPPED, State.CANCELLED]
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="contacts")
+    phone = models.CharField(max_length=20, validators=[validate_e164])
+    name = models.CharField(max_length=200, blank=True)
+    variables = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    outcome = models.CharField(max_length=20, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "phone"], name="one_contact_per_phone")]
+        # The dispatcher's query: due contacts of one campaign, oldest first.
+        indexes = [models.Index(fields=["campaign", "state", "next_attempt_at"], name="contact_due")]
+
+    def __str__(self):
+        return f"{self.name} {self.phone}".strip()
+
+    def transition(self, new: "Contact.State") -> None:
+        check_transition(self.TRANSITIONS, self.state, new, what="A contact")
+        self.state = new
+
+
+class DoNotCall(models.Model):
+    class Source(models.TextChoices):
+        UPLOAD = "upload"
+        OPT_OUT = "opt_out", "Opt-out during a call"
+        MANUAL = "manual"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="do_not_call")
+    phone = models.CharField(max_length=20, validators=[validate_e164])
+    reason = models.CharField(max_length=200, blank=True)
+    source = models.CharField(max_length=10, choices=Source.choices, default=Source.MANUAL)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "do-not-call number"
+        ordering = ["-created_at"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "phone"], name="one_dnc_entry_per_phone")]
+
+    def __str__(self):
+        return self.phone
+
+
+class Call(models.Model):
+    """One attempt to reach one contact."""
+
+    class State(models.TextChoices):
+        QUEUED = "queued"
+        DIALING = "dialing"
+        RINGING = "ringing"
+        IN_PROGRESS = "in-progress"
+        COMPLETED = "completed"
+        BUSY = "busy"
+        NO_ANSWER = "no-answer"
+        FAILED = "failed"
+        CANCELED = "canceled"
+        UNKNOWN = "unknown"  # the request may have reached Exotel; a callback or a timeout decides
+
+    _OUTCOMES = {State.COMPLETED, State.BUSY, State.NO_ANSWER, State.FAILED, State.CANCELED}
+    TRANSITIONS = {
+        # Back to queued only when Exotel certainly never saw the request (a transient error).
+        State.QUEUED: {State.DIALING, State.CANCELED, State.FAILED},
+        State.DIALING: {State.QUEUED, State.RINGING, State.IN_PROGRESS, State.UNKNOWN} | _OUTCOMES,
+        State.UNKNOWN: {State.RINGING, State.IN_PROGRESS} | _OUTCOMES,
+        State.RINGING: {State.IN_PROGRESS} | _OUTCOMES,
+        State.IN_PROGRESS: {State.COMPLETED, State.FAILED},
+    }
+    LIVE_STATES = [State.DIALING, State.RINGING, State.IN_PROGRESS, State.UNKNOWN]
+    FINAL_STATES = sorted(_OUTCOMES)
+    # Which timestamp each transition stamps; every final state stamps ended_at.
+    STAMPS = {State.DIALING: "dialed_at", State.RINGING: "ringing_at", State.IN_PROGRESS: "answered_at"}
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="calls")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="calls")
+    attempt = models.PositiveIntegerField()
+    phone = models.CharField(max_length=20)  # as dialled, kept here for search without a join
+    token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    exotel_sid = models.CharField(max_length=64, blank=True, db_index=True)
+    leg_sid = models.CharField(max_length=64, blank=True, db_index=True)
+    state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
+    created_at = models.DateTimeField(default=timezone.now)
+    dialed_at = models.DateTimeField(null=True, blank=True)
+    ringing_at = models.DateTimeField(null=True, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True)
+    ended_at = models.DateTimeField(null=True, blank=True)
+    duration = models.PositiveIntegerField(null=True, blank=True, help_text="Seconds.")
+    recording_url = models.URLField(blank=True, max_length=500)
+    disposition = models.CharField(max_length=100, blank=True)
+    disconnected_by = models.CharField(max_length=20, blank=True)
+    detailed_status = models.CharField(max_length=100, blank=True)
+    error = models.TextField(blank=True)
+    dead_air_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Legs: answer to first audio heard.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["contact", "attempt"], name="one_call_per_attempt")]
+        indexes = [
+            models.Index(fields=["campaign", "state"], name="call_campaign_state"),
+            models.Index(fields=["campaign", "-created_at", "-id"], name="call_campaign_page"),
+            models.Index(fields=["workspace", "-created_at", "-id"], name="call_workspace_page"),
+        ]
+
+    def __str__(self):
+        return f"{self.phone} #{self.attempt} ({self.state})"
+
+    def get_absolute_url(self):
+        return reverse("campaigns:call", args=[self.pk])
+
+    def transition(self, new: "Call.State", *, at: datetime.datetime | None = None) -> list[str]:
+        """Apply a state change and stamp its time; returns the fields to save."""
+        check_transition(self.TRANSITIONS, self.state, new, what="A call")
+        self.state = new
+        stamp = "ended_at" if new in self.FINAL_STATES else self.STAMPS.get(new)
+        if stamp is None:
+            return ["state"]
+        setattr(self, stamp, at or timezone.now())
+        return ["state", stamp]

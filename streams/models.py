@@ -1,0 +1,44 @@
+from django.db import models
+
+from campaigns.models import Call
+from tenancy.models import Workspace
+
+
+def recording_path(session: "StreamSession", filename: str) -> str:
+    return f"recordings/{session.workspace_id}/{session.started_at:%Y/%m/%d}/{filename}"
+
+
+class StreamSession(models.Model):
+    """One WebSocket stream from Exotel: what arrived, what we sent, how it ended."""
+
+    class Direction(models.TextChoices):
+        BIDIRECTIONAL = "bidirectional"  # VoiceBot applet
+        RECEIVE_ONLY = "receive_only", "Receive only"  # Stream applet
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, null=True, blank=True, related_name="streams")
+    stream_sid = models.CharField(max_length=64, blank=True, db_index=True)
+    direction = models.CharField(max_length=15, choices=Direction.choices, default=Direction.BIDIRECTIONAL)
+    bot_kind = models.CharField(max_length=10, blank=True)
+    sample_rate = models.PositiveIntegerField(default=8000)
+    custom_parameters = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField(null=True, blank=True)
+    stop_reason = models.CharField(max_length=30, blank=True)  # Exotel's stop.reason, or ours
+    close_code = models.PositiveIntegerField(null=True, blank=True)
+    frames_in = models.PositiveIntegerField(default=0)
+    frames_out = models.PositiveIntegerField(default=0)
+    bytes_in = models.PositiveBigIntegerField(default=0)
+    bytes_out = models.PositiveBigIntegerField(default=0)
+    bad_frames = models.PositiveIntegerField(default=0)
+    dtmf_digits = models.CharField(max_length=200, blank=True)
+    marks = models.JSONField(default=list, blank=True)
+    barge_in_ms = models.JSONField(default=list, blank=True, help_text="Caller's first loud frame to clear, each.")
+    caller_recording = models.FileField(upload_to=recording_path, blank=True)
+    bot_recording = models.FileField(upload_to=recording_path, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self):
+        return self.stream_sid or f"stream {self.pk}"

@@ -1,0 +1,27 @@
+from django.conf import settings
+from django.core.checks import Tags, Warning, register
+
+
+@register(Tags.security, deploy=True)
+def check_encryption_keys(app_configs, **kwargs):
+    if settings.FIELD_ENCRYPTION_KEYS:
+        return []
+    return [
+        Warning(
+            "FIELD_ENCRYPTION_KEYS is not set: Exotel credentials are encrypted with a key derived "
+            "from SECRET_KEY, so rotating SECRET_KEY would make them unreadable.",
+            id="tenancy.W001",
+        )
+    ]
+
+
+@register(Tags.security, deploy=True)
+def check_public_base_url(app_configs, **kwargs):
+    if settings.PUBLIC_BASE_URL.startswith("https://"):
+        return []
+    return [
+        Warning(
+            "PUBLIC_BASE_URL is not https: Exotel needs wss:// stream URLs with a valid certificate.",
+            id="tenancy.W002",
+        )
+    ]

@@ -1,0 +1,123 @@
+import secrets
+
+import phonenumbers
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+from tenancy.crypto import EncryptedTextField
+
+
+def new_token() -> str:
+    """An unguessable URL-safe token for webhook and stream URLs."""
+    return secrets.token_urlsafe(24)
+
+
+def validate_e164(value: str) -> None:
+    try:
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException as exc:
+        raise ValidationError(f"{value!r} is not a phone number in E.164 form (+919876543210).") from exc
+    if not phonenumbers.is_valid_number(number) or value != phonenumbers.format_number(
+        number, phonenumbers.PhoneNumberFormat.E164
+    ):
+        raise ValidationError(f"{value!r} is not a valid phone number in E.164 form (+919876543210).")
+
+
+class Workspace(models.Model):
+    """The tenant: every other row belongs to exactly one workspace."""
+
+    name = models.CharField(max_length=100)
+    slug = models.SlugField(max_length=50, unique=True)
+    time_zone = models.CharField(max_length=64, default=settings.DEFAULT_TIME_ZONE)
+    webhook_token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
+    # Optional HTTP Basic credentials that Exotel's Voicebot applet sends with each stream.
+    stream_username = models.CharField(max_length=100, blank=True)
+    stream_password = EncryptedTextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def rotate_webhook_token(self) -> None:
+        self.webhook_token = new_token()
+        self.save(update_fields=["webhook_token"])
+
+
+class Role(models.TextChoices):
+    # Ordered from least to most: each role can do everything the ones before it can.
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    ADMIN = "admin"
+    OWNER = "owner"
+
+    @property
+    def rank(self) -> int:
+        return list(Role).index(self)
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "workspace"], name="one_membership_per_workspace")]
+
+    def __str__(self):
+        return f"{self.user} in {self.workspace} ({self.role})"
+
+    def can(self, role: Role) -> bool:
+        return Role(self.role).rank >= Role(role).rank
+
+
+class ExotelAccount(models.Model):
+    class Region(models.TextChoices):
+        MUMBAI = "mumbai", "Mumbai (api.in.exotel.com)"
+        SINGAPORE = "singapore", "Singapore (api.exotel.com)"
+
+    class NumberForm(models.TextChoices):
+        # Exotel "prefers" E.164, yet some integrations only work with the national form.
+        E164 = "e164", "E.164 (+919876543210)"
+        NATIONAL = "national", "National with leading 0 (09876543210)"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="exotel_accounts")
+    label = models.CharField(max_length=100)
+    account_sid = models.CharField(max_length=64)
+    api_key = EncryptedTextField()
+    api_token = EncryptedTextField()
+    region = models.CharField(max_length=10, choices=Region.choices, default=Region.MUMBAI)
+    # Blank means the region's; set, it points the account elsewhere (the simulator, a proxy).
+    api_base_url = models.URLField(blank=True)
+    number_form = models.CharField(max_length=10, choices=NumberForm.choices, default=NumberForm.E164)
+    max_allowed_streams = models.PositiveIntegerField(null=True, blank=True)
+    active_streams = models.PositiveIntegerField(null=True, blank=True)
+    streams_read_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["label"]
+        constraints = [
+            models.UniqueConstraint(fields=["workspace", "account_sid"], name="one_account_sid_per_workspace")
+        ]
+
+    def __str__(self):
+        return f"{self.label} ({self.account_sid})"
+
+
+class Exophone(models.Model):
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="exophones")
+    account = models.ForeignKey(ExotelAccount, on_delete=models.CASCADE, related_name="exophones")
+    number = models.CharField(max_length=20, validators=[validate_e164])
+    label = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["number"]
+        constraints = [models.UniqueConstraint(fields=["account", "number"], name="one_exophone_per_account")]
+
+    def __str__(self):
+        return f"{self.number} {self.label}".strip()

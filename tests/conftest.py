@@ -1,0 +1,94 @@
+"""The cast, after healthchecks: alice owns acme, bob is a viewer in acme, charlie owns globex.
+
+Everything charlie asks of acme must look missing (404) and change nothing.
+"""
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+
+from campaigns.models import Call, Campaign, Contact
+from tenancy.models import Exophone, ExotelAccount, Membership, Role, Workspace
+
+PASSWORD = "correct horse battery staple"
+
+
+def make_user(email: str, workspace: Workspace, role: Role):
+    user = get_user_model().objects.create_user(username=email, email=email, password=PASSWORD)
+    Membership.objects.create(user=user, workspace=workspace, role=role)
+    return user
+
+
+def make_account(workspace: Workspace, **overrides) -> ExotelAccount:
+    fields = {"label": "Main", "account_sid": f"{workspace.slug}1", "api_key": "key-123456789", "api_token": "token-987654321"}
+    return ExotelAccount.objects.create(workspace=workspace, **{**fields, **overrides})
+
+
+def make_campaign(workspace: Workspace, **overrides) -> Campaign:
+    account = overrides.pop("account", None) or workspace.exotel_accounts.first() or make_account(workspace)
+    exophone = overrides.pop("exophone", None) or account.exophones.first() or Exophone.objects.create(
+        workspace=workspace, account=account, number="+918047491899", label="Main line"
+    )
+    return Campaign.objects.create(workspace=workspace, name="Renewals", account=account, exophone=exophone, **overrides)
+
+
+def make_contact(campaign: Campaign, **overrides) -> Contact:
+    fields = {"phone": f"+9198765{Contact.objects.count():05d}", "name": "Asha"}
+    return Contact.objects.create(workspace=campaign.workspace, campaign=campaign, **{**fields, **overrides})
+
+
+def make_call(campaign: Campaign, **overrides) -> Call:
+    contact = overrides.pop("contact", None) or make_contact(campaign)
+    fields = {"attempt": contact.attempts + 1, "phone": contact.phone}
+    return Call.objects.create(workspace=campaign.workspace, campaign=campaign, contact=contact, **{**fields, **overrides})
+
+
+@pytest.fixture
+def acme(db):
+    return Workspace.objects.create(name="Acme", slug="acme")
+
+
+@pytest.fixture
+def globex(db):
+    return Workspace.objects.create(name="Globex", slug="globex")
+
+
+@pytest.fixture
+def alice(acme):
+    return make_user("alice@example.org", acme, Role.OWNER)
+
+
+@pytest.fixture
+def bob(acme):
+    return make_user("bob@example.org", acme, Role.VIEWER)
+
+
+@pytest.fixture
+def charlie(globex):
+    return make_user("charlie@example.org", globex, Role.OWNER)
+
+
+def signed_in(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+@pytest.fixture
+def alice_client(alice):
+    return signed_in(alice)
+
+
+@pytest.fixture
+def bob_client(bob):
+    return signed_in(bob)
+
+
+@pytest.fixture
+def charlie_client(charlie):
+    return signed_in(charlie)
+
+
+@pytest.fixture
+def campaign(acme):
+    return make_campaign(acme)
