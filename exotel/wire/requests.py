@@ -1,0 +1,356 @@
+"""What we send to Exotel: accounts, request parameters, validation and one `Request` per call.
+
+Rule from the reference's field notes: be exact in what we send (the form Exotel's own sample code
+uses), liberal in what we accept. Each choice below carries a comment naming its source. Where the
+reference is silent we chose, and say so here:
+
+- `TimeOut` (flow ring timeout) and Legs `ring_timeout`: no published maximum; we only require a
+  positive integer no larger than the 14400 s call limit.
+- Flow `CallType`: only `trans` is documented, so it is the only value we send.
+- Flow `StatusCallbackEvents[]`: the flow form documents `terminal`, `answered`, `both`; we send the
+  PascalCase repeated key like the voice-AI form, so `both` is spelt as both events.
+- Legs `start_stream.content_type`: the only example says `audio/x-mulaw;rate=8000`, but the stream
+  protocol is 16-bit linear PCM, so we ask for `audio/x-l16;rate=<sample rate>`.
+- Custom stream parameters' 256-character budget counts the encoded `key=value` pairs joined by `&`.
+- The national dialled form is `0` + the national significant number (the field notes' example
+  `07314852338`), whatever the country.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+from urllib.parse import urlencode, urlsplit
+
+import phonenumbers
+
+from exotel.errors import ValidationError
+from exotel.wire.replies import (
+    ActionAccepted,
+    ActiveStreams,
+    CallInfo,
+    LegInfo,
+    Reply,
+    parse_action,
+    parse_active_streams,
+    parse_call,
+    parse_leg,
+)
+
+T = TypeVar("T")
+
+# Reference, "Connect Voice AI": Mumbai and Singapore hosts. Field notes: Legs live on cpaas-api.
+REGION_BASES = {
+    "mumbai": ("https://api.in.exotel.com", "https://cpaas-api.in.exotel.com"),
+    "singapore": ("https://api.exotel.com", "https://cpaas-api.exotel.com"),
+}
+NUMBER_FORMS = ("e164", "national")
+
+# Documented limits, checked before a request leaves.
+STREAM_URL_MAX = 600          # field notes: counts the whole URL with its query string
+CUSTOM_FIELD_MAX = 128
+STREAM_NAME_MAX = 32
+TIME_LIMIT_MAX = 14400
+SAMPLE_RATES = (8000, 16000, 24000)
+CUSTOM_PARAMS_MAX = 3
+CUSTOM_PARAMS_CHARS_MAX = 256
+CALLBACK_EVENTS = ("answered", "terminal", "ringing")
+FLOW_CALLBACK_EVENTS = ("answered", "terminal")
+CALLBACK_CONTENT_TYPES = ("application/json", "multipart/form-data")
+RECORDING_CHANNELS = ("single", "dual")
+STREAM_DIRECTIONS = ("bidirectional", "unidirectional")
+# Field notes: hang-up is an ExoML action, not a named one.
+HANGUP_EXOML = "<Flow><Hangup/></Flow>"
+_SID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+
+@dataclass(frozen=True)
+class Account:
+    """An Exotel account. `base_url_override` (e.g. the simulator) replaces both API hosts."""
+
+    account_sid: str
+    api_key: str = field(repr=False)
+    api_token: str = field(repr=False)
+    region: str = "mumbai"
+    base_url_override: str = ""
+    number_form: str = "e164"
+
+    def __post_init__(self) -> None:
+        if not _SID.match(self.account_sid):
+            raise ValidationError("account_sid", "must be letters, digits, '-' or '_'")
+        if self.region not in REGION_BASES and not self.base_url_override:
+            raise ValidationError("region", f"must be one of {', '.join(REGION_BASES)}")
+        if self.number_form not in NUMBER_FORMS:
+            raise ValidationError("number_form", f"must be one of {', '.join(NUMBER_FORMS)}")
+
+    @property
+    def api_base(self) -> str:
+        return self.base_url_override.rstrip("/") or REGION_BASES[self.region][0]
+
+    @property
+    def cpaas_base(self) -> str:
+        return self.base_url_override.rstrip("/") or REGION_BASES[self.region][1]
+
+
+# --- parameters -------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class BotCall:
+    """Connect Voice AI: dial `number` (E.164) and stream the answered call to `stream_url`."""
+
+    number: str
+    caller_id: str
+    stream_url: str
+    record: bool = False
+    recording_channels: str = ""
+    time_limit: int | None = None
+    custom_field: str = ""
+    status_callback: str = ""
+    status_callback_events: tuple[str, ...] = ()
+    status_callback_content_type: str = ""
+    stream_name: str = ""
+
+
+@dataclass(frozen=True)
+class FlowCall:
+    """Connect through a flow whose Voicebot applet points at the bot."""
+
+    number: str
+    caller_id: str
+    flow_url: str
+    call_type: str = "trans"
+    time_limit: int | None = None
+    timeout: int | None = None
+    custom_field: str = ""
+    status_callback: str = ""
+    status_callback_events: tuple[str, ...] = ()
+    status_callback_content_type: str = ""
+
+
+@dataclass(frozen=True)
+class NewLeg:
+    """Legs API v2: dial a leg; its lifecycle events go to `leg_event_endpoint` (HTTPS form)."""
+
+    number: str
+    exophone: str
+    leg_event_endpoint: str
+    custom_param: str = ""
+    ring_timeout: int | None = None
+    time_limit: int | None = None
+
+
+@dataclass(frozen=True)
+class Request(Generic[T]):
+    """One request, described once and sent by either client. `parse` reads a 2xx reply."""
+
+    method: str
+    url: str
+    parse: Callable[[Reply], T]
+    form: tuple[tuple[str, str], ...] = ()
+    json: Mapping[str, Any] | None = None
+    idempotent: bool = False
+
+
+
+# --- validation -------------------------------------------------------------------------------
+
+def _check_number(name: str, value: str) -> phonenumbers.PhoneNumber:
+    # Reference: `from` is E.164. We store E.164 and only format for dialling at the edge.
+    if not re.fullmatch(r"\+[1-9]\d{6,14}", value or ""):
+        raise ValidationError(name, f"must be an E.164 number like +919876543210, got {value!r}")
+    parsed = phonenumbers.parse(value)
+    if not phonenumbers.is_possible_number(parsed):
+        raise ValidationError(name, f"{value!r} is not a possible phone number")
+    return parsed
+
+
+def dialled_number(e164: str, form: str, *, field_name: str = "From") -> str:
+    """The number as sent to Exotel: E.164, or national with a leading 0 (per-account setting)."""
+    parsed = _check_number(field_name, e164)
+    if form == "national":
+        # Field notes: some integrations only worked with `07314852338`-style national numbers.
+        return "0" + phonenumbers.national_significant_number(parsed)
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
+def _check_required(name: str, value: str) -> None:
+    if not value or not value.strip():
+        raise ValidationError(name, "is required")
+
+
+def _check_max_len(name: str, value: str, limit: int) -> None:
+    if len(value) > limit:
+        raise ValidationError(name, f"must be at most {limit} characters, got {len(value)}")
+
+
+def _check_url(name: str, url: str, schemes: tuple[str, ...], limit: int = 2000) -> None:
+    parts = urlsplit(url or "")
+    if parts.scheme not in schemes or not parts.netloc:
+        raise ValidationError(name, f"must be a {'/'.join(schemes)} URL, got {url!r}")
+    _check_max_len(name, url, limit)
+
+
+def _check_seconds(name: str, value: int | None, limit: int = TIME_LIMIT_MAX) -> None:
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or not 0 < value <= limit):
+        raise ValidationError(name, f"must be an integer number of seconds from 1 to {limit}")
+
+
+def _check_choice(name: str, value: str, allowed: tuple[str, ...]) -> None:
+    if value and value not in allowed:
+        raise ValidationError(name, f"must be one of {', '.join(allowed)}, got {value!r}")
+
+
+def _check_sid(name: str, value: str) -> None:
+    if not _SID.match(value or ""):
+        raise ValidationError(name, f"is not a valid SID: {value!r}")
+
+
+def _callback_fields(status_callback: str, events: tuple[str, ...], content_type: str,
+                     allowed_events: tuple[str, ...]) -> list[tuple[str, str]]:
+    if status_callback:
+        _check_url("StatusCallback", status_callback, ("http", "https"))
+    if events and not status_callback:
+        raise ValidationError("StatusCallbackEvents", "needs a StatusCallback URL")
+    for event in events:
+        _check_choice("StatusCallbackEvents", event, allowed_events)
+    _check_choice("StatusCallbackContentType", content_type, CALLBACK_CONTENT_TYPES)
+    out = [("StatusCallback", status_callback)] if status_callback else []
+    # Field notes: the array is sent by repeating the key once per event.
+    out += [("StatusCallbackEvents[]", event) for event in events]
+    if content_type:
+        out.append(("StatusCallbackContentType", content_type))
+    return out
+
+
+def build_stream_url(base_ws_url: str, *, sample_rate: int = 8000,
+                     custom_parameters: Mapping[str, str] | None = None) -> str:
+    """The Voicebot URL with `?sample-rate=` and up to 3 custom parameters, all limits checked."""
+    _check_url("StreamUrl", base_ws_url, ("ws", "wss"), STREAM_URL_MAX)
+    if sample_rate not in SAMPLE_RATES:
+        raise ValidationError("sample-rate", f"must be one of {SAMPLE_RATES}, got {sample_rate!r}")
+    params = dict(custom_parameters or {})
+    if len(params) > CUSTOM_PARAMS_MAX:
+        raise ValidationError("custom_parameters", f"at most {CUSTOM_PARAMS_MAX} parameters")
+    if "sample-rate" in params:
+        raise ValidationError("custom_parameters", "'sample-rate' is reserved")
+    encoded = urlencode(params)
+    _check_max_len("custom_parameters", encoded, CUSTOM_PARAMS_CHARS_MAX)
+    query = urlencode({"sample-rate": sample_rate}) + (f"&{encoded}" if encoded else "")
+    url = base_ws_url + ("&" if "?" in base_ws_url else "?") + query
+    _check_max_len("StreamUrl", url, STREAM_URL_MAX)
+    return url
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+def _connect_url(account: Account) -> str:
+    # Field notes: PascalCase path; the `.json` suffix is what makes the answer JSON, not XML.
+    return f"{account.api_base}/v1/Accounts/{account.account_sid}/Calls/connect.json"
+
+
+def _legs_url(account: Account) -> str:
+    # Field notes: Legs API lives on the cpaas-api host, lower-case v2 path, JSON bodies.
+    return f"{account.cpaas_base}/v2/accounts/{account.account_sid}/legs"
+
+
+def _common_call_fields(account: Account, number: str, caller_id: str, time_limit: int | None,
+                        custom_field: str) -> list[tuple[str, str]]:
+    _check_required("CallerId", caller_id)
+    _check_seconds("TimeLimit", time_limit)
+    _check_max_len("CustomField", custom_field, CUSTOM_FIELD_MAX)
+    fields = [("From", dialled_number(number, account.number_form)), ("CallerId", caller_id)]
+    if time_limit is not None:
+        fields.append(("TimeLimit", str(time_limit)))
+    if custom_field:
+        fields.append(("CustomField", custom_field))
+    return fields
+
+
+def connect_to_bot(account: Account, call: BotCall) -> Request[CallInfo]:
+    fields = _common_call_fields(account, call.number, call.caller_id, call.time_limit, call.custom_field)
+    _check_url("StreamUrl", call.stream_url, ("ws", "wss"), STREAM_URL_MAX)
+    _check_choice("RecordingChannels", call.recording_channels, RECORDING_CHANNELS)
+    _check_max_len("StreamName", call.stream_name, STREAM_NAME_MAX)
+    fields += [("StreamUrl", call.stream_url), ("StreamType", "bidirectional")]
+    if call.record:
+        fields.append(("Record", "true"))
+    if call.recording_channels:
+        fields.append(("RecordingChannels", call.recording_channels))
+    if call.stream_name:
+        fields.append(("StreamName", call.stream_name))
+    fields += _callback_fields(call.status_callback, call.status_callback_events,
+                               call.status_callback_content_type, CALLBACK_EVENTS)
+    return Request("POST", _connect_url(account), parse_call, form=tuple(fields))
+
+
+def connect_to_flow(account: Account, call: FlowCall) -> Request[CallInfo]:
+    fields = _common_call_fields(account, call.number, call.caller_id, call.time_limit, call.custom_field)
+    _check_url("Url", call.flow_url, ("http", "https"))
+    _check_choice("CallType", call.call_type, ("trans",))
+    _check_seconds("TimeOut", call.timeout)
+    fields.append(("Url", call.flow_url))
+    if call.call_type:
+        fields.append(("CallType", call.call_type))
+    if call.timeout is not None:
+        fields.append(("TimeOut", str(call.timeout)))
+    fields += _callback_fields(call.status_callback, call.status_callback_events,
+                               call.status_callback_content_type, FLOW_CALLBACK_EVENTS)
+    return Request("POST", _connect_url(account), parse_call, form=tuple(fields))
+
+
+def create_leg(account: Account, leg: NewLeg) -> Request[LegInfo]:
+    _check_required("exophone", leg.exophone)
+    # We implement the HTTPS form of leg events (field notes); the gRPC proto is not published.
+    _check_url("leg_event_endpoint", leg.leg_event_endpoint, ("http", "https"))
+    _check_seconds("ring_timeout", leg.ring_timeout)
+    _check_seconds("time_limit", leg.time_limit)
+    _check_max_len("custom_param", leg.custom_param, CUSTOM_FIELD_MAX)
+    body: dict[str, Any] = {
+        "contact_uri": dialled_number(leg.number, account.number_form, field_name="contact_uri"),
+        "exophone": leg.exophone,
+        "leg_event_endpoint": leg.leg_event_endpoint,
+    }
+    optional = {"custom_param": leg.custom_param, "ring_timeout": leg.ring_timeout,
+                "time_limit": leg.time_limit}
+    body.update({k: v for k, v in optional.items() if v not in (None, "")})
+    return Request("POST", _legs_url(account), parse_leg, json=body)
+
+
+def leg_action(account: Account, leg_sid: str, action: str, body: Mapping[str, Any]) -> Request[ActionAccepted]:
+    """A Legs action; `action` is e.g. `start_stream`, or "" for the ExoML endpoint (hang-up)."""
+    _check_sid("leg_sid", leg_sid)
+    url = f"{_legs_url(account)}/{leg_sid}/actions" + (f"/{action}" if action else "")
+    return Request("POST", url, parse_action, json=dict(body))
+
+
+def start_stream(account: Account, leg_sid: str, *, url: str, sample_rate: int = 8000,
+                 direction: str = "bidirectional") -> Request[ActionAccepted]:
+    _check_url("url", url, ("ws", "wss"), STREAM_URL_MAX)
+    _check_choice("direction", direction, STREAM_DIRECTIONS)
+    if sample_rate not in SAMPLE_RATES:
+        raise ValidationError("content_type", f"sample rate must be one of {SAMPLE_RATES}")
+    body = {"direction": direction, "url": url, "content_type": f"audio/x-l16;rate={sample_rate}"}
+    return leg_action(account, leg_sid, "start_stream", body)
+
+
+def start_say(account: Account, leg_sid: str, text: str, loop: int = 0) -> Request[ActionAccepted]:
+    _check_required("text", text)
+    if isinstance(loop, bool) or not isinstance(loop, int) or loop < 0:
+        raise ValidationError("loop", "must be a non-negative integer")
+    return leg_action(account, leg_sid, "start_say", {"text": text, "loop": loop})
+
+
+def stop_say(account: Account, leg_sid: str) -> Request[ActionAccepted]:
+    return leg_action(account, leg_sid, "stop_say", {})
+
+
+def hangup_leg(account: Account, leg_sid: str) -> Request[ActionAccepted]:
+    return leg_action(account, leg_sid, "", {"exoml": HANGUP_EXOML})
+
+
+def active_streams(account: Account) -> Request[ActiveStreams]:
+    # Field notes: this path is case-sensitive, PascalCase, and has no `.json` suffix.
+    url = f"{account.api_base}/v1/Accounts/{account.account_sid}/ActiveStreams"
+    return Request("GET", url, parse_active_streams, idempotent=True)
