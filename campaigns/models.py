@@ -109,6 +109,12 @@ class Campaign(models.Model):
     calls_no_answer = models.PositiveIntegerField(default=0)
     calls_failed = models.PositiveIntegerField(default=0)
     talk_seconds = models.PositiveBigIntegerField(default=0)
+    # Dispatcher state (campaigns/schedule.py): a token bucket of calls that may start, the rate
+    # factor that a 429 lowers and time restores, and when Exotel asked us to hold off until.
+    pace_credit = models.FloatField(default=0)
+    paced_at = models.DateTimeField(null=True, blank=True)
+    pace_factor = models.FloatField(default=1.0)
+    backoff_until = models.DateTimeField(null=True, blank=True)
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -278,6 +284,7 @@ class Call(models.Model):
     detailed_status = models.CharField(max_length=100, blank=True)
     error = models.TextField(blank=True)
     dead_air_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Legs: answer to first audio heard.")
+    greeting_ended_at = models.DateTimeField(null=True, blank=True, help_text="Legs: Exotel's say_completed.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "attempt"], name="one_call_per_attempt")]
