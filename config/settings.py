@@ -10,10 +10,11 @@ from pathlib import Path
 import environ
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = BASE_DIR / "var"  # runtime state of the embedded defaults (SQLite, queue, media)
-
 env = environ.Env()
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# Runtime state of the embedded defaults: the SQLite file, the filesystem queue, media.
+VAR_DIR = Path(env("VAR_DIR", default=str(BASE_DIR / "var")))
 
 SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me-0123456789abcdefghijklmnop")
 DEBUG = env.bool("DEBUG", default=False)
@@ -82,8 +83,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "timeout": 10,
     }
 else:
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
     # Concurrent writers (web, worker, beat) wait for the lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
+    # A file, not memory, so end-to-end tests' daphne and worker processes see the test data.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="")
@@ -97,11 +101,13 @@ else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     # kombu's filesystem transport lets web, worker and beat on one machine share a queue.
     CELERY_BROKER_URL = "filesystem://"
-    _queue = VAR_DIR / "queue"
+    _queue, _control = VAR_DIR / "queue", VAR_DIR / "queue-control"
+    for _folder in (_queue, _control):
+        _folder.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(_queue),
         "data_folder_out": str(_queue),
-        "control_folder": str(VAR_DIR / "queue-control"),
+        "control_folder": str(_control),
     }
     CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True

@@ -1,0 +1,161 @@
+"""Real processes for end-to-end tests: daphne, Celery worker and beat, the Exotel simulator.
+
+Each runs on a free loopback port against the test database (use the `transactional_db` fixture
+so that what a test writes is committed and visible to them), logs to a file that is printed when
+it fails to start, and is stopped at teardown. Nothing here is mocked.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from django.conf import settings
+from django.db import connection
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen
+    log: Path
+    url: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        """Die at once, as a crashed machine would: no cleanup, no acknowledgements."""
+        self.process.kill()
+        self.process.wait()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate: Callable[[], object], *, timeout: float, what: str, interval: float = 0.1):
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+def test_database_url() -> str:
+    """The URL of the database this test session uses, for the processes it starts."""
+    db = connection.settings_dict
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        return f"sqlite:///{db['NAME']}"
+    user = db["USER"] or "postgres"
+    return f"postgres://{user}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def environment(public_base_url: str = "", **extra: str) -> dict[str, str]:
+    """The environment of a started process: this test run's database, secrets and storage."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": test_database_url(),
+        "SECRET_KEY": settings.SECRET_KEY,
+        "FIELD_ENCRYPTION_KEYS": ",".join(settings.FIELD_ENCRYPTION_KEYS),
+        "MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
+    if public_base_url:
+        env["PUBLIC_BASE_URL"] = public_base_url
+    return env
+
+
+def _start(name: str, argv: list[str], *, env: dict, log_dir: Path, url: str = "") -> Service:
+    log = log_dir / f"{name}.log"
+    handle = log.open("w")
+    process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
+    return Service(name, process, log, url)
+
+
+def _ready(service: Service, predicate: Callable[[], object], timeout: float = 30) -> Service:
+    def up():
+        if service.process.poll() is not None:
+            raise RuntimeError(f"{service.name} exited with {service.process.returncode}:\n{service.output()}")
+        return predicate()
+
+    try:
+        wait_until(up, timeout=timeout, what=f"{service.name} to start")
+    except TimeoutError:
+        service.stop()
+        raise TimeoutError(f"{service.name} did not start:\n{service.output()}") from None
+    return service
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=1).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def start_daphne(log_dir: Path, *, port: int | None = None, **extra_env: str) -> Service:
+    """daphne serving config.asgi; PUBLIC_BASE_URL is its own loopback address."""
+    port = port or free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    service = _start("daphne", argv, env=environment(url, **extra_env), log_dir=log_dir, url=url)
+    return _ready(service, lambda: _answers(f"{url}/login/"))
+
+
+def start_worker(log_dir: Path, *, public_base_url: str, name: str = "worker", **extra_env: str) -> Service:
+    """A Celery worker; --purge drops messages left by an earlier run on the same broker."""
+    argv = [sys.executable, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2",
+            "--purge", "--without-gossip", "--without-mingle", "-n", f"{name}-{os.getpid()}@%h"]
+    service = _start(name, argv, env=environment(public_base_url, **extra_env), log_dir=log_dir)
+    return _ready(service, lambda: " ready." in service.output())
+
+
+def start_beat(log_dir: Path, *, public_base_url: str, **extra_env: str) -> Service:
+    argv = [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO",
+            "-s", str(log_dir / "beat-schedule")]
+    service = _start("beat", argv, env=environment(public_base_url, **extra_env), log_dir=log_dir)
+    return _ready(service, lambda: "beat: Starting" in service.output())
+
+
+def start_simulator(log_dir: Path, *accounts: str, config: Path | None = None, seed: int = 1,
+                    strict: bool = False) -> Service:
+    """The Exotel simulator; accounts as "SID:KEY:TOKEN". Its JSONL wire log is extra["wire_log"]."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    wire_log = log_dir / "simulator.jsonl"
+    argv = [sys.executable, "-m", "exotel.simulator", "--host", "127.0.0.1", "--port", str(port),
+            "--log", str(wire_log), "--seed", str(seed)]
+    for account in accounts:
+        argv += ["--account", account]
+    if config:
+        argv += ["--config", str(config)]
+    if strict:
+        argv.append("--strict")
+    service = _start("simulator", argv, env={**os.environ, "PYTHONUNBUFFERED": "1"}, log_dir=log_dir, url=url)
+    service.extra["wire_log"] = wire_log
+    return _ready(service, lambda: _answers(f"{url}/_sim/health"))
