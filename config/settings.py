@@ -89,6 +89,7 @@ else:
     # A file, not memory, so end-to-end tests' daphne and worker processes see the test data.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now: a bare host in a URL field means https
 
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:

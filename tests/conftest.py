@@ -29,7 +29,8 @@ def make_campaign(workspace: Workspace, **overrides) -> Campaign:
     exophone = overrides.pop("exophone", None) or account.exophones.first() or Exophone.objects.create(
         workspace=workspace, account=account, number="+918047491899", label="Main line"
     )
-    return Campaign.objects.create(workspace=workspace, name="Renewals", account=account, exophone=exophone, **overrides)
+    fields = {"name": "Renewals", "account": account, "exophone": exophone}
+    return Campaign.objects.create(workspace=workspace, **{**fields, **overrides})
 
 
 def make_contact(campaign: Campaign, **overrides) -> Contact:
