@@ -1,11 +1,28 @@
 from django.urls import path
 
-from campaigns import views
+from campaigns.views import calls, campaigns, contacts
 
 app_name = "campaigns"
 urlpatterns = [
-    path("", views.overview, name="overview"),
-    path("campaigns/", views.campaign_list, name="list"),
-    path("campaigns/<int:pk>/", views.campaign_detail, name="detail"),
-    path("calls/<int:pk>/", views.call_detail, name="call"),
+    path("", campaigns.overview, name="overview"),
+    path("campaigns/", campaigns.campaign_list, name="list"),
+    path("campaigns/new/", campaigns.campaign_create, name="create"),
+    path("campaigns/<int:pk>/", campaigns.campaign_detail, name="detail"),
+    path("campaigns/<int:pk>/edit/", campaigns.campaign_edit, name="edit"),
+    path("campaigns/<int:pk>/counters.json", campaigns.campaign_counters, name="counters"),
+    path("campaigns/<int:pk>/calls.csv", campaigns.campaign_export, name="export"),
+    *[
+        path(f"campaigns/<int:pk>/{action}/", campaigns.campaign_action, {"action": action}, name=action)
+        for action in campaigns.ACTIONS
+    ],
+    path("campaigns/<int:pk>/contacts/upload/", contacts.upload, name="upload"),
+    path("campaigns/<int:pk>/contacts/preview/<str:key>/", contacts.preview, name="preview"),
+    path("campaigns/<int:pk>/contacts/import/", contacts.confirm_import, name="import"),
+    path("calls/", calls.call_list, name="calls"),
+    path("calls/<int:pk>/", calls.call_detail, name="call"),
+    path("calls/<int:pk>/streams/<int:stream_pk>/<str:track>/", calls.call_recording, name="recording"),
+    path("do-not-call/", contacts.dnc_list, name="dnc"),
+    path("do-not-call/add/", contacts.dnc_add, name="dnc_add"),
+    path("do-not-call/import/", contacts.dnc_import, name="dnc_import"),
+    path("do-not-call/<int:pk>/remove/", contacts.dnc_remove, name="dnc_remove"),
 ]

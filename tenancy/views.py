@@ -1,9 +1,15 @@
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from tenancy import access
+from campaigns import accounts
+from exotel.errors import ExotelError
+from tenancy import access, members
+from tenancy.access import role_required, scoped
+from tenancy.forms import ExophoneForm, ExotelAccountForm, MemberForm, RoleForm
+from tenancy.models import Exophone, ExotelAccount, Membership, Role
 
 
 @require_POST
@@ -14,3 +20,106 @@ def switch(request):
     if not url_has_allowed_host_and_scheme(target, allowed_hosts={request.get_host()}):
         target = "/"
     return redirect(target)
+
+
+@role_required(Role.VIEWER)
+def account_list(request):
+    return render(request, "tenancy/accounts.html", {
+        "accounts": scoped(request, ExotelAccount).prefetch_related("exophones"),
+    })
+
+
+@role_required(Role.ADMIN)
+def account_form(request, pk=None):
+    account = get_object_or_404(scoped(request, ExotelAccount), pk=pk) if pk else None
+    form = ExotelAccountForm(request.POST or None, instance=account, workspace=request.workspace)
+    if form.is_valid():
+        account = form.save()
+        messages.success(request, f"Exotel account {account.label} saved. Test its connection below.")
+        return redirect("tenancy:accounts")
+    return render(request, "tenancy/account_form.html", {"form": form, "account": account})
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def account_test(request, pk):
+    """Ask Exotel for the account's stream capacity; show the figures or Exotel's exact error."""
+    account = get_object_or_404(scoped(request, ExotelAccount), pk=pk)
+    try:
+        accounts.refresh_stream_capacity(account, force=True)
+    except ExotelError as exc:
+        messages.error(request, f"{account.label}: {type(exc).__name__}: {exc}")
+    else:
+        messages.success(
+            request,
+            f"{account.label}: connected. {account.active_streams} of {account.max_allowed_streams} streams in use.",
+        )
+    return redirect("tenancy:accounts")
+
+
+@role_required(Role.ADMIN)
+def exophone_form(request, pk=None):
+    exophone = get_object_or_404(scoped(request, Exophone), pk=pk) if pk else None
+    form = ExophoneForm(request.POST or None, instance=exophone, workspace=request.workspace,
+                        initial={"account": request.GET.get("account")})
+    if form.is_valid():
+        exophone = form.save()
+        messages.success(request, f"Exophone {exophone.number} saved.")
+        return redirect("tenancy:accounts")
+    return render(request, "tenancy/exophone_form.html", {"form": form, "exophone": exophone})
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def exophone_delete(request, pk):
+    exophone = get_object_or_404(scoped(request, Exophone), pk=pk)
+    if exophone.campaigns.exists():
+        messages.error(request, f"{exophone.number} is used by a campaign: change the campaign first.")
+    else:
+        exophone.delete()
+        messages.success(request, f"Exophone {exophone.number} removed.")
+    return redirect("tenancy:accounts")
+
+
+@role_required(Role.ADMIN)
+def member_list(request):
+    form = MemberForm(request.POST or None)
+    if form.is_valid():
+        try:
+            membership = members.add_member(request.workspace, actor=request.membership, **form.cleaned_data)
+        except members.MembershipRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"{membership.user.email} added as {membership.role}.")
+            return redirect("tenancy:members")
+    memberships = scoped(request, Membership).select_related("user").order_by("user__email")
+    return render(request, "tenancy/members.html", {"form": form, "memberships": memberships, "roles": Role.choices})
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def member_role(request, pk):
+    membership = get_object_or_404(scoped(request, Membership).select_related("user"), pk=pk)
+    form = RoleForm(request.POST)
+    try:
+        if not form.is_valid():
+            raise members.MembershipRefused("Choose a role.")
+        members.change_role(membership, form.cleaned_data["role"], actor=request.membership)
+    except members.MembershipRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{membership.user.email} is now {membership.role}.")
+    return redirect("tenancy:members")
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def member_remove(request, pk):
+    membership = get_object_or_404(scoped(request, Membership).select_related("user"), pk=pk)
+    try:
+        members.remove_member(membership, actor=request.membership)
+    except members.MembershipRefused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"{membership.user.email} removed from {request.workspace.name}.")
+    return redirect("tenancy:members")

@@ -1,0 +1,59 @@
+"""The workspace's do-not-call list: numbers the dialer must never ring, added by hand, file or opt-out."""
+
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from campaigns import imports
+from campaigns.models import DoNotCall
+from tenancy.models import Workspace
+
+
+class NotAPhoneNumber(ValueError):
+    pass
+
+
+def add_number(workspace: Workspace, raw: str, *, region: str, reason: str = "",
+               source: str = DoNotCall.Source.MANUAL) -> tuple[DoNotCall, bool]:
+    """Put a number on the list (idempotent); returns (entry, created)."""
+    phone = imports.normalise(raw.strip(), region)
+    if phone is None:
+        raise NotAPhoneNumber(f"{raw!r} is not a valid phone number.")
+    return DoNotCall.objects.get_or_create(
+        workspace=workspace, phone=phone, defaults={"reason": reason, "source": source}
+    )
+
+
+@dataclass
+class ListReport:
+    added: int = 0
+    already: int = 0
+    errors: list[imports.RowError] = field(default_factory=list)
+
+
+@transaction.atomic
+def import_numbers(workspace: Workspace, text: str, *, region: str, reason: str = "") -> ListReport:
+    """Add every valid number of a CSV (a phone column, other columns ignored) to the list."""
+    _, _, rows = imports.read_rows(text)
+    report = ListReport()
+    seen: dict[str, int] = {}
+    for row in rows:
+        phone = imports.normalise(row.raw_phone, region) if row.raw_phone else None
+        if phone is None:
+            report.errors.append(imports.RowError(row.line, row.raw_phone, "invalid phone number"))
+        elif phone in seen:
+            report.errors.append(imports.RowError(row.line, phone, f"duplicate of line {seen[phone]}"))
+        else:
+            seen[phone] = row.line
+    phones = list(seen)
+    existing = imports.existing_phones(DoNotCall.objects.filter(workspace=workspace), phones)
+    fresh = [
+        DoNotCall(workspace=workspace, phone=p, reason=reason, source=DoNotCall.Source.UPLOAD)
+        for p in phones
+        if p not in existing
+    ]
+    for chunk in imports.chunks(fresh):
+        # A concurrent add of the same number is the same wish, not an error.
+        DoNotCall.objects.bulk_create(chunk, ignore_conflicts=True)
+    report.added, report.already = len(fresh), len(existing)
+    return report

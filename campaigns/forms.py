@@ -1,0 +1,132 @@
+import zoneinfo
+
+import phonenumbers
+from django import forms
+from django.utils import timezone
+
+from campaigns.models import Call, Campaign
+from tenancy.models import Exophone, ExotelAccount
+
+WEEKDAYS = [(1, "Mon"), (2, "Tue"), (3, "Wed"), (4, "Thu"), (5, "Fri"), (6, "Sat"), (7, "Sun")]
+REGIONS = sorted(
+    ((r, f"{r} (+{phonenumbers.country_code_for_region(r)})") for r in phonenumbers.SUPPORTED_REGIONS),
+)
+DEFAULT_REGION = "IN"
+MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+
+
+def in_zone(value, zone: str):
+    """A datetime typed as wall-clock time (parsed in the server's zone) re-read in `zone`."""
+    if value is None:
+        return None
+    return timezone.make_naive(value).replace(tzinfo=zoneinfo.ZoneInfo(zone))
+
+
+class CampaignForm(forms.ModelForm):
+    weekdays = forms.TypedMultipleChoiceField(
+        choices=WEEKDAYS, coerce=int, widget=forms.CheckboxSelectMultiple, label="Calling days"
+    )
+    retry_on = forms.MultipleChoiceField(
+        choices=[(o, o) for o in Campaign.RETRY_OUTCOMES], widget=forms.CheckboxSelectMultiple,
+        required=False, label="Retry when the call was",
+    )
+    bot_settings = forms.JSONField(
+        required=False, widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+        help_text="A JSON object; its format depends on the bot, see beside.",
+    )
+    time_zone = forms.CharField(max_length=64, help_text="IANA name, e.g. Asia/Kolkata.")
+
+    class Meta:
+        model = Campaign
+        fields = [
+            "name", "account", "exophone", "connect_mode", "flow_url", "greeting_text", "bot_kind", "bot_settings",
+            "sample_rate", "recording", "time_limit", "starts_at", "ends_at", "time_zone", "window_start",
+            "window_end", "weekdays", "calls_per_minute", "max_concurrent", "max_attempts", "retry_after_minutes",
+            "retry_on",
+        ]
+        widgets = {
+            "starts_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+            "ends_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+            "window_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "window_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "greeting_text": forms.TextInput(),
+        }
+        labels = {"calls_per_minute": "Pacing (calls per minute)", "max_concurrent": "Concurrent calls cap"}
+        help_texts = {
+            "starts_at": "Optional; in the campaign's time zone.",
+            "ends_at": "Optional; in the campaign's time zone.",
+            "greeting_text": "Legs mode: said while the stream starts, so the caller hears no dead air.",
+            "flow_url": "Flow mode: the Exotel flow whose Voicebot applet points at this app.",
+        }
+
+    def __init__(self, *args, workspace, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["account"].queryset = ExotelAccount.objects.filter(workspace=workspace)
+        self.fields["exophone"].queryset = Exophone.objects.filter(workspace=workspace)
+        self.fields["bot_settings"].widget.attrs["aria-describedby"] = "bot-settings-format"
+        zone = zoneinfo.ZoneInfo(self.instance.time_zone)
+        # Show stored UTC instants as wall-clock time in the campaign's zone, as they were typed.
+        for name in ("starts_at", "ends_at"):
+            value = getattr(self.instance, name)
+            if value and not self.is_bound:
+                self.initial[name] = value.astimezone(zone).replace(tzinfo=None)
+
+    def clean_time_zone(self):
+        value = self.cleaned_data["time_zone"].strip()
+        if value not in zoneinfo.available_timezones():
+            raise forms.ValidationError(f"{value!r} is not a time zone name such as Asia/Kolkata.")
+        return value
+
+    def clean_bot_settings(self):
+        value = self.cleaned_data["bot_settings"]
+        if value in (None, ""):
+            return {}
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Bot settings must be a JSON object: {…}.")
+        return value
+
+    def clean(self):
+        data = super().clean()
+        zone = data.get("time_zone")
+        if zone:
+            for name in ("starts_at", "ends_at"):
+                data[name] = in_zone(data.get(name), zone)
+                setattr(self.instance, name, data[name])
+        return data
+
+
+class UploadForm(forms.Form):
+    file = forms.FileField(label="CSV file", help_text="First line: column names; one must be phone.")
+    region = forms.ChoiceField(
+        choices=REGIONS, initial=DEFAULT_REGION, label="Country of numbers without +",
+    )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        if upload.size > MAX_UPLOAD_BYTES:
+            raise forms.ValidationError(f"The file is larger than {MAX_UPLOAD_BYTES // 2**20} MB: split it.")
+        return upload
+
+
+class ConfirmImportForm(forms.Form):
+    key = forms.CharField(widget=forms.HiddenInput)
+    region = forms.ChoiceField(choices=REGIONS, widget=forms.HiddenInput)
+
+
+class DoNotCallForm(forms.Form):
+    phone = forms.CharField(max_length=30)
+    reason = forms.CharField(max_length=200, required=False)
+    region = forms.ChoiceField(choices=REGIONS, initial=DEFAULT_REGION, label="Country if no +")
+
+
+class CallFilterForm(forms.Form):
+    campaign = forms.ModelChoiceField(queryset=Campaign.objects.none(), required=False, empty_label="All campaigns")
+    state = forms.ChoiceField(choices=[("", "Any state"), *Call.State.choices], required=False)
+    disposition = forms.CharField(max_length=100, required=False)
+    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    phone = forms.CharField(max_length=20, required=False, label="Phone contains")
+
+    def __init__(self, *args, workspace, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["campaign"].queryset = Campaign.objects.filter(workspace=workspace).only("pk", "name")

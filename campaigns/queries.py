@@ -1,0 +1,199 @@
+"""Dashboard reads, each bounded whatever the number of calls.
+
+Campaign totals come from the counter columns the engine keeps; lists page by keyset on the
+(…, -created_at, -id) indexes, never by OFFSET or COUNT(*); the few aggregates that remain scan one
+campaign's index range or one day of a workspace.
+"""
+
+import base64
+import datetime
+import zoneinfo
+from dataclasses import dataclass
+
+from django.db.models import Avg, Count, Q, QuerySet, Sum
+from django.db.models.functions import TruncHour
+from django.utils import timezone
+
+from campaigns.models import Call, Campaign
+from tenancy.models import ExotelAccount, Workspace
+
+PAGE_SIZE = 50
+CHART_HOURS = 24
+
+
+@dataclass
+class Page:
+    rows: list
+    next_cursor: str | None
+
+
+def encode_cursor(call: Call) -> str:
+    return base64.urlsafe_b64encode(f"{call.created_at.isoformat()}|{call.pk}".encode()).decode()
+
+
+def decode_cursor(cursor: str) -> tuple[datetime.datetime, int] | None:
+    """The (created_at, id) a page starts after; None for a cursor that is not ours (first page)."""
+    try:
+        stamp, pk = base64.urlsafe_b64decode(cursor.encode()).decode().split("|")
+        return datetime.datetime.fromisoformat(stamp), int(pk)
+    except (ValueError, UnicodeDecodeError):
+        return None
+
+
+def call_page(calls: QuerySet, cursor: str = "", *, size: int = PAGE_SIZE) -> Page:
+    """One page of calls, newest first, after `cursor`: one indexed query whatever the table size."""
+    after = decode_cursor(cursor) if cursor else None
+    if after:
+        stamp, pk = after
+        calls = calls.filter(Q(created_at__lt=stamp) | Q(created_at=stamp, pk__lt=pk))
+    rows = list(calls.select_related("campaign").order_by("-created_at", "-pk")[: size + 1])
+    more = len(rows) > size
+    rows = rows[:size]
+    return Page(rows, encode_cursor(rows[-1]) if more else None)
+
+
+def day_bounds(day: datetime.date, tz: str) -> tuple[datetime.datetime, datetime.datetime]:
+    start = datetime.datetime.combine(day, datetime.time(), tzinfo=zoneinfo.ZoneInfo(tz))
+    return start, start + datetime.timedelta(days=1)
+
+
+def filter_calls(calls: QuerySet, filters: dict, *, tz: str) -> QuerySet:
+    """Apply the calls page's filters (a cleaned CallFilterForm); dates are days in `tz`."""
+    if filters.get("campaign"):
+        calls = calls.filter(campaign=filters["campaign"])
+    if filters.get("state"):
+        calls = calls.filter(state=filters["state"])
+    if filters.get("disposition"):
+        calls = calls.filter(disposition=filters["disposition"])
+    if filters.get("since"):
+        calls = calls.filter(created_at__gte=day_bounds(filters["since"], tz)[0])
+    if filters.get("until"):
+        calls = calls.filter(created_at__lt=day_bounds(filters["until"], tz)[1])
+    if filters.get("phone"):
+        calls = calls.filter(phone__contains=filters["phone"])
+    return calls
+
+
+def overview(workspace: Workspace) -> dict:
+    """The overview page's figures: live calls against capacity, today's calls and outcomes."""
+    campaigns = Campaign.objects.filter(workspace=workspace)
+    accounts = ExotelAccount.objects.filter(workspace=workspace).annotate(
+        live=Sum("campaigns__calls_live", default=0)
+    )
+    start, end = day_bounds(timezone.localdate(timezone=zoneinfo.ZoneInfo(workspace.time_zone)), workspace.time_zone)
+    today = Call.objects.filter(workspace=workspace, created_at__gte=start, created_at__lt=end).aggregate(
+        total=Count("pk"),
+        ended=Count("pk", filter=Q(state__in=Call.FINAL_STATES)),
+        answered=Count("pk", filter=Q(answered_at__isnull=False)),
+        talk=Avg("duration", filter=Q(answered_at__isnull=False)),
+    )
+    return {
+        "accounts": list(accounts),
+        "live": sum(a.live for a in accounts),
+        "capacity": sum(a.max_allowed_streams or 0 for a in accounts),
+        "today": today,
+        "answer_rate": rate(today["answered"], today["ended"]),
+        "running": list(campaigns.filter(state=Campaign.State.RUNNING)),
+    }
+
+
+def rate(part: int, whole: int) -> int | None:
+    return round(100 * part / whole) if whole else None
+
+
+def outcomes(campaign: Campaign) -> list[tuple[str, int]]:
+    """The campaign's outcome counters, as the engine keeps them."""
+    return [
+        ("Answered", campaign.calls_answered),
+        ("Busy", campaign.calls_busy),
+        ("No answer", campaign.calls_no_answer),
+        ("Failed", campaign.calls_failed),
+        ("Live now", campaign.calls_live),
+    ]
+
+
+def dispositions(campaign: Campaign) -> list[dict]:
+    """Calls per disposition the bot or flow set, most frequent first."""
+    return list(
+        Call.objects.filter(campaign=campaign)
+        .exclude(disposition="")
+        .values("disposition")
+        .annotate(n=Count("pk"))
+        .order_by("-n")[:20]
+    )
+
+
+def hourly(campaign: Campaign, *, hours: int = CHART_HOURS, now: datetime.datetime | None = None) -> list[dict]:
+    """Calls placed and answer rate per hour over the last `hours`, empty hours included."""
+    now = now or timezone.now()
+    tz = zoneinfo.ZoneInfo(campaign.time_zone)
+    first = (now - datetime.timedelta(hours=hours - 1)).astimezone(tz).replace(minute=0, second=0, microsecond=0)
+    counted = {
+        row["hour"]: row
+        for row in Call.objects.filter(campaign=campaign, created_at__gte=first)
+        .annotate(hour=TruncHour("created_at", tzinfo=tz))
+        .values("hour")
+        .annotate(
+            n=Count("pk"),
+            ended=Count("pk", filter=Q(state__in=Call.FINAL_STATES)),
+            answered=Count("pk", filter=Q(answered_at__isnull=False)),
+        )
+    }
+    series = []
+    for i in range(hours):
+        hour = (first + datetime.timedelta(hours=i)).astimezone(tz)
+        row = counted.get(hour, {"n": 0, "ended": 0, "answered": 0})
+        series.append({"hour": hour, "n": row["n"], "answer_rate": rate(row["answered"], row["ended"])})
+    peak = max((point["n"] for point in series), default=0) or 1
+    for point in series:
+        point["height"] = round(100 * point["n"] / peak)
+    return series
+
+
+def live_calls(campaign: Campaign, *, limit: int = 50) -> list[Call]:
+    return list(Call.objects.filter(campaign=campaign, state__in=Call.LIVE_STATES).order_by("-created_at")[:limit])
+
+
+def counters(campaign: Campaign) -> dict:
+    """The small JSON the campaign page polls: columns of one row, no aggregate."""
+    fields = [f.name for f in Campaign._meta.fields if f.name.startswith(("contacts_", "calls_"))]
+    return {
+        "state": campaign.state,
+        "state_label": campaign.get_state_display(),
+        "progress": campaign.progress,
+        "talk_seconds": campaign.talk_seconds,
+        "answer_rate": rate(campaign.calls_answered, campaign.calls_total - campaign.calls_live),
+        **{name: getattr(campaign, name) for name in fields},
+    }
+
+
+@dataclass
+class Moment:
+    at: datetime.datetime
+    what: str
+    detail: str = ""
+    payload: str = ""
+
+
+def timeline(call: Call, webhooks: list, streams: list) -> list[Moment]:
+    """Every status change, webhook delivery and stream event of a call, oldest first."""
+    moments = [
+        Moment(stamp, label)
+        for stamp, label in [
+            (call.created_at, "Queued"),
+            (call.dialed_at, "Dialled"),
+            (call.ringing_at, "Ringing"),
+            (call.answered_at, "Answered"),
+            (call.ended_at, f"Ended: {call.get_state_display()}"),
+        ]
+        if stamp
+    ]
+    for event in webhooks:
+        payload = event.body or "&".join(f"{k}={v}" for k, v in event.query.items())
+        moments.append(Moment(event.received_at, event.get_kind_display(), event.get_outcome_display(), payload))
+    for stream in streams:
+        moments.append(Moment(stream.started_at, "Stream started", stream.stream_sid))
+        if stream.ended_at:
+            detail = f"{stream.stop_reason or 'closed'}; {stream.frames_in} frames in, {stream.frames_out} out"
+            moments.append(Moment(stream.ended_at, "Stream ended", detail))
+    return sorted(moments, key=lambda m: m.at)

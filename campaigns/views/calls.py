@@ -1,0 +1,46 @@
+from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, render
+
+from callbacks.models import WebhookEvent
+from campaigns import queries
+from campaigns.forms import CallFilterForm
+from campaigns.models import Call
+from streams.models import StreamSession
+from tenancy.access import role_required, scoped
+from tenancy.models import Role
+
+TRACKS = {"caller": "caller_recording", "bot": "bot_recording"}
+
+
+@role_required(Role.VIEWER)
+def call_list(request):
+    form = CallFilterForm(request.GET or None, workspace=request.workspace)
+    calls = scoped(request, Call)
+    if form.is_valid():
+        calls = queries.filter_calls(calls, form.cleaned_data, tz=request.workspace.time_zone)
+    page = queries.call_page(calls, request.GET.get("after", ""))
+    query = request.GET.copy()
+    query.pop("after", None)
+    return render(request, "campaigns/calls.html", {"form": form, "page": page, "query": query.urlencode()})
+
+
+@role_required(Role.VIEWER)
+def call_detail(request, pk):
+    call = get_object_or_404(scoped(request, Call).select_related("campaign", "contact"), pk=pk)
+    webhooks = list(scoped(request, WebhookEvent).filter(call=call).order_by("received_at"))
+    streams = list(scoped(request, StreamSession).filter(call=call).order_by("started_at"))
+    return render(request, "campaigns/call.html", {
+        "call": call, "streams": streams, "webhooks": webhooks,
+        "timeline": queries.timeline(call, webhooks, streams),
+    })
+
+
+@role_required(Role.VIEWER)
+def call_recording(request, pk, stream_pk, track):
+    """One track of a stream's recording; media files are only served through this check."""
+    stream = get_object_or_404(scoped(request, StreamSession), pk=stream_pk, call_id=pk)
+    recording = getattr(stream, TRACKS[track]) if track in TRACKS else None
+    if not recording:
+        raise Http404("No recording of that track.")
+    download = request.GET.get("download") == "1"
+    return FileResponse(recording.open("rb"), as_attachment=download, filename=recording.name.rsplit("/", 1)[-1])

@@ -1,0 +1,92 @@
+from django.contrib import messages
+from django.core.handlers.asgi import ASGIRequest
+from django.http import JsonResponse, StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from campaigns import export, lifecycle, queries
+from campaigns.forms import CampaignForm
+from campaigns.models import Call, Campaign, InvalidTransition
+from tenancy.access import role_required, scoped
+from tenancy.models import Role
+
+ACTIONS = ("start", "pause", "resume", "cancel")  # each names lifecycle.<action>_campaign
+
+
+@role_required(Role.VIEWER)
+def overview(request):
+    return render(request, "campaigns/overview.html", queries.overview(request.workspace))
+
+
+@role_required(Role.VIEWER)
+def campaign_list(request):
+    campaigns = scoped(request, Campaign).select_related("account", "exophone")
+    return render(request, "campaigns/list.html", {"campaigns": campaigns})
+
+
+@role_required(Role.OPERATOR)
+def campaign_create(request):
+    form = CampaignForm(request.POST or None, workspace=request.workspace,
+                        initial={"time_zone": request.workspace.time_zone})
+    if form.is_valid():
+        form.instance.workspace, form.instance.created_by = request.workspace, request.user
+        campaign = form.save()
+        messages.success(request, f"Campaign {campaign.name} created. Next: upload its contacts.")
+        return redirect("campaigns:upload", campaign.pk)
+    return render(request, "campaigns/form.html", {"form": form})
+
+
+@role_required(Role.OPERATOR)
+def campaign_edit(request, pk):
+    campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
+    form = CampaignForm(request.POST or None, instance=campaign, workspace=request.workspace)
+    if form.is_valid():
+        # Only the form's own fields: the engine moves counters and state concurrently.
+        form.instance.save(update_fields=[*form.Meta.fields, "updated_at"])
+        messages.success(request, "Campaign saved.")
+        return redirect(campaign)
+    return render(request, "campaigns/form.html", {"form": form, "campaign": campaign})
+
+
+@role_required(Role.VIEWER)
+def campaign_detail(request, pk):
+    campaign = get_object_or_404(scoped(request, Campaign).select_related("account", "exophone"), pk=pk)
+    return render(request, "campaigns/detail.html", {
+        "campaign": campaign,
+        "counters": queries.counters(campaign),
+        "outcomes": queries.outcomes(campaign),
+        "dispositions": queries.dispositions(campaign),
+        "hourly": queries.hourly(campaign),
+        "live_calls": queries.live_calls(campaign),
+        "events": campaign.events.select_related("by")[:10],
+    })
+
+
+@role_required(Role.VIEWER)
+def campaign_counters(request, pk):
+    campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
+    return JsonResponse(queries.counters(campaign))
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def campaign_action(request, pk, action):
+    campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
+    try:
+        getattr(lifecycle, f"{action}_campaign")(campaign, by=request.user)
+    except InvalidTransition as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Campaign {campaign.get_state_display().lower()}.")
+    return redirect(campaign)
+
+
+@role_required(Role.VIEWER)
+def campaign_export(request, pk):
+    campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
+    calls = scoped(request, Call).filter(campaign=campaign)
+    # Under daphne the rows must come from an async iterator or Django buffers them all.
+    rows = export.arows(calls) if isinstance(request, ASGIRequest) else export.rows(calls)
+    response = StreamingHttpResponse(rows, content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{export.filename(campaign)}"'
+    return response

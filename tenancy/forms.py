@@ -1,0 +1,96 @@
+import phonenumbers
+from django import forms
+from django.contrib.auth.password_validation import validate_password
+
+from tenancy.crypto import masked
+from tenancy.models import Exophone, ExotelAccount, Role
+
+
+class ExotelAccountForm(forms.ModelForm):
+    """Secrets are write-only: never rendered back; left blank on edit, the stored one is kept."""
+
+    api_key = forms.CharField(label="API key", widget=forms.PasswordInput(render_value=False))
+    api_token = forms.CharField(label="API token", widget=forms.PasswordInput(render_value=False))
+
+    class Meta:
+        model = ExotelAccount
+        fields = ["label", "account_sid", "api_key", "api_token", "region", "api_base_url", "number_form"]
+        labels = {"account_sid": "Account SID", "api_base_url": "API base URL"}
+        help_texts = {"api_base_url": "Blank: the region's. Set it to point at a proxy or the simulator."}
+
+    def __init__(self, *args, workspace, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.workspace = workspace
+        if self.instance.pk:
+            for name in ("api_key", "api_token"):
+                field = self.fields[name]
+                field.required = False
+                field.help_text = f"Stored: {masked(getattr(self.instance, name))}. Leave blank to keep it."
+                field.widget.attrs["autocomplete"] = "new-password"
+
+    def _secret(self, name):
+        # Blank on edit means keep: the stored value never travels to the browser and back.
+        return self.cleaned_data[name] or getattr(ExotelAccount.objects.get(pk=self.instance.pk), name)
+
+    def clean_api_key(self):
+        return self._secret("api_key") if self.instance.pk else self.cleaned_data["api_key"]
+
+    def clean_api_token(self):
+        return self._secret("api_token") if self.instance.pk else self.cleaned_data["api_token"]
+
+    def validate_unique(self):
+        # workspace is not a form field, so ModelForm would skip the (workspace, account_sid) check.
+        try:
+            self.instance.validate_constraints()
+        except forms.ValidationError as exc:
+            self._update_errors(exc)
+
+
+class ExophoneForm(forms.ModelForm):
+    # A plain field: the number is brought to E.164 in clean(), where the country is known.
+    number = forms.CharField(max_length=30, help_text="Your Exotel virtual number (caller ID), e.g. 08047491899.")
+    region = forms.ChoiceField(choices=[(r, r) for r in sorted(phonenumbers.SUPPORTED_REGIONS)], initial="IN",
+                               label="Country if no +")
+
+    class Meta:
+        model = Exophone
+        fields = ["account", "number", "label"]
+
+    def __init__(self, *args, workspace, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.instance.workspace = workspace
+        self.fields["account"].queryset = ExotelAccount.objects.filter(workspace=workspace)
+
+    def clean(self):
+        data = super().clean()
+        raw = data.get("number")
+        if raw is None:
+            return data
+        try:
+            number = phonenumbers.parse(raw, data.get("region", "IN"))
+        except phonenumbers.NumberParseException:
+            number = None
+        if number is None or not phonenumbers.is_valid_number(number):
+            self.add_error("number", f"{raw!r} is not a valid phone number.")
+        else:
+            data["number"] = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        return data
+
+
+class MemberForm(forms.Form):
+    email = forms.EmailField()
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+    password = forms.CharField(
+        required=False, widget=forms.PasswordInput, label="First password",
+        help_text="Only for someone without an account yet; they should change it after signing in.",
+    )
+
+    def clean_password(self):
+        password = self.cleaned_data["password"]
+        if password:
+            validate_password(password)
+        return password
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
