@@ -1,0 +1,289 @@
+"""Simulated calls: each dialled number's fate, its stream, and what Exotel tells the app about it.
+
+A call rings for the number's `ring_seconds`, then is answered, busy, not answered or failed (see
+config.py). An answered call streams to the bot: at once for Connect Voice AI, after resolving the
+flow's Voicebot URL for flows, and on `start_stream` for Legs. It ends when the caller hangs up
+(stop `callended`), the bot closes the socket (how a bot hangs up), the time limit is reached or a
+Legs hang-up arrives (stop `stopped`, disconnected by `system`).
+
+Choices where the reference is silent:
+- `max_allowed_streams` counts calls that hold a stream or will hold one (ringing or answered):
+  a ringing call reserves its stream. A dial beyond the limit is refused at once with HTTP 429
+  (`RestException` code `StreamLimitExceeded`, no Retry-After), and ActiveStreams reports the same
+  count, so `max - active` is exactly how many more dials will be accepted.
+- Status values: `ringing`, `in-progress`, then `completed`, `busy`, `no-answer` or `failed`; a
+  stream whose handshake fails twice ends the call as `failed`.
+- Legs: a greeting with `loop` 0 repeats until `stop_say` or until the bot's audio starts playing
+  (logged as "interrupted"); with `loop` N it lasts N x 60 ms per character and then fires
+  `say_completed`. Leg states in events: connecting, ringing, answered, terminated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aiohttp
+
+from exotel.simulator.callbacks import Deliveries, now, timestamp
+from exotel.simulator.caller import rng_for, script_for
+from exotel.simulator.config import Fault, Flow, SimConfig
+from exotel.simulator.log import WireLog
+from exotel.simulator.recording import Recording
+from exotel.simulator.stream import StreamOutcome, StreamSession, StreamSpec
+
+TERMINAL = ("completed", "busy", "no-answer", "failed")
+SAY_SECONDS_PER_CHAR = 0.06
+
+
+class StreamLimitReached(Exception):
+    """The account already holds max_allowed_streams streams."""
+
+
+@dataclass
+class SimCall:
+    sid: str
+    account_sid: str
+    mode: str                       # "bot" | "flow" | "leg"
+    number: str                     # E.164
+    dialled: str                    # as the request spelt it
+    caller_id: str
+    stream_url: str = ""
+    flow_id: str = ""
+    custom_field: str = ""
+    status_callback: str = ""
+    callback_events: tuple[str, ...] = ()
+    callback_content_type: str = ""
+    record: bool = False
+    recording_channels: str = "single"
+    time_limit: int | None = None
+    ring_timeout: int | None = None
+    leg_event_endpoint: str = ""
+    custom_param: str = ""
+    sample_rate: int | None = None  # Legs: from start_stream's content_type; else the URL's
+    created: datetime = field(default_factory=now)
+    status: str = "queued"
+    leg_state: str = "connecting"
+    stream_sid: str = ""
+    answered_at: datetime | None = None
+    ended_at: datetime | None = None
+    recording_url: str = ""
+    stream_outcome: StreamOutcome | None = None
+    recording: Recording | None = None
+    session: StreamSession | None = None
+    stream_request: asyncio.Future[tuple[str, str]] | None = None
+    say: dict[str, Any] | None = None
+    last_event: asyncio.Task[None] | None = None   # leg events go out in order
+
+    def summary(self) -> dict[str, Any]:
+        outcome = self.stream_outcome
+        return {"sid": self.sid, "account_sid": self.account_sid, "mode": self.mode, "number": self.number,
+                "status": self.status, "leg_state": self.leg_state if self.mode == "leg" else "",
+                "stream_sid": self.stream_sid, "stream_url": self.stream_url, "custom_field": self.custom_field,
+                "created": timestamp(self.created), "answered": timestamp(self.answered_at),
+                "ended": timestamp(self.ended_at), "ended_by": outcome.ended_by if outcome else "",
+                "violations": outcome.violations if outcome else 0, "recording_url": self.recording_url}
+
+
+class Simulator:
+    def __init__(self, config: SimConfig, accounts: dict[str, tuple[str, str]], log: WireLog, *,
+                 seed: int = 0, strict: bool = False) -> None:
+        self.config, self.accounts, self.log, self.seed, self.strict = config, accounts, log, seed, strict
+        self.calls: dict[str, SimCall] = {}
+        self.flows: dict[str, Flow] = dict(config.flows)
+        self.faults: list[list[Any]] = [[fault, 0] for fault in config.faults]  # [fault, times used]
+        self.base_url = ""
+        self.deliveries: Deliveries | None = None
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def start(self, base_url: str) -> None:
+        self.base_url = base_url
+        self._loop = asyncio.get_running_loop()
+        self.deliveries = Deliveries(aiohttp.ClientSession(), self.log, self.config.callback_retry_delay)
+
+    async def stop(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.deliveries:
+            await self.deliveries.session.close()
+
+    def spawn(self, coro: Any) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- faults and limits ---------------------------------------------------------------------
+
+    def take_fault(self, endpoint: str) -> Fault | None:
+        for entry in self.faults:
+            fault, used = entry
+            if fault.endpoint in (endpoint, "any") and (fault.times == 0 or used < fault.times):
+                entry[1] = used + 1
+                return fault
+        return None
+
+    def set_faults(self, faults: list[Fault]) -> None:
+        self.faults = [[fault, 0] for fault in faults]
+
+    def live_streams(self, account_sid: str) -> int:
+        return sum(1 for c in self.calls.values() if c.account_sid == account_sid and c.status in ("queued", "ringing", "in-progress"))
+
+    # --- placing calls -------------------------------------------------------------------------
+
+    def dial(self, call: SimCall) -> SimCall:
+        if self.live_streams(call.account_sid) >= self.config.max_streams_for(call.account_sid):
+            raise StreamLimitReached(call.account_sid)
+        self.calls[call.sid] = call
+        self.log.write("call", call_sid=call.sid, status=call.status, mode=call.mode, number=call.number)
+        if call.mode == "leg":
+            call.stream_request = asyncio.get_running_loop().create_future()
+            self._leg_event(call, "leg_connecting")
+        self.spawn(self._run(call))
+        return call
+
+    async def _run(self, call: SimCall) -> None:
+        plan = self.config.plan_for(call.number)
+        rng = rng_for(self.seed, call.number)
+        self._set_status(call, "ringing", leg_state="ringing")
+        self._notify(call, "ringing", "leg_ringing")
+        outcome, ring = plan.outcome, plan.ring_seconds
+        if call.ring_timeout is not None and ring > call.ring_timeout:
+            outcome, ring = "no-answer", float(call.ring_timeout)
+        await asyncio.sleep(ring)
+        if outcome != "answer":
+            return self._end(call, outcome)
+        call.answered_at = now()
+        answered = self._loop_time()
+        self._set_status(call, "in-progress", leg_state="answered")
+        self._notify(call, "answered", "leg_answered")
+        hangup_at = answered + plan.hangup_after if plan.hangup_after is not None else None
+        time_limit_at = answered + call.time_limit if call.time_limit else None
+        url, action_sid = await self._stream_target(call, hangup_at, time_limit_at)
+        if not url:
+            ended_by = "caller" if call.mode == "leg" else "failed"
+            call.stream_outcome = StreamOutcome(ended_by, "no stream started", 0.0)
+            return self._end(call, "completed" if ended_by == "caller" else "failed")
+        call.stream_url, call.stream_sid = url, "MZ" + secrets.token_hex(15)
+        spec = StreamSpec(url=url, call_sid=call.sid, account_sid=call.account_sid, stream_sid=call.stream_sid,
+                          from_=call.number, to=call.caller_id, answered_at=answered,
+                          script=script_for(plan, rng), hangup_at=hangup_at, time_limit_at=time_limit_at,
+                          seed=self.seed, sample_rate=call.sample_rate)
+
+        async def opened() -> None:
+            if call.mode == "leg":
+                self._leg_event(call, "stream_started", action_sid=action_sid)
+
+        call.session = StreamSession(spec, self.config, self.log, strict=self.strict, on_open=opened,
+                                     on_bot_audio=lambda: self._interrupt_say(call))
+        call.recording = call.session.recording
+        call.stream_outcome = await call.session.run()
+        self._end(call, "failed" if call.stream_outcome.ended_by == "failed" else "completed")
+
+    async def _stream_target(self, call: SimCall, hangup_at: float | None,
+                             time_limit_at: float | None) -> tuple[str, str]:
+        """(WebSocket URL, start_stream action sid) for the answered call, or ("", "") if none."""
+        assert self.deliveries
+        if call.mode == "bot":
+            return call.stream_url, ""
+        if call.mode == "flow":
+            flow = self.flows.get(call.flow_id)
+            return (await self.deliveries.resolve_stream_url(call, flow.voicebot_url) if flow else ""), ""
+        assert call.stream_request
+        deadlines = [t for t in (hangup_at, time_limit_at) if t is not None]
+        wait = min(deadlines) - self._loop_time() if deadlines else None
+        with contextlib.suppress(TimeoutError):
+            return await asyncio.wait_for(asyncio.shield(call.stream_request), wait)
+        return "", ""
+
+    def _loop_time(self) -> float:
+        assert self._loop
+        return self._loop.time()
+
+    # --- endings and notifications -------------------------------------------------------------
+
+    def _set_status(self, call: SimCall, status: str, *, leg_state: str) -> None:
+        call.status, call.leg_state = status, leg_state
+        self.log.write("call", call_sid=call.sid, status=status)
+
+    def _notify(self, call: SimCall, event: str, leg_event: str) -> None:
+        if call.mode == "leg":
+            self._leg_event(call, leg_event)
+        elif call.status_callback and event in (call.callback_events or ("terminal",)):
+            assert self.deliveries
+            self.spawn(self.deliveries.status(call, event))
+
+    def _end(self, call: SimCall, status: str) -> None:
+        assert self.deliveries
+        call.ended_at = now()
+        flow = self.flows.get(call.flow_id) if call.mode == "flow" else None
+        if call.recording and (call.record or (flow and flow.record)):
+            call.recording_url = f"{self.base_url}/_sim/recordings/{call.sid}.wav"
+        outcome = call.stream_outcome
+        self._set_status(call, status, leg_state="terminated")
+        self.log.write("call", call_sid=call.sid, status=status, ended_by=outcome.ended_by if outcome else "",
+                       reason=outcome.reason if outcome else "")
+        self._notify(call, "terminal", "leg_terminated")
+        if flow and flow.passthru_url and call.answered_at:
+            self.spawn(self.deliveries.passthru(call, flow.passthru_url, flow.passthru_style, call.recording_url))
+
+    def _leg_event(self, call: SimCall, name: str, **details: Any) -> None:
+        """Deliver leg events in order: each waits for the previous one's attempts to finish."""
+        assert self.deliveries
+        previous = call.last_event
+        deliveries = self.deliveries
+
+        async def deliver() -> None:
+            if previous:
+                await asyncio.gather(previous, return_exceptions=True)
+            if name == "leg_terminated":
+                details.setdefault("event_data", {"status": call.status})
+            await deliveries.leg_event(call, name, **details)
+
+        task = asyncio.get_running_loop().create_task(deliver())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        call.last_event = task
+
+    # --- Legs actions --------------------------------------------------------------------------
+
+    def start_stream(self, call: SimCall, url: str, sample_rate: int, action_sid: str) -> None:
+        call.sample_rate = sample_rate
+        if call.stream_request and not call.stream_request.done():
+            call.stream_request.set_result((url, action_sid))
+
+    def start_say(self, call: SimCall, text: str, loop: int, action_sid: str) -> None:
+        call.say = {"text": text, "action_sid": action_sid}
+        self.log.write("say", leg_sid=call.sid, action="start", text=text, loop=loop)
+        if loop > 0:
+            say = call.say
+
+            async def complete() -> None:
+                await asyncio.sleep(len(text) * SAY_SECONDS_PER_CHAR * loop)
+                if call.say is say:
+                    call.say = None
+                    self.log.write("say", leg_sid=call.sid, action="completed", text=text)
+                    self._leg_event(call, "say_completed", action_sid=action_sid)
+
+            self.spawn(complete())
+
+    def stop_say(self, call: SimCall) -> None:
+        if call.say:
+            self.log.write("say", leg_sid=call.sid, action="stop", text=call.say["text"])
+            call.say = None
+
+    def _interrupt_say(self, call: SimCall) -> None:
+        if call.say:
+            self.log.write("say", leg_sid=call.sid, action="interrupted", text=call.say["text"])
+            call.say = None
+
+    def hangup(self, call: SimCall) -> None:
+        if call.session:
+            call.session.request_stop("stopped", "system")
+        elif call.stream_request and not call.stream_request.done():
+            call.stream_request.set_result(("", ""))

@@ -1,0 +1,186 @@
+"""The simulator's configuration: a JSON file read into frozen dataclasses.
+
+Format (every key optional; times in seconds; numbers keyed by E.164):
+
+{
+  "default": {"outcome": "answer", "ring_seconds": 1.0, "hangup_after": 10.0},
+  "numbers": {
+    "+919800000001": {"outcome": "busy", "ring_seconds": 2},
+    "+919800000002": {"outcome": "answer", "ring_seconds": 0.2, "hangup_after": 4,
+                      "script": [{"at": 0.5, "speech": 1.2, "sound": "tone"},
+                                 {"at": 2.0, "dtmf": "5", "duration_ms": 100}]},
+    "+919800000003": {"outcome": "answer", "hangup_after": null}
+  },
+  "faults": [{"endpoint": "connect", "kind": "status", "status": 429, "retry_after": "1",
+              "message": "Too many requests", "code": "429", "times": 1},
+             {"endpoint": "active_streams", "kind": "slow", "delay": 0.5},
+             {"endpoint": "connect", "kind": "timeout", "delay": 600}],
+  "max_allowed_streams": {"AC123": 2},
+  "default_max_allowed_streams": 100,
+  "flows": {"4321": {"voicebot_url": "wss://bot/stream", "passthru_url": "https://app/passthru",
+                     "passthru_style": "flat", "record": false}},
+  "stream": {"frame_ms": 100, "ahead_limit_seconds": 2.0, "speech_dbfs": -20},
+  "active_streams_format": "json",
+  "callback_retry_delay": 0.5
+}
+
+- outcome: "answer" | "busy" | "no-answer" | "failed". ring_seconds: ringing before the outcome (a
+  ring timeout shorter than that turns "answer" into "no-answer"). hangup_after: seconds after the
+  answer when the caller hangs up; null means never (the bot or the time limit ends the call).
+- script: the caller's actions, at seconds after the answer: `speech` (a burst of that many seconds
+  of a voiced tone or of noise, `sound`), or `dtmf` (a digit). Without a script the caller speaks in
+  bursts generated from --seed until it hangs up.
+- faults: applied in order to matching requests; endpoint is "connect" | "legs" | "actions" |
+  "active_streams" | "any"; kind "status" answers `status` with Exotel's error shape (and
+  Retry-After when `retry_after` is set), "slow" waits `delay` then answers normally, "timeout"
+  does the work (the call may exist) and holds the answer for `delay` (default 600) seconds;
+  `times` limits a fault to the next N matching requests (0: all). PUT /_sim/faults replaces them.
+- max_allowed_streams: per account; a dial beyond it is refused with 429 (see calls.py).
+- flows: flow id -> its Voicebot URL (ws(s):// or http(s):// returning {"url": ...}) and Passthru;
+  passthru_style "flat" | "nested" | "json". PUT /_sim/flows/{flow_id} adds one at run time.
+- active_streams_format: "json" or "xml" (both are documented answers).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+OUTCOMES = ("answer", "busy", "no-answer", "failed")
+FAULT_KINDS = ("status", "slow", "timeout")
+FAULT_ENDPOINTS = ("connect", "legs", "actions", "active_streams", "any")
+PASSTHRU_STYLES = ("flat", "nested", "json")
+
+
+class ConfigError(ValueError):
+    """The config file (or a control request) is not of the documented form."""
+
+
+@dataclass(frozen=True)
+class ScriptStep:
+    at: float
+    speech: float = 0.0          # seconds of speech; 0 for a DTMF step
+    sound: str = "tone"          # "tone" (voiced) or "noise"
+    dtmf: str = ""
+    duration_ms: int = 100
+
+
+@dataclass(frozen=True)
+class NumberPlan:
+    outcome: str = "answer"
+    ring_seconds: float = 1.0
+    hangup_after: float | None = 10.0
+    script: tuple[ScriptStep, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Fault:
+    endpoint: str
+    kind: str
+    status: int = 500
+    message: str = ""
+    code: str = ""
+    retry_after: str = ""
+    delay: float = 600.0
+    times: int = 0
+
+
+@dataclass(frozen=True)
+class Flow:
+    voicebot_url: str
+    passthru_url: str = ""
+    passthru_style: str = "flat"
+    record: bool = False
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    default: NumberPlan = field(default_factory=NumberPlan)
+    numbers: Mapping[str, NumberPlan] = field(default_factory=dict)
+    faults: tuple[Fault, ...] = ()
+    max_allowed_streams: Mapping[str, int] = field(default_factory=dict)
+    default_max_allowed_streams: int = 100
+    flows: Mapping[str, Flow] = field(default_factory=dict)
+    frame_ms: int = 100
+    ahead_limit_seconds: float = 2.0
+    speech_dbfs: float = -20.0
+    active_streams_format: str = "json"
+    callback_retry_delay: float = 0.5
+
+    def plan_for(self, e164: str) -> NumberPlan:
+        return self.numbers.get(e164, self.default)
+
+    def max_streams_for(self, account_sid: str) -> int:
+        return self.max_allowed_streams.get(account_sid, self.default_max_allowed_streams)
+
+
+def _choice(value: Any, allowed: tuple[str, ...], name: str) -> str:
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {', '.join(allowed)}, got {value!r}")
+    return value
+
+
+def _step(raw: Mapping[str, Any]) -> ScriptStep:
+    if "dtmf" in raw:
+        return ScriptStep(at=float(raw["at"]), dtmf=str(raw["dtmf"]), duration_ms=int(raw.get("duration_ms", 100)))
+    return ScriptStep(at=float(raw["at"]), speech=float(raw["speech"]),
+                      sound=_choice(raw.get("sound", "tone"), ("tone", "noise"), "sound"))
+
+
+def parse_plan(raw: Mapping[str, Any], base: NumberPlan | None = None) -> NumberPlan:
+    base = base or NumberPlan()
+    script = raw.get("script")
+    return NumberPlan(
+        outcome=_choice(raw.get("outcome", base.outcome), OUTCOMES, "outcome"),
+        ring_seconds=float(raw.get("ring_seconds", base.ring_seconds)),
+        hangup_after=(None if raw.get("hangup_after", base.hangup_after) is None
+                      else float(raw.get("hangup_after", base.hangup_after))),
+        script=tuple(_step(s) for s in script) if script is not None else base.script,
+    )
+
+
+def parse_fault(raw: Mapping[str, Any]) -> Fault:
+    return Fault(endpoint=_choice(raw.get("endpoint", "any"), FAULT_ENDPOINTS, "endpoint"),
+                 kind=_choice(raw.get("kind"), FAULT_KINDS, "kind"), status=int(raw.get("status", 500)),
+                 message=str(raw.get("message", "")), code=str(raw.get("code", "")),
+                 retry_after=str(raw.get("retry_after", "")), delay=float(raw.get("delay", 600.0)),
+                 times=int(raw.get("times", 0)))
+
+
+def parse_flow(raw: Mapping[str, Any]) -> Flow:
+    if not raw.get("voicebot_url"):
+        raise ConfigError("a flow needs voicebot_url")
+    return Flow(voicebot_url=str(raw["voicebot_url"]), passthru_url=str(raw.get("passthru_url", "")),
+                passthru_style=_choice(raw.get("passthru_style", "flat"), PASSTHRU_STYLES, "passthru_style"),
+                record=bool(raw.get("record", False)))
+
+
+def parse_config(raw: Mapping[str, Any]) -> SimConfig:
+    try:
+        default = parse_plan(raw.get("default", {}))
+        stream = raw.get("stream", {})
+        return SimConfig(
+            default=default,
+            numbers={n: parse_plan(p, default) for n, p in raw.get("numbers", {}).items()},
+            faults=tuple(parse_fault(f) for f in raw.get("faults", [])),
+            max_allowed_streams={a: int(n) for a, n in raw.get("max_allowed_streams", {}).items()},
+            default_max_allowed_streams=int(raw.get("default_max_allowed_streams", 100)),
+            flows={str(k): parse_flow(v) for k, v in raw.get("flows", {}).items()},
+            frame_ms=int(stream.get("frame_ms", 100)),
+            ahead_limit_seconds=float(stream.get("ahead_limit_seconds", 2.0)),
+            speech_dbfs=float(stream.get("speech_dbfs", -20.0)),
+            active_streams_format=_choice(raw.get("active_streams_format", "json"), ("json", "xml"),
+                                          "active_streams_format"),
+            callback_retry_delay=float(raw.get("callback_retry_delay", 0.5)),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"bad simulator config: {exc!r}") from exc
+
+
+def load_config(path: str | Path | None) -> SimConfig:
+    if not path:
+        return SimConfig()
+    return parse_config(json.loads(Path(path).read_text()))
