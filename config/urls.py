@@ -7,5 +7,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("workspaces/", include("tenancy.urls")),
     path("admin/", admin.site.urls),
+    path("hooks/", include("callbacks.urls")),
     path("", include("campaigns.urls")),
 ]
