@@ -1,0 +1,154 @@
+"""Storing deliveries raw and applying them to their calls, idempotently and in any order.
+
+`record` commits the raw request on its own (autocommit), before anything is parsed; `apply` then
+parses, finds the call and applies the report in a transaction, and stores the outcome on the
+event: applied, duplicate (well-formed, changed nothing), orphaned (no such call in this
+workspace), malformed (answered 400 with the reason) or failed (answered 500 so Exotel retries; the
+raw record stays). Idempotency comes from the call's state rules (`campaigns.calls.advance`), so a
+repeated or late delivery finds nothing left to change.
+"""
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from callbacks.models import WebhookEvent
+from callbacks.services import parsing
+from campaigns import calls, dialer, tasks
+from campaigns.models import Call
+
+log = logging.getLogger(__name__)
+Kind, Outcome, State = WebhookEvent.Kind, WebhookEvent.Outcome, Call.State
+# Headers worth keeping for support; cookies and credentials never are.
+KEPT_HEADERS = ("HTTP_USER_AGENT", "HTTP_X_EXOTEL_EVENT_SID", "HTTP_X_EXOTEL_REQUEST_ID", "HTTP_X_FORWARDED_FOR",
+                "REMOTE_ADDR")
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int = 200
+    body: dict = field(default_factory=lambda: {"ok": True})
+
+
+def record(workspace, kind: str, request) -> WebhookEvent:
+    """The raw delivery, committed before anything else happens to it."""
+    return WebhookEvent.objects.create(
+        workspace=workspace, kind=kind, method=request.method,
+        query={key: values if len(values) > 1 else values[0] for key, values in request.GET.lists()},
+        body=request.body.decode("utf-8", "replace"), content_type=request.content_type or "",
+        headers={name: request.META[name] for name in KEPT_HEADERS if name in request.META},
+    )
+
+
+def fields_of(request) -> dict:
+    """Query and body fields of a delivery as one dict; a body that is not JSON or a form is an error."""
+    fields = {key: value for key, value in request.GET.items()}
+    if request.method != "POST" or not request.body:
+        return fields
+    if request.content_type == "application/json" or request.body.lstrip()[:1] == b"{":
+        try:
+            body = json.loads(request.body)
+        except ValueError as error:
+            raise parsing.Malformed(f"the body is not valid JSON: {error}") from None
+        if not isinstance(body, dict):
+            raise parsing.Malformed("the JSON body must be an object")
+        return {**fields, **body}
+    return {**fields, **request.POST.dict()}
+
+
+def apply(event: WebhookEvent, request) -> Answer:
+    """Parse the delivery, apply it to its call and store the outcome on the event."""
+    try:
+        report = PARSERS[event.kind](fields_of(request))
+    except parsing.Malformed as error:
+        _mark(event, Outcome.MALFORMED, str(error))
+        return Answer(400, {"error": f"malformed {event.get_kind_display().lower()}: {error}"})
+    call = find_call(event.workspace_id, report if isinstance(report, parsing.Match) else report.match)
+    if call is None:
+        _mark(event, Outcome.ORPHANED, "no call in this workspace matches")
+        # Answered 200 so Exotel stops retrying; a stream-URL request cannot be answered without a call.
+        return Answer(404, {"error": "no such call"}) if event.kind == Kind.STREAM_URL else Answer()
+    try:
+        with transaction.atomic():
+            changed, answer = APPLIERS[event.kind](call, report, event.received_at)
+    except Exception as error:
+        log.exception("applying webhook event %s failed", event.pk)
+        _mark(event, Outcome.FAILED, f"{type(error).__name__}: {error}", call)
+        return Answer(500, {"error": "stored, but applying it failed; please retry"})
+    _mark(event, Outcome.APPLIED if changed else Outcome.DUPLICATE, "", call)
+    return answer
+
+
+def _mark(event: WebhookEvent, outcome: str, detail: str, call: Call | None = None) -> None:
+    event.outcome, event.detail, event.call = outcome, detail, call
+    WebhookEvent.objects.filter(pk=event.pk).update(outcome=outcome, detail=detail, call=call)
+
+
+def find_call(workspace_id: int, match: parsing.Match) -> Call | None:
+    """Our token first (it is ours and exact), then Exotel's sids; always inside the workspace."""
+    calls_here = Call.objects.filter(workspace_id=workspace_id)
+    if match.token and (call := calls_here.filter(token=match.token).first()):
+        return call
+    if match.leg_sid and (call := calls_here.filter(leg_sid=match.leg_sid).first()):
+        return call
+    if match.sid:
+        return calls_here.filter(exotel_sid=match.sid).first()
+    return None
+
+
+def _sids(match: parsing.Match) -> dict:
+    return {"exotel_sid": match.sid, "leg_sid": match.leg_sid}
+
+
+def apply_status(call: Call, report: parsing.StatusReport, at) -> tuple[bool, Answer]:
+    fields = {**_sids(report.match), "duration": report.duration, "recording_url": report.recording_url}
+    changed = report.state is not None and calls.advance(call, report.state, at=at, **fields)
+    return changed or calls.fill(call, **fields), Answer()
+
+
+def apply_passthru(call: Call, report: parsing.PassthruReport, at) -> tuple[bool, Answer]:
+    return calls.fill(call, exotel_sid=report.match.sid, **report.fields), Answer()
+
+
+def apply_leg_event(call: Call, event: parsing.LegEvent, at) -> tuple[bool, Answer]:
+    sids = _sids(event.match)
+    if event.name == "leg_ringing":
+        changed = calls.advance(call, State.RINGING, at=at, **sids)
+    elif event.name == "leg_answered":
+        changed = calls.advance(call, State.IN_PROGRESS, at=at, **sids)
+        if changed:  # once per call, however often Exotel repeats the event
+            tasks.answer_leg.delay_on_commit(call.pk)
+    elif event.name in ("leg_terminated", "leg_failed_to_create"):
+        state = parsing.leg_end_state(event, answered=call.answered_at is not None)
+        error = "" if state == State.COMPLETED else parsing.leg_failure(event)
+        changed = calls.advance(call, state, at=at, error=error, **sids)
+    elif event.name == "say_completed":
+        changed = bool(Call.objects.filter(pk=call.pk, greeting_ended_at__isnull=True).update(greeting_ended_at=at))
+    elif event.name == "stream_started":
+        tasks.stream_started.delay_on_commit(call.pk)
+        changed = True
+    else:  # connecting, play events and anything new: nothing to change
+        changed = calls.fill(call, **sids)
+    return changed, Answer()
+
+
+def answer_stream_url(call: Call, match: parsing.Match, at) -> tuple[bool, Answer]:
+    """The flow's Voicebot applet gets this call's stream URL (sample rate, parameters)."""
+    changed = calls.fill(call, exotel_sid=match.sid)
+    return changed, Answer(200, {"url": dialer.bot_stream_url(call)})
+
+
+PARSERS = {
+    Kind.STATUS: parsing.parse_status,
+    Kind.PASSTHRU: parsing.parse_passthru,
+    Kind.LEG_EVENT: parsing.parse_leg_event,
+    Kind.STREAM_URL: parsing.parse_stream_url_request,
+}
+APPLIERS = {
+    Kind.STATUS: apply_status,
+    Kind.PASSTHRU: apply_passthru,
+    Kind.LEG_EVENT: apply_leg_event,
+    Kind.STREAM_URL: answer_stream_url,
+}

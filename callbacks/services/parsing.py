@@ -1,0 +1,195 @@
+"""Reading every documented shape of Exotel's deliveries into small reports; `Malformed` otherwise.
+
+Liberal in what we accept (reference, field notes): keys are compared case-insensitively; status
+callbacks come as a form (urlencoded or multipart) or JSON; Passthru as flat lower-case query
+fields, nested `Stream[...]` keys, or one JSON string in `Stream`; leg events as the HTTPS JSON
+form. A delivery is malformed only when it lacks what we need to act: a status, an event name, or
+any way to find its call (sid, leg sid, or our token in `CustomField` or the stream URL).
+
+Silent in the reference, so chosen here: status timestamps (`DateUpdated`) are in an unstated time
+zone, so state changes are stamped with our receipt time; Passthru's `status` and `detailedstatus`
+value sets are unpublished and stored as given; a leg that ends unanswered is busy or no-answer
+when its event says so and failed otherwise.
+"""
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from campaigns.models import Call
+
+State = Call.State
+# Exotel's status words to our call states; `queued` tells us nothing we do not know.
+STATUSES = {
+    "queued": None,
+    "ringing": State.RINGING,
+    "in-progress": State.IN_PROGRESS,
+    "answered": State.IN_PROGRESS,
+    "completed": State.COMPLETED,
+    "busy": State.BUSY,
+    "no-answer": State.NO_ANSWER,
+    "failed": State.FAILED,
+    "canceled": State.CANCELED,
+    "cancelled": State.CANCELED,
+}
+STREAM_TOKEN = re.compile(r"/streams/([A-Za-z0-9_-]{8,64})(?:/|\?|$)")
+
+
+class Malformed(ValueError):
+    """The delivery cannot be applied; the message says what is missing or wrong."""
+
+
+@dataclass(frozen=True)
+class Match:
+    """How a delivery names its call: Exotel's sid, a leg sid, or our token."""
+
+    sid: str = ""
+    leg_sid: str = ""
+    token: str = ""
+
+
+@dataclass(frozen=True)
+class StatusReport:
+    match: Match
+    state: State | None
+    duration: int | None = None
+    recording_url: str = ""
+
+
+@dataclass(frozen=True)
+class PassthruReport:
+    match: Match
+    fields: dict = field(default_factory=dict)  # call fields to fill
+
+
+@dataclass(frozen=True)
+class LegEvent:
+    match: Match
+    name: str
+    event_sid: str = ""
+    data: dict = field(default_factory=dict)  # event_data and data merged, lower-case keys
+
+
+def lower_keys(fields: dict[str, Any]) -> dict[str, Any]:
+    return {str(key).lower(): value for key, value in fields.items()}
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else str(value).strip()
+
+
+def _seconds(value: Any, name: str) -> int | None:
+    text = _text(value)
+    if not text:
+        return None
+    try:
+        return max(0, round(float(text)))
+    except ValueError:
+        raise Malformed(f"{name} must be a number of seconds, got {text!r}") from None
+
+
+def _match(sid: str = "", leg_sid: str = "", token: str = "") -> Match:
+    match = Match(sid=_text(sid), leg_sid=_text(leg_sid), token=_text(token))
+    if not (match.sid or match.leg_sid or match.token):
+        raise Malformed("nothing identifies the call: no CallSid, leg sid, CustomField or stream URL")
+    return match
+
+
+def token_in_stream_url(url: str) -> str:
+    found = STREAM_TOKEN.search(_text(url))
+    return found.group(1) if found else ""
+
+
+def parse_status(fields: dict[str, Any]) -> StatusReport:
+    """A status callback (form or JSON): `CallSid`, `Status`, and on terminal events `CustomField`."""
+    fields = lower_keys(fields)
+    status = _text(fields.get("status")).lower()
+    if not status:
+        raise Malformed("Status is missing")
+    if status not in STATUSES:
+        raise Malformed(f"Status {status!r} is not one of {', '.join(STATUSES)}")
+    duration = fields.get("conversationduration", fields.get("duration"))
+    return StatusReport(
+        match=_match(sid=fields.get("callsid"), token=fields.get("customfield")),
+        state=STATUSES[status],
+        duration=_seconds(duration, "ConversationDuration"),
+        recording_url=_text(fields.get("recordingurl")),
+    )
+
+
+def _stream_fields(fields: dict[str, Any]) -> dict[str, Any]:
+    """Passthru's stream fields, from nested `Stream[Key]`, a JSON `Stream`, or flat keys."""
+    nested = {key[7:-1]: value for key, value in fields.items() if key.startswith("stream[") and key.endswith("]")}
+    if nested:
+        return nested
+    if isinstance(fields.get("stream"), dict):
+        return lower_keys(fields["stream"])
+    if _text(fields.get("stream")):
+        try:
+            stream = json.loads(fields["stream"])
+        except ValueError:
+            raise Malformed("Stream is neither nested keys nor a JSON object") from None
+        if not isinstance(stream, dict):
+            raise Malformed("Stream must be a JSON object")
+        return lower_keys(stream)
+    return fields
+
+
+def parse_passthru(fields: dict[str, Any]) -> PassthruReport:
+    fields = lower_keys(fields)
+    stream = _stream_fields(fields)
+    token = fields.get("customfield") or token_in_stream_url(stream.get("streamurl"))
+    return PassthruReport(
+        match=_match(sid=fields.get("callsid") or stream.get("callsid"), token=token),
+        fields={
+            "duration": _seconds(stream.get("duration"), "duration"),
+            "recording_url": _text(stream.get("recordingurl"))[:500],
+            "error": _text(stream.get("error")),
+            "disposition": _text(stream.get("disposition"))[:100],
+            "disconnected_by": _text(stream.get("disconnectedby"))[:20],
+            "detailed_status": _text(stream.get("detailedstatus") or stream.get("status"))[:100],
+        },
+    )
+
+
+def parse_leg_event(fields: dict[str, Any]) -> LegEvent:
+    fields = lower_keys(fields)
+    name = _text(fields.get("event_name")).lower()
+    if not name:
+        raise Malformed("event_name is missing")
+    data = fields.get("data") or {}
+    event_data = fields.get("event_data") or {}
+    if not isinstance(data, dict) or not isinstance(event_data, dict):
+        raise Malformed("data and event_data must be JSON objects")
+    merged = {**lower_keys(event_data), **lower_keys(data)}
+    token = merged.get("custom_param") or fields.get("custom_param") or fields.get("action_custom_parameter")
+    return LegEvent(
+        match=_match(leg_sid=merged.get("leg_sid"), token=token),
+        name=name,
+        event_sid=_text(fields.get("event_sid")),
+        data=merged,
+    )
+
+
+def parse_stream_url_request(fields: dict[str, Any]) -> Match:
+    """The flow's Voicebot applet asking which URL to stream this call to."""
+    fields = lower_keys(fields)
+    return _match(sid=fields.get("callsid"), token=fields.get("customfield"))
+
+
+def leg_end_state(event: LegEvent, *, answered: bool) -> State:
+    """The final state of a leg that ended; Exotel's reason wording is not published."""
+    if answered:
+        return State.COMPLETED
+    reason = " ".join(_text(event.data.get(key)).lower() for key in ("reason", "cause", "status", "state"))
+    if "busy" in reason:
+        return State.BUSY
+    if any(word in reason for word in ("no-answer", "no_answer", "noanswer", "not answered", "timeout")):
+        return State.NO_ANSWER
+    return State.FAILED
+
+
+def leg_failure(event: LegEvent) -> str:
+    detail = ", ".join(f"{key}: {event.data[key]}" for key in ("reason", "cause", "message", "error") if event.data.get(key))
+    return f"{event.name} ({detail})" if detail else event.name

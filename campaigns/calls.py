@@ -1,0 +1,149 @@
+"""Applying a call's state changes: counters, the retry policy and the contact's outcome.
+
+Every change of a call's state goes through `advance`, which locks the call row, applies the
+change only if `Call.TRANSITIONS` allows it (so a repeated or late event, such as an `in-progress`
+after `completed`, changes nothing), and in the same transaction moves the campaign's counters
+with F() updates and settles the contact when the call ends.
+
+Counters: `calls_live` counts calls not yet final (queued through unknown): the dispatcher's
+concurrency cap; `calls_answered` counts calls that were ever answered; busy / no-answer / failed
+count final outcomes; `talk_seconds` adds the duration of completed calls.
+
+Stale calls (`reap_stale_calls`, on beat): a call still `queued` long after it was made lost its
+task (a worker died holding it) and is sent again, which is safe because `place_call` claims with a
+conditional update; a call stuck in `dialing` lost its worker between claim and answer, so whether
+Exotel got the request is unknown: it becomes `unknown`. An `unknown` call is resolved by any
+callback carrying its token; after its time limit plus `UNKNOWN_GRACE` with none, it is failed
+and the retry policy decides.
+"""
+
+import datetime
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from campaigns import lifecycle
+from campaigns.models import Call, Campaign, Contact
+
+State = Call.State
+OUTCOME_COUNTERS = {State.BUSY: "calls_busy", State.NO_ANSWER: "calls_no_answer", State.FAILED: "calls_failed"}
+QUEUED_STALE = datetime.timedelta(minutes=2)
+DIALING_STALE = datetime.timedelta(minutes=1)  # well beyond the client's 15 s answer timeout
+UNKNOWN_GRACE = datetime.timedelta(minutes=5)
+SETTABLE = {"exotel_sid", "leg_sid", "duration", "recording_url", "error", "detailed_status", "disposition",
+            "disconnected_by"}
+
+
+def advance(call: Call, new: State, *, at: datetime.datetime | None = None, retry: bool = True,
+            **fields) -> bool:
+    """Move `call` to `new` if the rules allow; False (nothing changed) if they do not.
+
+    `fields` fill blanks only (a sid, a duration, an error), never overwrite what is known.
+    `retry=False` makes a failure final for the contact (a number Exotel can never dial).
+    """
+    with transaction.atomic():
+        locked = Call.objects.select_for_update().get(pk=call.pk)
+        if new not in Call.TRANSITIONS.get(locked.state, ()):
+            return False
+        answered_before = locked.answered_at is not None
+        changed = locked.transition(new, at=at) + fill_blanks(locked, fields)
+        locked.save(update_fields=changed)
+        counters = {}
+        if locked.answered_at and not answered_before:
+            counters["calls_answered"] = F("calls_answered") + 1
+        if new in Call.FINAL_STATES:
+            counters.update(_final_counters(locked))
+            counters.update(_settle_contact(locked, retry=retry, now=at or timezone.now()))
+        if counters:
+            Campaign.objects.filter(pk=locked.campaign_id).update(**counters)
+            lifecycle.complete_if_done(locked.campaign_id)
+    for name in changed:
+        setattr(call, name, getattr(locked, name))
+    return True
+
+
+def fill(call: Call, **fields) -> bool:
+    """Fill blanks on a call without changing its state (Passthru's details, a sid learnt late)."""
+    if not any(value not in (None, "") for value in fields.values()):
+        return False
+    with transaction.atomic():
+        locked = Call.objects.select_for_update().get(pk=call.pk)
+        filled = fill_blanks(locked, fields)
+        if filled:
+            locked.save(update_fields=filled)
+    for name in filled:
+        setattr(call, name, getattr(locked, name))
+    return bool(filled)
+
+
+def fill_blanks(call: Call, fields: dict) -> list[str]:
+    """Set each given field that is still empty on `call`; returns the names set."""
+    unknown = set(fields) - SETTABLE
+    if unknown:
+        raise TypeError(f"not a call field that callbacks may set: {', '.join(sorted(unknown))}")
+    filled = []
+    for name, value in fields.items():
+        if value not in (None, "") and getattr(call, name) in (None, ""):
+            setattr(call, name, value)
+            filled.append(name)
+    return filled
+
+
+def _final_counters(call: Call) -> dict:
+    counters = {"calls_live": F("calls_live") - 1}
+    if call.state in OUTCOME_COUNTERS:
+        counters[OUTCOME_COUNTERS[call.state]] = F(OUTCOME_COUNTERS[call.state]) + 1
+    if call.state == State.COMPLETED and call.duration:
+        counters["talk_seconds"] = F("talk_seconds") + call.duration
+    return counters
+
+
+def _settle_contact(call: Call, *, retry: bool, now: datetime.datetime) -> dict:
+    """The contact's next step after its call ended: another attempt later, or a final outcome."""
+    contact = Contact.objects.select_for_update().get(pk=call.contact_id)
+    if contact.state != Contact.State.CALLING or contact.attempts != call.attempt:
+        return {}  # not this contact's live attempt (a late event for an old call)
+    campaign = Campaign.objects.only("state", "retry_on", "max_attempts", "retry_after_minutes").get(
+        pk=call.campaign_id
+    )
+    retrying = (
+        retry
+        and call.state in campaign.retry_on
+        and contact.attempts < campaign.max_attempts
+        and campaign.state not in (Campaign.State.CANCELLED, Campaign.State.COMPLETED)
+    )
+    if retrying:
+        contact.transition(Contact.State.PENDING)
+        contact.next_attempt_at = now + datetime.timedelta(minutes=campaign.retry_after_minutes)
+        contact.save(update_fields=["state", "next_attempt_at"])
+        return {}
+    contact.transition(Contact.State.DONE)
+    contact.outcome = call.state
+    contact.save(update_fields=["state", "outcome"])
+    return {"contacts_done": F("contacts_done") + 1}
+
+
+def find_by_token(token: str, workspace_id: int) -> Call | None:
+    return Call.objects.filter(workspace_id=workspace_id, token=token).first() if token else None
+
+
+def reap_stale_calls(*, now: datetime.datetime | None = None) -> tuple[list[int], int, int]:
+    """Resend lost queued calls, mark stuck dialling calls unknown, time out unknown ones.
+
+    Returns (queued call ids to send again, calls made unknown, unknown calls failed).
+    """
+    now = now or timezone.now()
+    lost = list(
+        Call.objects.filter(state=State.QUEUED, created_at__lt=now - QUEUED_STALE, campaign__state=Campaign.State.RUNNING)
+        .exclude(dialed_at__gte=now - QUEUED_STALE)  # put back by a transient error: its retry is due later
+        .values_list("pk", flat=True)[:1000]
+    )
+    # The worker stopped between claim and Exotel's answer: the request may or may not have left.
+    stuck = Call.objects.filter(state=State.DIALING, dialed_at__lt=now - DIALING_STALE).update(state=State.UNKNOWN)
+    expired = 0
+    unknown = Call.objects.filter(state=State.UNKNOWN, dialed_at__lt=now - UNKNOWN_GRACE).select_related("campaign")
+    for call in unknown[:1000]:
+        if call.dialed_at + datetime.timedelta(seconds=call.campaign.time_limit) + UNKNOWN_GRACE < now:
+            expired += advance(call, State.FAILED, at=now, error="No callback arrived for a call whose outcome was unknown.")
+    return lost, stuck, expired

@@ -1,0 +1,254 @@
+"""The dispatcher: which calls start now, claimed in bulk and sent to `place_call` with one producer.
+
+Each beat tick walks the running campaigns. For a campaign inside its window it locks the campaign
+row (`SKIP LOCKED`: a second dispatcher passes over a campaign the first is planning), refills the
+pacing bucket, takes the least of pacing, free concurrency and the account's free streams, and
+claims that many due contacts with `FOR UPDATE SKIP LOCKED`. Contacts on the workspace's
+do-not-call list at that moment are skipped and reported as such; the rest get a Call row each
+(queued, with its token) and their tasks are sent after commit. A tick costs a bounded number of
+queries per campaign whatever the number of contacts: the claims walk the `contact_due` index.
+"""
+
+import logging
+
+from celery import current_app
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from campaigns import accounts, calls, lifecycle, links, schedule, tasks
+from campaigns.models import Call, Campaign, Contact, DoNotCall
+from exotel import wire
+from exotel.errors import (
+    AuthenticationError,
+    ExotelError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    RejectedError,
+    TransientError,
+    ValidationError,
+)
+
+log = logging.getLogger(__name__)
+
+
+def dispatch(*, now=None) -> int:
+    """One tick over every running campaign; returns the number of calls queued."""
+    now = now or timezone.now()
+    campaigns = Campaign.objects.filter(state=Campaign.State.RUNNING).select_related("account").order_by("pk")
+    headroom: dict[int, int | None] = {}
+    queued = 0
+    for campaign in campaigns:
+        if campaign.backoff_until and campaign.backoff_until > now:
+            continue
+        if not schedule.is_open(schedule.Window.of(campaign), now):
+            continue
+        if campaign.account_id not in headroom:
+            headroom[campaign.account_id] = account_headroom(campaign.account, now=now)
+        call_ids = plan_campaign(campaign.pk, now=now, streams_left=headroom[campaign.account_id])
+        if headroom[campaign.account_id] is not None:
+            headroom[campaign.account_id] -= len(call_ids)
+        queued += len(call_ids)
+    return queued
+
+
+def account_headroom(account, *, now) -> int | None:
+    """Free streams on the account; a failed reading keeps the last one (refused credentials pause)."""
+    try:
+        accounts.refresh_stream_capacity(account, now=now)
+    except AuthenticationError as error:
+        for campaign in Campaign.objects.filter(account=account, state=Campaign.State.RUNNING):
+            lifecycle.pause_for_error(campaign, f"Exotel refused the account's credentials: {error}")
+        return 0
+    except ExotelError as error:
+        log.warning("could not read active streams of %s: %s", account, error)
+    return accounts.stream_headroom(account)
+
+
+def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[int]:
+    """Claim due contacts of one campaign and queue a call for each; returns the call ids."""
+    with transaction.atomic():
+        campaign = (
+            Campaign.objects.select_for_update(skip_locked=True)
+            .filter(pk=campaign_id, state=Campaign.State.RUNNING)
+            .first()
+        )
+        if campaign is None:
+            return []
+        pace = schedule.refill(schedule.Pace.of(campaign), per_minute=campaign.calls_per_minute, now=now)
+        budget = schedule.calls_allowed(
+            credit=pace.credit, concurrency_left=campaign.max_concurrent - campaign.calls_live,
+            streams_left=streams_left,
+        )
+        contacts = claim_due_contacts(campaign, budget, now=now) if budget else []
+        blocked = set(
+            DoNotCall.objects.filter(workspace_id=campaign.workspace_id, phone__in=[c.phone for c in contacts])
+            .values_list("phone", flat=True)
+        ) if contacts else set()
+        skipped = [c.pk for c in contacts if c.phone in blocked]
+        dialling = [c for c in contacts if c.phone not in blocked]
+        if skipped:
+            Contact.objects.filter(pk__in=skipped).update(state=Contact.State.SKIPPED, outcome="do-not-call")
+        new_calls = queue_calls(campaign, dialling, now=now)
+        pace = schedule.spend(pace, len(new_calls))
+        Campaign.objects.filter(pk=campaign.pk).update(
+            pace_credit=pace.credit, paced_at=pace.at, pace_factor=pace.factor,
+            calls_total=F("calls_total") + len(new_calls), calls_live=F("calls_live") + len(new_calls),
+            contacts_done=F("contacts_done") + len(skipped),
+        )
+        call_ids = [call.pk for call in new_calls]
+        transaction.on_commit(lambda: send_place_calls(call_ids))
+    if not contacts and budget or skipped and not dialling:
+        lifecycle.complete_if_done(campaign_id)
+    return call_ids
+
+
+def claim_due_contacts(campaign: Campaign, limit: int, *, now) -> list[Contact]:
+    """Up to `limit` due contacts, locked; retries that are due first, then first attempts.
+
+    Two index range scans instead of one `IS NULL OR <= now` filter, which would have to walk past
+    every retry scheduled for later before reaching the never-tried contacts.
+    """
+    due = (
+        Contact.objects.select_for_update(skip_locked=True)
+        .filter(campaign=campaign, state=Contact.State.PENDING)
+        .only("pk", "phone", "attempts")
+    )
+    claimed = list(due.filter(next_attempt_at__lte=now).order_by("next_attempt_at")[:limit])
+    if len(claimed) < limit:
+        claimed += list(due.filter(next_attempt_at__isnull=True)[: limit - len(claimed)])
+    return claimed
+
+
+def queue_calls(campaign: Campaign, contacts: list[Contact], *, now) -> list[Call]:
+    if not contacts:
+        return []
+    Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(
+        state=Contact.State.CALLING, attempts=F("attempts") + 1
+    )
+    return Call.objects.bulk_create(
+        Call(workspace_id=campaign.workspace_id, campaign=campaign, contact=contact, attempt=contact.attempts + 1,
+             phone=contact.phone, created_at=now)
+        for contact in contacts
+    )
+
+
+def send_place_calls(call_ids: list[int]) -> None:
+    """One producer (one broker connection) for the whole batch, not one per message."""
+    if not call_ids:
+        return
+    with current_app.producer_or_acquire() as producer:
+        for call_id in call_ids:
+            tasks.place_call.apply_async((call_id,), producer=producer)
+
+
+def reap(*, now=None) -> None:
+    """Beat: recover calls whose worker died (see campaigns.calls) and send lost ones again."""
+    lost, stuck, expired = calls.reap_stale_calls(now=now)
+    send_place_calls(lost)
+    if lost or stuck or expired:
+        log.warning("reaped calls: %d resent, %d now unknown, %d timed out", len(lost), stuck, expired)
+
+
+# --- placing one call ---------------------------------------------------------------------------
+
+TRANSIENT_RETRY_SECONDS = 30
+STATUS_EVENTS = ("ringing", "answered", "terminal")
+FLOW_STATUS_EVENTS = ("answered", "terminal")
+
+
+def place_call(call_id: int, *, now=None) -> None:
+    """Dial one queued call in its campaign's connect mode; a task delivered twice dials once.
+
+    The call row and its token exist before the request leaves, and the claim below commits
+    before it: a worker killed after sending leaves the call `dialing`, never `queued`, so nothing
+    dials it again; the reaper makes it `unknown` and the callback carrying the token settles it.
+    """
+    now = now or timezone.now()
+    # Claim the call: a task delivered twice dials once.
+    # A paused campaign dials nothing new; its queued calls wait for the resume (or are withdrawn).
+    claimed = Call.objects.filter(
+        pk=call_id, state=Call.State.QUEUED, campaign__state=Campaign.State.RUNNING
+    ).update(state=Call.State.DIALING, dialed_at=now)
+    if claimed != 1:
+        return
+    call = Call.objects.select_related("campaign__account", "campaign__exophone", "workspace").get(pk=call_id)
+    campaign = call.campaign
+    try:
+        with accounts.client_for(campaign.account) as client:
+            sid, leg_sid = send_call(client, call)
+    except RateLimitedError as error:
+        slow_down(campaign, retry_after=error.retry_after, now=now)
+        requeue(call, countdown=error.retry_after or schedule.DEFAULT_BACKOFF.total_seconds(), now=now)
+    except TransientError as error:
+        log.warning("call %s: transient Exotel error, retrying: %s", call.pk, error)
+        requeue(call, countdown=TRANSIENT_RETRY_SECONDS, now=now)
+    except ValidationError as error:
+        # Our request broke a documented limit (a number Exotel cannot dial): retrying cannot help.
+        calls.advance(call, Call.State.FAILED, at=now, retry=False, error=str(error))
+    except AuthenticationError as error:
+        calls.advance(call, Call.State.FAILED, at=now, error=str(error))
+        lifecycle.pause_for_error(campaign, f"Exotel refused the account's credentials: {error}")
+    except RejectedError as error:
+        calls.advance(call, Call.State.FAILED, at=now, error=str(error))
+        if error.status == 402:  # plan or balance: every further call would be refused too
+            lifecycle.pause_for_error(campaign, f"Exotel refused the call (plan or balance): {error}")
+    except (OutcomeUnknownError, ExotelError) as error:
+        # Sent, but no readable answer: the call may exist. Its callbacks carry the token.
+        calls.advance(call, Call.State.UNKNOWN, at=now, error=str(error))
+    else:
+        Call.objects.filter(pk=call.pk).update(exotel_sid=sid, leg_sid=leg_sid)
+
+
+def send_call(client, call: Call) -> tuple[str, str]:
+    """The Exotel request for the campaign's connect mode; returns (call sid, leg sid)."""
+    campaign, workspace = call.campaign, call.workspace
+    caller_id = wire.dialled_number(campaign.exophone.number, campaign.account.number_form, field_name="CallerId")
+    if campaign.connect_mode == Campaign.ConnectMode.LEGS:
+        leg = client.create_leg(wire.NewLeg(
+            number=call.phone, exophone=caller_id, custom_param=call.token,
+            leg_event_endpoint=links.webhook_url(workspace, "leg_event"), time_limit=campaign.time_limit,
+        ))
+        return "", leg.leg_sid
+    common = {
+        "number": call.phone, "caller_id": caller_id, "time_limit": campaign.time_limit,
+        "custom_field": call.token, "status_callback": links.webhook_url(workspace, "status"),
+    }
+    if campaign.connect_mode == Campaign.ConnectMode.FLOW:
+        # The flow's Voicebot applet asks our stream-URL endpoint for this call's URL.
+        info = client.connect_to_flow(wire.FlowCall(
+            flow_url=campaign.flow_url, status_callback_events=FLOW_STATUS_EVENTS, **common
+        ))
+    else:
+        recording = campaign.recording != Campaign.Recording.OFF
+        info = client.connect_to_bot(wire.BotCall(
+            stream_url=bot_stream_url(call), record=recording,
+            recording_channels=campaign.recording if recording else "",
+            status_callback_events=STATUS_EVENTS, **common,
+        ))
+    return info.sid, ""
+
+
+def bot_stream_url(call: Call) -> str:
+    """This call's stream URL with the campaign's sample rate and parameters the bot sees in `start`."""
+    return wire.build_stream_url(
+        links.stream_url(call), sample_rate=call.campaign.sample_rate,
+        custom_parameters={"campaign": str(call.campaign_id), "attempt": str(call.attempt)},
+    )
+
+
+def requeue(call: Call, *, countdown: float, now) -> None:
+    """Exotel certainly never took the request: the same attempt goes again later."""
+    if calls.advance(call, Call.State.QUEUED, at=now):
+        transaction.on_commit(lambda: tasks.place_call.apply_async((call.pk,), countdown=countdown))
+
+
+def slow_down(campaign: Campaign, *, retry_after: float | None, now) -> None:
+    """A 429: hold the campaign's dials until Exotel's Retry-After and halve its rate."""
+    with transaction.atomic():
+        locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        pace = schedule.slowed(schedule.Pace.of(locked))
+        Campaign.objects.filter(pk=campaign.pk).update(
+            pace_credit=pace.credit, pace_factor=pace.factor, backoff_until=schedule.backoff_until(now, retry_after),
+            last_error=f"Exotel is rate limiting calls; slowed to {pace.factor:.0%} of the configured rate.",
+        )

@@ -1,0 +1,93 @@
+"""Legs mode after the answer: stream and greeting started together, greeting stopped when the bot is on.
+
+Dead air (`Call.dead_air_ms`) is the silence the caller hears after picking up: from `answered_at`
+(when this app received `leg_answered`, on our clock) to the first audio, which is the greeting
+once Exotel accepted `start_say` (its 202), or, with no greeting or a refused one, the stream's
+start as reported by the stream server (`stream_started`). Both measure on one clock, ours; the
+smaller value wins, so the order in which the two arrive does not matter.
+"""
+
+import asyncio
+import logging
+
+from asgiref.sync import async_to_sync
+from django.db.models import Q
+from django.utils import timezone
+
+from campaigns import accounts, calls, dialer
+from campaigns.models import Call, Campaign
+from exotel.errors import ExotelError
+
+log = logging.getLogger(__name__)
+
+
+def answer_leg(call_id: int) -> None:
+    """On `leg_answered`: `start_stream` and `start_say` (the greeting) sent at the same moment."""
+    call = Call.objects.select_related("campaign__account").get(pk=call_id)
+    if not call.leg_sid or call.state != Call.State.IN_PROGRESS:
+        return
+    stream_error, say_error, say_at = async_to_sync(_start_stream_and_say)(call)
+    if say_at is not None:
+        store_dead_air(call, say_at)
+    if say_error:
+        log.warning("call %s: greeting refused: %s", call.pk, say_error)
+    if stream_error:
+        # Without a stream the caller would hear the greeting forever: end the call, say why.
+        calls.advance(call, Call.State.FAILED, error=f"start_stream refused: {stream_error}")
+        with accounts.client_for(call.campaign.account) as client:
+            _quietly(client.hangup_leg, call.leg_sid)
+
+
+async def _start_stream_and_say(call: Call):
+    campaign = call.campaign
+    greeting = campaign.greeting_text
+    async with accounts.async_client_for(campaign.account) as client:
+        stream = client.start_stream(call.leg_sid, url=dialer.bot_stream_url(call), sample_rate=campaign.sample_rate)
+        say = client.start_say(call.leg_sid, greeting) if greeting else _nothing()
+        results = await asyncio.gather(stream, _timed(say), return_exceptions=True)
+    stream_result, say_result = results
+    stream_error = stream_result if isinstance(stream_result, Exception) else None
+    say_error = say_result if isinstance(say_result, Exception) else None
+    say_at = None if say_error or not greeting else say_result
+    return stream_error, say_error, say_at
+
+
+async def _nothing():
+    return None
+
+
+async def _timed(awaitable):
+    await awaitable
+    return timezone.now()
+
+
+def stream_started(call_id: int) -> None:
+    """The stream server saw the stream start: the call is answered; in Legs mode the greeting stops."""
+    now = timezone.now()
+    call = Call.objects.select_related("campaign__account").get(pk=call_id)
+    calls.advance(call, Call.State.IN_PROGRESS, at=now)  # no-op when a callback got there first
+    if call.campaign.connect_mode != Campaign.ConnectMode.LEGS or not call.leg_sid:
+        return
+    store_dead_air(call, now)
+    # Whoever sets greeting_ended_at first (say_completed or us) owns it: stop_say goes once at most.
+    still_playing = Call.objects.filter(pk=call.pk, greeting_ended_at__isnull=True).update(greeting_ended_at=now)
+    if still_playing and call.campaign.greeting_text:
+        with accounts.client_for(call.campaign.account) as client:
+            _quietly(client.stop_say, call.leg_sid)
+
+
+def store_dead_air(call: Call, first_audio_at) -> None:
+    if call.answered_at is None:
+        return
+    dead_air = max(0, round((first_audio_at - call.answered_at).total_seconds() * 1000))
+    Call.objects.filter(Q(dead_air_ms__isnull=True) | Q(dead_air_ms__gt=dead_air), pk=call.pk).update(
+        dead_air_ms=dead_air
+    )
+
+
+def _quietly(action, leg_sid: str) -> None:
+    """A follow-up action whose failure changes nothing we could act on: log it and go on."""
+    try:
+        action(leg_sid)
+    except ExotelError as error:
+        log.warning("leg %s: %s failed: %s", leg_sid, action.__name__, error)

@@ -1,0 +1,38 @@
+"""Celery tasks: thin interfaces that take ids and call one service each.
+
+Idempotency lives in the rows (conditional updates), not in the broker, so every task here is safe
+to run twice; with acks_late a task whose worker died is delivered again.
+"""
+
+from celery import shared_task
+
+from campaigns import dialer, legs
+
+
+@shared_task
+def dispatch() -> None:
+    """Beat, every few seconds: start the calls each running campaign may start now."""
+    dialer.dispatch()
+
+
+@shared_task
+def reap_calls() -> None:
+    """Beat: resend calls whose task was lost, settle calls whose worker died mid-dial."""
+    dialer.reap()
+
+
+@shared_task
+def place_call(call_id: int) -> None:
+    dialer.place_call(call_id)
+
+
+@shared_task
+def answer_leg(call_id: int) -> None:
+    """Legs mode, on `leg_answered`: start the stream and the greeting together."""
+    legs.answer_leg(call_id)
+
+
+@shared_task
+def stream_started(call_id: int) -> None:
+    """Enqueued by the stream server (delay_on_commit) when a call's stream starts."""
+    legs.stream_started(call_id)
