@@ -36,9 +36,35 @@ class StreamSession(models.Model):
     barge_in_ms = models.JSONField(default=list, blank=True, help_text="Caller's first loud frame to clear, each.")
     caller_recording = models.FileField(upload_to=recording_path, blank=True)
     bot_recording = models.FileField(upload_to=recording_path, blank=True)
+    # What the bot concluded (script: `disposition` and `set` steps; relay: its failure, if any).
+    disposition = models.CharField(max_length=100, blank=True)
+    variables = models.JSONField(default=dict, blank=True)
 
     class Meta:
         ordering = ["-started_at"]
 
     def __str__(self):
         return self.stream_sid or f"stream {self.pk}"
+
+
+def prompt_path(prompt: "Prompt", filename: str) -> str:
+    return f"prompts/{prompt.workspace_id}/{filename}"
+
+
+class Prompt(models.Model):
+    """A recorded message a script bot plays: a mono 16-bit PCM WAV of any rate, named per workspace."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="prompts")
+    name = models.SlugField(max_length=50, help_text="What scripts call it, e.g. greeting-hi.")
+    audio = models.FileField(upload_to=prompt_path, help_text="WAV, mono, 16-bit PCM, any sample rate.")
+    sample_rate = models.PositiveIntegerField(default=0, editable=False)
+    duration_ms = models.PositiveIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="one_prompt_name_per_workspace")]
+
+    def __str__(self):
+        return self.name

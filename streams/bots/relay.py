@@ -1,0 +1,147 @@
+"""The relay bot: the customer's own bot (a WebSocket speaking this same AgentStream protocol) talks
+to the caller through us, while we keep recording and counting.
+
+Settings (`Campaign.bot_settings`): `{"url": "wss://bot.example.com/agent", "fallback_prompt": "sorry"}`.
+We play Exotel's part towards the external bot: `connected`, then `start` with our stream SID and
+the call's variables (the contact's, plus `name` and `phone`) as custom parameters, then the
+caller's media, DTMF, the marks Exotel returns, and `stop`. The external bot's media is re-chunked
+and paced like any bot's audio, its marks and clears go to Exotel in order.
+
+If the external bot cannot be reached within `CONNECT_TIMEOUT`, or drops before the call ends, the
+caller hears the fallback prompt (if the workspace has it), the call is hung up, and its
+disposition says so: `relay_unreachable` or `relay_dropped`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from urllib.parse import urlsplit
+
+import websockets
+from django.core.exceptions import ValidationError
+
+from exotel import protocol
+from streams.runtime import Bot
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 5.0
+FALLBACK_MARK = "relay-fallback"
+
+
+def validate_relay(spec: dict) -> None:
+    """Raise ValidationError unless `spec` is {"url": "ws(s)://…", "fallback_prompt": optional name}."""
+    if not isinstance(spec, dict) or set(spec) - {"url", "fallback_prompt"}:
+        raise ValidationError('Relay settings are an object with "url" and optionally "fallback_prompt".')
+    url = spec.get("url")
+    parts = urlsplit(url) if isinstance(url, str) else None
+    if parts is None or parts.scheme not in ("ws", "wss") or not parts.hostname:
+        raise ValidationError("The relay url must be a ws:// or wss:// address of your bot.")
+    prompt = spec.get("fallback_prompt", "")
+    if not isinstance(prompt, str):
+        raise ValidationError("fallback_prompt is the name of a prompt.")
+
+
+class RelayBot(Bot):
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self.url = stream.binding.bot_settings.get("url", "")
+        self.fallback = stream.binding.bot_settings.get("fallback_prompt", "")
+        self._ws = None
+        self._seq = 0
+        self._chunk = 0
+        self._media_ms = 0.0
+        self._stopping = False
+        self._fallback_done: asyncio.Future | None = None
+
+    def _next(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    async def on_start(self) -> None:
+        self.stream.spawn(self._run())
+
+    async def _run(self) -> None:
+        start, sid = self.stream.start, self.stream.sid
+        params = {str(k): str(v) for k, v in {**self.stream.binding.variables, **start.custom_parameters}.items()}
+        try:
+            self._ws = await asyncio.wait_for(websockets.connect(self.url, max_size=2**20, close_timeout=2), CONNECT_TIMEOUT)
+            await self._ws.send(protocol.exotel_connected_frame())
+            await self._ws.send(protocol.exotel_start_frame(
+                self._next(), stream_sid=sid, call_sid=start.call_sid, account_sid=start.account_sid,
+                from_=start.from_, to=start.to, custom_parameters=params, sample_rate=self.stream.rate))
+        except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+            log.warning("stream %s: relay to %s failed: %s", sid, self.url, exc)
+            self._ws = None
+            await self._fail("relay_unreachable")
+            return
+        try:
+            async for text in self._ws:
+                await self._from_bot(text)
+        except websockets.ConnectionClosed:
+            pass
+        if not self._stopping:
+            log.warning("stream %s: relay bot at %s dropped", sid, self.url)
+            self._ws = None
+            await self._fail("relay_dropped")
+
+    async def _from_bot(self, text: str | bytes) -> None:
+        try:
+            event = protocol.parse_bot_frame(text)
+        except protocol.ProtocolError as exc:
+            log.info("stream %s: relay bot sent a bad frame: %s", self.stream.sid, exc)
+            return
+        if isinstance(event, protocol.BotMedia):
+            await self.stream.stream_audio(event.payload)
+        elif isinstance(event, protocol.BotMark):
+            await self.stream.mark(event.name)
+        elif isinstance(event, protocol.BotClear):
+            await self.stream.clear()
+
+    async def _fail(self, disposition: str) -> None:
+        self.disposition = disposition
+        if self.fallback in self.stream.prompts:
+            pcm, rate = self.stream.prompts[self.fallback]
+            self._fallback_done = asyncio.get_running_loop().create_future()
+            await self.stream.play_prompt(self.fallback)
+            await self.stream.mark(FALLBACK_MARK)
+            await asyncio.wait([self._fallback_done], timeout=len(pcm) / 2 / rate + 5)
+        await self.stream.hang_up()
+
+    async def _forward(self, frame: str) -> None:
+        if self._ws is None:
+            return  # not connected (yet, or any more): the caller's audio is still recorded
+        with contextlib.suppress(websockets.ConnectionClosed):  # the reading side notices and fails over
+            await self._ws.send(frame)
+
+    async def on_audio(self, pcm: bytes) -> None:
+        if self._ws is None:
+            return
+        self._chunk += 1
+        timestamp = round(self._media_ms)
+        self._media_ms += len(pcm) / 2 / self.stream.rate * 1000
+        await self._forward(protocol.exotel_media_frame(self._next(), self.stream.sid, self._chunk, timestamp, pcm))
+
+    async def on_dtmf(self, digit: str) -> None:
+        await self._forward(protocol.exotel_dtmf_frame(self._next(), self.stream.sid, digit, 100))
+
+    async def on_mark(self, name: str) -> None:
+        if name == FALLBACK_MARK and self._fallback_done and not self._fallback_done.done():
+            self._fallback_done.set_result(None)
+            return
+        await self._forward(protocol.exotel_mark_frame(self._next(), self.stream.sid, name))
+
+    async def on_stop(self) -> None:
+        self._stopping = True
+        ws, self._ws = self._ws, None
+        if ws is None:
+            return
+        start = self.stream.start
+        try:
+            await ws.send(protocol.exotel_stop_frame(self._next(), self.stream.sid, call_sid=start.call_sid,
+                                                     account_sid=start.account_sid, reason="callended"))
+            await ws.close()
+        except websockets.WebSocketException:
+            pass

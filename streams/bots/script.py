@@ -1,0 +1,298 @@
+"""The script bot: a declarative call script, kept in `Campaign.bot_settings` and checked on save
+with `validate_script(spec)`.
+
+A script is a JSON object with a list of `steps` run in order; a step may carry an `id` that
+branches jump to, and holds exactly one action:
+
+    {"say": "greeting-{language}", "barge_in": true}
+        play a prompt (a `streams.models.Prompt` of the workspace: a WAV of any rate, resampled to
+        the stream's). `{name}` parts are filled from the contact's variables (plus `name`, `phone`),
+        so per-contact variables choose prompts; a prompt that does not exist is skipped and logged.
+        With barge-in (the default) the caller speaking (audio above `barge_in.threshold_dbfs` for
+        `barge_in.min_ms`) or pressing a key sends `clear` and moves on; a key pressed is kept for
+        the next gather. Without it the step waits until Exotel returns the prompt's mark.
+    {"pause": 1.5}                       wait, in seconds (at most 60)
+    {"gather": {"timeout": 5, "max_digits": 1, "terminator": "#", "into": "choice",
+                "branches": {"1": "yes", "2": "no"}, "no_input": "retry", "default": "retry"}}
+        collect DTMF until `max_digits` (1-20), the `terminator`, or `timeout` seconds (0.5-60) without
+        a key; the digits go to variable `into` (default "digits"); then jump to the branch for the
+        digits, else to `no_input` when none came, else to `default`, else go on to the next step
+    {"disposition": "interested"}        the call's outcome, written to Call.disposition at the end
+    {"set": {"plan": "gold"}}            variables kept on the stream session (strings, numbers, booleans)
+    {"opt_out": true}                    put the caller on the workspace's do-not-call list (source
+                                         opt_out) at the end of the call; disposition "opted_out"
+    {"goto": "menu"}                     jump
+    {"hangup": true}                     end the call (running past the last step does too)
+
+Optional top level: `"barge_in": {"threshold_dbfs": -35, "min_ms": 0}`. At most 200 steps, and at
+most `MAX_STEPS_RUN` steps run per call, so a loop cannot hold a line forever.
+
+Example:
+    {"steps": [
+        {"say": "greeting-{language}"},
+        {"id": "menu", "say": "menu"},
+        {"gather": {"timeout": 5, "branches": {"1": "yes", "9": "stop"}, "no_input": "bye"}},
+        {"goto": "menu"},
+        {"id": "yes", "disposition": "interested"}, {"say": "thanks"}, {"hangup": true},
+        {"id": "stop", "opt_out": true}, {"say": "removed"}, {"hangup": true},
+        {"id": "bye", "disposition": "no_input"}, {"say": "bye"}]}
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import string
+import time
+
+from django.core.exceptions import ValidationError
+
+from exotel.audio import rms_dbfs
+from streams.runtime import Bot
+
+log = logging.getLogger(__name__)
+
+ACTIONS = {"say", "pause", "gather", "disposition", "set", "opt_out", "goto", "hangup"}
+DIGITS = set("0123456789*#")
+MAX_STEPS = 200
+MAX_STEPS_RUN = 500
+MARK_GRACE = 5.0  # seconds past a prompt's length to wait for its mark before moving on
+
+
+# --- validation -----------------------------------------------------------------------------------
+
+def _number(value, name: str, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+        raise ValidationError(f"{name} must be a number from {low:g} to {high:g}.")
+
+
+def _template_fields(template: str, where: str) -> list[str]:
+    try:
+        return [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+    except ValueError as exc:
+        raise ValidationError(f"{where}: the prompt name {template!r} is not a valid template ({exc}).") from exc
+
+
+def _validate_gather(gather, where: str, ids: set[str]) -> None:
+    if not isinstance(gather, dict):
+        raise ValidationError(f"{where}: gather takes an object.")
+    unknown = set(gather) - {"timeout", "max_digits", "terminator", "into", "branches", "no_input", "default"}
+    if unknown:
+        raise ValidationError(f"{where}: gather does not know {', '.join(sorted(unknown))}.")
+    _number(gather.get("timeout", 5), f"{where}: timeout", 0.5, 60)
+    max_digits = gather.get("max_digits", 1)
+    if isinstance(max_digits, bool) or not isinstance(max_digits, int) or not 1 <= max_digits <= 20:
+        raise ValidationError(f"{where}: max_digits must be a whole number from 1 to 20.")
+    if gather.get("terminator", "#") not in DIGITS | {""}:
+        raise ValidationError(f"{where}: the terminator must be one key (0-9, * or #) or empty.")
+    if not isinstance(gather.get("into", "digits"), str) or not gather.get("into", "digits"):
+        raise ValidationError(f"{where}: into must name a variable.")
+    branches = gather.get("branches", {})
+    if not isinstance(branches, dict):
+        raise ValidationError(f"{where}: branches map digits to step ids.")
+    for digits, target in branches.items():
+        if not digits or set(digits) - DIGITS:
+            raise ValidationError(f"{where}: branch {digits!r} is not a sequence of keys (0-9, *, #).")
+        if target not in ids:
+            raise ValidationError(f"{where}: branch {digits!r} goes to {target!r}, which no step has as id.")
+    for key in ("no_input", "default"):
+        if key in gather and gather[key] not in ids:
+            raise ValidationError(f"{where}: {key} goes to {gather[key]!r}, which no step has as id.")
+
+
+def _validate_step(step, where: str, ids: set[str]) -> None:
+    if not isinstance(step, dict):
+        raise ValidationError(f"{where} must be an object.")
+    actions = set(step) & ACTIONS
+    extra = set(step) - ACTIONS - {"id", "barge_in"}
+    if len(actions) != 1 or extra:
+        raise ValidationError(f"{where} needs exactly one action of {', '.join(sorted(ACTIONS))}"
+                              + (f" and does not know {', '.join(sorted(extra))}." if extra else "."))
+    (action,) = actions
+    value = step[action]
+    if "barge_in" in step and (action != "say" or not isinstance(step["barge_in"], bool)):
+        raise ValidationError(f"{where}: barge_in (true or false) goes only with say.")
+    if action == "say":
+        if not isinstance(value, str) or not value.strip():
+            raise ValidationError(f"{where}: say takes a prompt name.")
+        _template_fields(value, where)
+    elif action == "pause":
+        _number(value, f"{where}: pause", 0.1, 60)
+    elif action == "gather":
+        _validate_gather(value, where, ids)
+    elif action == "disposition":
+        if not isinstance(value, str) or not value.strip() or len(value) > 100:
+            raise ValidationError(f"{where}: disposition takes a text of 1 to 100 characters.")
+    elif action == "set":
+        if not isinstance(value, dict) or not value or any(
+            not isinstance(v, (str, int, float, bool)) for v in value.values()
+        ):
+            raise ValidationError(f"{where}: set takes an object of names to strings, numbers or booleans.")
+    elif action == "goto":
+        if value not in ids:
+            raise ValidationError(f"{where}: goto {value!r}, which no step has as id.")
+    elif value is not True:
+        raise ValidationError(f"{where}: {action} takes true.")
+
+
+def validate_script(spec: dict) -> None:
+    """Raise ValidationError with a message naming the step and what is wrong; None if the script is fine."""
+    if not isinstance(spec, dict) or set(spec) - {"steps", "barge_in"}:
+        raise ValidationError('A script is an object with "steps" (and optionally "barge_in").')
+    steps = spec.get("steps")
+    if not isinstance(steps, list) or not 1 <= len(steps) <= MAX_STEPS:
+        raise ValidationError(f"A script needs a list of 1 to {MAX_STEPS} steps.")
+    ids: set[str] = set()
+    for number, step in enumerate(steps, 1):
+        step_id = step.get("id") if isinstance(step, dict) else None
+        if step_id is not None:
+            if not isinstance(step_id, str) or not step_id or step_id in ids:
+                raise ValidationError(f"Step {number}: id must be a unique, non-empty text.")
+            ids.add(step_id)
+    for number, step in enumerate(steps, 1):
+        _validate_step(step, f"Step {number}", ids)
+    barge_in = spec.get("barge_in", {})
+    if not isinstance(barge_in, dict) or set(barge_in) - {"threshold_dbfs", "min_ms"}:
+        raise ValidationError('barge_in is an object with "threshold_dbfs" and "min_ms".')
+    _number(barge_in.get("threshold_dbfs", -35), "barge_in.threshold_dbfs", -90, 0)
+    _number(barge_in.get("min_ms", 0), "barge_in.min_ms", 0, 2000)
+
+
+def _fill(template: str, variables: dict) -> str | None:
+    try:
+        return template.format_map({k: str(v) for k, v in variables.items()})
+    except (KeyError, ValueError, IndexError):
+        return None
+
+
+def prompt_names(spec: dict, variables: dict) -> set[str]:
+    """The prompts this script may play for a contact with these variables."""
+    names = {_fill(step["say"], variables) for step in spec.get("steps", []) if isinstance(step, dict) and "say" in step}
+    return {name for name in names if name}
+
+
+# --- running --------------------------------------------------------------------------------------
+
+class ScriptBot(Bot):
+    def __init__(self, stream) -> None:
+        super().__init__(stream)
+        self.spec = stream.binding.bot_settings
+        barge_in = self.spec.get("barge_in", {})
+        self.threshold = barge_in.get("threshold_dbfs", -35)
+        self.min_ms = barge_in.get("min_ms", 0)
+        self.keys: asyncio.Queue[str] = asyncio.Queue()
+        self._marks: dict[str, asyncio.Future] = {}
+        self._saying: asyncio.Future | None = None  # set while a prompt with barge-in plays
+        self._loud_since: float | None = None
+        self._loud_ms = 0
+        self._said = 0
+
+    async def on_start(self) -> None:
+        self.stream.spawn(self.run())
+
+    async def on_audio(self, pcm: bytes) -> None:
+        if self._saying is None or self._saying.done():
+            return
+        if rms_dbfs(pcm) < self.threshold:
+            self._loud_since, self._loud_ms = None, 0
+            return
+        if self._loud_since is None:
+            self._loud_since = time.monotonic()
+        self._loud_ms += round(len(pcm) / 2 / self.stream.rate * 1000)
+        if self._loud_ms >= self.min_ms:
+            await self._barge_in("speech")
+
+    async def on_dtmf(self, digit: str) -> None:
+        self.keys.put_nowait(digit)
+        if self._saying is not None and not self._saying.done():
+            self._loud_since = self._loud_since or time.monotonic()
+            await self._barge_in("dtmf")
+
+    async def on_mark(self, name: str) -> None:
+        waiting = self._marks.pop(name, None)
+        if waiting and not waiting.done():
+            waiting.set_result(None)
+
+    async def _barge_in(self, cause: str) -> None:
+        self._saying.set_result(cause)
+        await self.stream.clear()
+        elapsed = round((time.monotonic() - self._loud_since) * 1000)
+        self.stream.barge_in_ms.append(elapsed)
+        await self.stream.feed.event("barge_in", elapsed)
+        self._loud_since, self._loud_ms = None, 0
+
+    async def run(self) -> None:
+        steps = self.spec["steps"]
+        index_of = {step["id"]: i for i, step in enumerate(steps) if "id" in step}
+        index = 0
+        for _ in range(MAX_STEPS_RUN):
+            if index >= len(steps):
+                break
+            step = steps[index]
+            (action,) = set(step) & ACTIONS
+            target = await getattr(self, f"_{action}")(step[action], step)
+            if action == "hangup":
+                return
+            index = index_of[target] if target else index + 1
+        else:
+            log.warning("stream %s: script ran %s steps; hanging up", self.stream.sid, MAX_STEPS_RUN)
+        await self.stream.hang_up()
+
+    async def _say(self, template: str, step: dict) -> None:
+        name = _fill(template, self.stream.binding.variables)
+        if name not in self.stream.prompts:
+            log.warning("stream %s: no prompt %r (from %r); skipped", self.stream.sid, name, template)
+            return None
+        self._said += 1
+        mark = f"say-{self._said}"
+        played = asyncio.get_running_loop().create_future()
+        self._marks[mark] = played
+        pcm, rate = self.stream.prompts[name]
+        await self.stream.play_prompt(name)
+        await self.stream.mark(mark)
+        wait = len(pcm) / 2 / rate + MARK_GRACE
+        if step.get("barge_in", True):
+            self._saying = asyncio.get_running_loop().create_future()
+            await asyncio.wait([played, self._saying], timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+            self._saying = None
+        else:
+            await asyncio.wait([played], timeout=wait)
+        self._marks.pop(mark, None)
+        return None
+
+    async def _pause(self, seconds: float, step: dict) -> None:
+        await asyncio.sleep(seconds)
+
+    async def _gather(self, gather: dict, step: dict) -> str | None:
+        digits, terminator = "", gather.get("terminator", "#")
+        while len(digits) < gather.get("max_digits", 1):
+            try:
+                key = await asyncio.wait_for(self.keys.get(), gather.get("timeout", 5))
+            except TimeoutError:
+                break
+            if terminator and key == terminator:
+                break
+            digits += key
+        self.variables[gather.get("into", "digits")] = digits
+        branches = gather.get("branches", {})
+        if digits in branches:
+            return branches[digits]
+        if not digits and "no_input" in gather:
+            return gather["no_input"]
+        return gather.get("default")
+
+    async def _disposition(self, value: str, step: dict) -> None:
+        self.disposition = value
+
+    async def _set(self, values: dict, step: dict) -> None:
+        self.variables.update(values)
+
+    async def _opt_out(self, value: bool, step: dict) -> None:
+        self.opt_out = True
+        self.disposition = "opted_out"
+
+    async def _goto(self, target: str, step: dict) -> str:
+        return target
+
+    async def _hangup(self, value: bool, step: dict) -> None:
+        await self.stream.hang_up()

@@ -1,0 +1,121 @@
+"""WebSocket consumers: Exotel's streams (bidirectional, receive-only, a workspace's echo test) and the
+dashboard's live feed. Thin: they bind and authorise through `streams.services` and hand frames to
+a `streams.runtime.Stream`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+
+from campaigns.models import Campaign
+from streams import live, services
+from streams.bots import make_bot
+from streams.runtime import Binding, Stream
+from tenancy.models import Membership
+
+log = logging.getLogger(__name__)
+
+
+class StreamConsumer(AsyncWebsocketConsumer):
+    """A call's stream: `/streams/<call token>` (VoiceBot) or, receive-only, `/streams/<token>/listen`."""
+
+    # A stream never receives from the channel layer: no alias means no per-socket channel and no
+    # second receive loop per call (it still publishes to the live view through the layer).
+    channel_layer_alias = None
+    receive_only = False
+    stream: Stream | None = None
+
+    async def connect(self) -> None:
+        binding = await database_sync_to_async(self.bind)(self._header(b"authorization"))
+        if binding is None:
+            await self.close()  # before accept: the handshake is refused (403) and nothing is kept
+            return
+        self.stream = Stream(binding, send=self._send_text, close=self._close_with, started=self._started,
+                             make_bot=make_bot)
+        await self.accept()
+
+    def bind(self, authorization: bytes | None) -> Binding | None:
+        token = self.scope["url_route"]["kwargs"]["token"]
+        return services.bind_call(token, receive_only=self.receive_only, authorization=authorization)
+
+    async def dispatch(self, message: dict) -> None:
+        # The media hot path: channels' dispatch would hop to a thread (aclose_old_connections) before
+        # every frame; frames never touch the database, so they skip it (DESIGN.md, measured).
+        if message["type"] == "websocket.receive":
+            if self.stream is not None:
+                await self.stream.receive(message.get("text"), message.get("bytes"))
+            return
+        await super().dispatch(message)
+
+    async def disconnect(self, code: int) -> None:
+        if self.stream is None:
+            return
+        await self.stream.finish(code)
+        await database_sync_to_async(services.close_session)(self.stream)
+
+    async def _started(self, start):
+        return await database_sync_to_async(services.start_session)(self.stream.binding, start)
+
+    async def _send_text(self, text: str) -> None:
+        await self.send(text_data=text)
+
+    async def _close_with(self, code: int) -> None:
+        await self.close(code)
+
+    def _header(self, name: bytes) -> bytes | None:
+        return dict(self.scope.get("headers", [])).get(name)
+
+
+class ListenConsumer(StreamConsumer):
+    """The Stream applet's receive-only endpoint: records and monitors, never sends a frame."""
+
+    receive_only = True
+
+
+class EchoTestConsumer(StreamConsumer):
+    """A workspace's echo endpoint, `/streams/test/<signed token>`, for checking an applet or tunnel."""
+
+    def bind(self, authorization: bytes | None) -> Binding | None:
+        return services.bind_test(self.scope["url_route"]["kwargs"]["token"], authorization=authorization)
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    """`/live/campaigns/<id>`: the campaign's live streams, for members of its workspace only.
+
+    Message format: `streams.live`'s docstring."""
+
+    campaign_id: int | None = None
+
+    async def connect(self) -> None:
+        campaign_id = self.scope["url_route"]["kwargs"]["campaign_id"]
+        if not await database_sync_to_async(self.may_watch)(campaign_id):
+            await self.close()
+            return
+        self.campaign_id = campaign_id
+        await self.channel_layer.group_add(live.group_name(campaign_id), self.channel_name)
+        await live.add_watcher(campaign_id)
+        await self.accept()
+
+    def may_watch(self, campaign_id: int) -> bool:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            return False
+        # Filtered in the query: another workspace's campaign looks exactly like a missing one.
+        workspaces = Membership.objects.filter(user=user).values("workspace_id")
+        return Campaign.objects.filter(pk=campaign_id, workspace_id__in=workspaces).exists()
+
+    async def disconnect(self, code: int) -> None:
+        if self.campaign_id is None:
+            return
+        await self.channel_layer.group_discard(live.group_name(self.campaign_id), self.channel_name)
+        await live.remove_watcher(self.campaign_id)
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        pass  # the feed is one-way; whatever a browser sends is ignored
+
+    async def live_message(self, message: dict) -> None:
+        await self.send(text_data=json.dumps(message["data"]))

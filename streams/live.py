@@ -1,0 +1,102 @@
+"""Live view of a campaign's streams, fanned out over the channel layer.
+
+Every stream of a campaign call publishes to the group `live.campaign.<id>`; `LiveConsumer`
+(route `/live/campaigns/<campaign id>`, session-authenticated, members of the campaign's workspace
+only) forwards each message to the browser as one JSON text frame:
+
+    {"type": "state", "stream": 41, "call": 7, "phone": "+9198…", "state": "started",
+     "bot": "script", "at": 1764211200.5}
+        state is one of connected, started, stopped; a stopped message adds "reason"
+    {"type": "level", "stream": 41, "call": 7, "dbfs": -23.4, "at": …}
+        the caller's audio level (RMS, dBFS, -120 is silence), at most twice a second per stream
+    {"type": "event", "stream": 41, "call": 7, "event": "dtmf", "detail": "5", "at": …}
+        event is one of dtmf, mark, clear, barge_in (detail: ms from loud frame to clear),
+        say (detail: prompt name), hangup, bad_frame (detail: the reason)
+
+`stream` is the StreamSession id (0 until the `start` event created it), `at` a Unix time.
+
+No work is done when nobody watches: watchers are counted in the cache (`live.watchers.<id>`,
+shared by all processes when the cache is Redis), and a stream asks at most once a second per
+campaign and process whether anyone watches, before computing a level or sending anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+from channels.layers import get_channel_layer
+from django.core.cache import cache
+
+from exotel.audio import rms_dbfs
+
+CHECK_EVERY = 1.0
+LEVEL_EVERY = 0.5
+
+_watched: dict[int, tuple[float, bool]] = {}  # campaign id -> (checked at, anyone watching), per process
+
+
+def group_name(campaign_id: int) -> str:
+    return f"live.campaign.{campaign_id}"
+
+
+def watchers_key(campaign_id: int) -> str:
+    return f"live.watchers.{campaign_id}"
+
+
+async def add_watcher(campaign_id: int) -> None:
+    key = watchers_key(campaign_id)
+    await cache.aadd(key, 0, timeout=None)
+    await cache.aincr(key)
+    _watched.pop(campaign_id, None)
+
+
+async def remove_watcher(campaign_id: int) -> None:
+    with contextlib.suppress(ValueError):  # the cache lost the key (restart, eviction): nothing to undo
+        await cache.adecr(watchers_key(campaign_id))
+
+
+async def is_watched(campaign_id: int) -> bool:
+    now = time.monotonic()
+    checked = _watched.get(campaign_id)
+    if checked and now - checked[0] < CHECK_EVERY:
+        return checked[1]
+    # Mark the check before awaiting, so the other streams of this campaign do not all ask at once.
+    _watched[campaign_id] = (now, checked[1] if checked else False)
+    watched = (await cache.aget(watchers_key(campaign_id), 0) or 0) > 0
+    _watched[campaign_id] = (now, watched)
+    return watched
+
+
+class Feed:
+    """One stream's publisher. A stream without a campaign (the test endpoint) publishes nothing."""
+
+    def __init__(self, *, campaign_id: int | None, call_id: int | None, phone: str = "", bot: str = "") -> None:
+        self.campaign_id = campaign_id
+        self.call_id = call_id
+        self.phone = phone
+        self.bot = bot
+        self.stream_id = 0
+        self._level_at = 0.0
+
+    async def state(self, state: str, **extra) -> None:
+        await self._publish({"type": "state", "state": state, "phone": self.phone, "bot": self.bot, **extra})
+
+    async def event(self, event: str, detail: str | int = "") -> None:
+        await self._publish({"type": "event", "event": event, "detail": detail})
+
+    async def level(self, pcm: bytes) -> None:
+        now = time.monotonic()
+        if self.campaign_id is None or now - self._level_at < LEVEL_EVERY:
+            return
+        self._level_at = now
+        if await is_watched(self.campaign_id):
+            await self._send({"type": "level", "dbfs": round(rms_dbfs(pcm), 1)})
+
+    async def _publish(self, data: dict) -> None:
+        if self.campaign_id is not None and await is_watched(self.campaign_id):
+            await self._send(data)
+
+    async def _send(self, data: dict) -> None:
+        data.update(stream=self.stream_id, call=self.call_id, at=round(time.time(), 3))
+        await get_channel_layer().group_send(group_name(self.campaign_id), {"type": "live.message", "data": data})

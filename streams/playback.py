@@ -1,0 +1,129 @@
+"""What the bot sends the caller: audio and marks, in order, legal and paced near real time.
+
+Exotel plays what it receives and drops calls that get a whole prompt at once (field notes), so
+audio leaves in legal chunks (`exotel.audio.Chunker`) no faster than it plays, keeping at most
+`LEAD_MS` of audio queued at Exotel beyond the chunk in flight so playback never starves. A mark
+leaves right after the audio queued before it; when Exotel returns it, everything sent before it
+has played, which is how `heard_ms` knows what the caller has actually heard.
+
+Sending is inline when nothing waits (an echo's chunk goes out on the frame that completed it,
+with no task hop); only when the lead is full does one timer task drain the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from exotel import protocol
+from exotel.audio import Chunker, bytes_per_ms
+
+LEAD_MS = 300
+CHUNK_BYTES = protocol.CHUNK_MIN  # the smallest legal chunk: the least latency an echo can add
+
+
+class Outbox:
+    def __init__(self, send: Callable[[str], Awaitable[None]], stream_sid: str, rate: int,
+                 *, on_audio_sent: Callable[[bytes], None] | None = None) -> None:
+        self._send = send
+        self._sid = stream_sid
+        self._bytes_per_ms = bytes_per_ms(rate)
+        self._chunker = Chunker(CHUNK_BYTES)
+        self._queue: deque[tuple[str, bytes | str]] = deque()
+        self._plays_until = 0.0  # monotonic time at which the audio sent so far ends playing
+        self._draining = False
+        self._timer: asyncio.TimerHandle | None = None
+        self._task: asyncio.Task | None = None
+        self._on_audio_sent = on_audio_sent
+        self._pending_marks: dict[str, int] = {}  # mark name -> ms of audio sent before it
+        self.sent_ms = 0
+        self.heard_ms = 0
+        self.frames_out = 0
+        self.bytes_out = 0
+
+    @property
+    def idle(self) -> bool:
+        """Nothing left to send (audio may still be playing at Exotel)."""
+        return not self._queue and not self._chunker.pending
+
+    async def stream(self, pcm: bytes) -> None:
+        """Continuous audio (echo, relay): sent as each legal chunk fills, tail kept for the next."""
+        self._queue.extend(("audio", chunk) for chunk in self._chunker.feed(pcm))
+        await self._drain()
+
+    async def play(self, pcm: bytes) -> None:
+        """A whole piece (a prompt): its tail is padded with silence to a legal chunk."""
+        chunks = self._chunker.feed(pcm) + self._chunker.flush()
+        self._queue.extend(("audio", chunk) for chunk in chunks)
+        await self._drain()
+
+    async def mark(self, name: str) -> None:
+        # A mark also ends a piece of streamed audio, so the tail before it is sent first.
+        self._queue.extend(("audio", chunk) for chunk in self._chunker.flush())
+        self._queue.append(("mark", name))
+        await self._drain()
+
+    async def clear(self) -> None:
+        """Barge-in: forget unsent audio here and ask Exotel to drop what has not started playing."""
+        self._queue.clear()
+        self._chunker.clear()
+        self._pending_marks.clear()  # Exotel drops the marks behind cleared audio too
+        self._plays_until = time.monotonic()
+        await self._send(protocol.clear_frame(self._sid))
+
+    def mark_returned(self, name: str) -> bool:
+        """Exotel says the audio before `name` has played. False for a mark we never sent."""
+        sent_before = self._pending_marks.pop(name, None)
+        if sent_before is None:
+            return False
+        self.heard_ms = max(self.heard_ms, sent_before)
+        return True
+
+    def close(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        if self._task:
+            self._task.cancel()
+        self._queue.clear()
+
+    async def _drain(self) -> None:
+        if self._draining:
+            return  # the coroutine already draining picks up what was just queued
+        self._draining = True
+        try:
+            while self._queue:
+                kind, item = self._queue[0]
+                if kind == "audio":
+                    now = time.monotonic()
+                    ahead = self._plays_until - now
+                    if ahead * 1000 > LEAD_MS:
+                        self._schedule(ahead - LEAD_MS / 1000)
+                        return
+                    self._queue.popleft()
+                    duration = len(item) / self._bytes_per_ms / 1000
+                    self._plays_until = max(now, self._plays_until) + duration
+                    await self._send(protocol.media_frame(self._sid, item))
+                    self._account(item)
+                else:
+                    self._queue.popleft()
+                    self._pending_marks[item] = self.sent_ms
+                    await self._send(protocol.mark_frame(self._sid, item))
+        finally:
+            self._draining = False
+
+    def _account(self, chunk: bytes) -> None:
+        self.frames_out += 1
+        self.bytes_out += len(chunk)
+        self.sent_ms += round(len(chunk) / self._bytes_per_ms)
+        if self._on_audio_sent:
+            self._on_audio_sent(chunk)
+
+    def _schedule(self, delay: float) -> None:
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._wake)
+
+    def _wake(self) -> None:
+        self._timer = None
+        self._task = asyncio.get_running_loop().create_task(self._drain())  # held: tasks are weakly referenced

@@ -1,0 +1,321 @@
+"""The bot runtime: one `Stream` per socket turns Exotel's frames into bot callbacks and bot actions
+into frames, and keeps everything the session row records.
+
+A bot (`streams.bots`) receives `on_start`, `on_audio(pcm)`, `on_dtmf(digit)`, `on_mark(name)` and
+`on_stop()`, and acts through its stream: `play(pcm, rate)` or `play_prompt(name)` (whole pieces),
+`stream_audio(pcm)` (continuous audio), `mark(name)`, `clear()` and `hang_up()` (closing the socket:
+the protocol has no hang-up event). Chunking, pacing and marks are `streams.playback`'s job,
+recording `streams.recorder`'s, the live view `streams.live`'s.
+
+The media path touches neither the ORM nor a thread: the database is reached only through the
+`started` hook (the `start` event) and by the consumer after `finish()`.
+
+Bad input: every bad frame is logged (the first few per stream) and counted. Single bad frames are
+dropped and the stream goes on; the stream closes with the frame's code from the close-code table
+when it cannot continue: a broken or refused `start`, a frame over `MAX_FRAME_CHARS`, or more than
+`MAX_BAD_FRAMES` bad frames. Unknown events are counted but never close a stream (field notes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from exotel import protocol
+from exotel.audio import resample
+from exotel.protocol import CloseCode, ProtocolError
+from streams.live import Feed
+from streams.playback import Outbox
+from streams.recorder import Recorder
+
+log = logging.getLogger(__name__)
+
+MAX_SECONDS = 3600  # the reference's 60-minute session limit
+MAX_FRAME_CHARS = 140_000  # a 100000-byte chunk in base64 plus its JSON envelope
+MAX_BAD_FRAMES = 20
+LOGGED_BAD_FRAMES = 5
+MAX_MARKS_KEPT = 200
+
+
+class Refused(Exception):
+    """The stream may not go on (raised by the `started` hook); `close_code` says how it closes."""
+
+    def __init__(self, reason: str, close_code: int = CloseCode.POLICY_VIOLATION) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.close_code = close_code
+
+
+@dataclass
+class Binding:
+    """What a socket is bound to, loaded once at the handshake (plain data, no ORM objects)."""
+
+    workspace_id: int
+    bot_kind: str  # echo, script, relay; "" on a receive-only stream
+    call_id: int | None = None  # None on a workspace's test endpoint
+    campaign_id: int | None = None
+    phone: str = ""
+    bot_settings: dict = field(default_factory=dict)
+    variables: dict = field(default_factory=dict)  # the contact's, with name and phone
+    receive_only: bool = False
+
+    @property
+    def record(self) -> bool:
+        return self.call_id is not None
+
+
+@dataclass
+class Started:
+    """What the `started` hook returns: the session row and the prompts the bot may play."""
+
+    session_id: int
+    prompts: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # name -> (pcm, rate)
+
+
+class Bot:
+    """The bot interface; every callback may be left as is."""
+
+    def __init__(self, stream: Stream) -> None:
+        self.stream = stream
+        self.disposition = ""
+        self.variables: dict[str, Any] = {}
+        self.opt_out = False
+
+    async def on_start(self) -> None: ...
+    async def on_audio(self, pcm: bytes) -> None: ...
+    async def on_dtmf(self, digit: str) -> None: ...
+    async def on_mark(self, name: str) -> None: ...
+    async def on_stop(self) -> None: ...
+
+
+StartedHook = Callable[[protocol.Start], Awaitable[Started]]
+
+
+class Stream:
+    def __init__(self, binding: Binding, *, send: Callable[[str], Awaitable[None]],
+                 close: Callable[[int], Awaitable[None]], started: StartedHook,
+                 make_bot: Callable[[Stream], Bot | None]) -> None:
+        self.binding = binding
+        self._send, self._close, self._started = send, close, started
+        self.bot = make_bot(self)
+        self.feed = Feed(campaign_id=binding.campaign_id, call_id=binding.call_id, phone=binding.phone,
+                         bot=binding.bot_kind)
+        self.start: protocol.Start | None = None
+        self.sid = ""
+        self.rate = 8000
+        self.session_id: int | None = None
+        self.prompts: dict[str, tuple[bytes, int]] = {}
+        self.outbox: Outbox | None = None
+        self.recorder: Recorder | None = None
+        self.frames_in = self.bytes_in = self.bad_frames = 0
+        self.dtmf = ""
+        self.marks: list[dict] = []
+        self.barge_in_ms: list[int] = []
+        self.stop_reason = ""
+        self.close_code: int | None = None
+        self.closed = self.finished = False
+        self._limit = asyncio.get_running_loop().call_later(MAX_SECONDS, self._time_up)
+        self._tasks: set[asyncio.Task] = set()
+
+    # --- frames in ------------------------------------------------------------------------------
+
+    async def receive(self, text: str | None, data: bytes | None = None) -> None:
+        if self.closed:
+            return
+        try:
+            if text is None:
+                await self._bad("binary frame; AgentStream frames are JSON text", CloseCode.UNSUPPORTED_DATA)
+            elif len(text) > MAX_FRAME_CHARS:
+                await self._bad(f"frame of {len(text)} characters", CloseCode.MESSAGE_TOO_BIG, fatal=True)
+            else:
+                await self._handle(text)
+        except Exception:
+            # A bug in a bot or here ends this call only, with the reference's "server error".
+            log.exception("stream %s failed", self.sid or self.binding.call_id)
+            await self.end("server_error", CloseCode.INTERNAL_ERROR)
+
+    async def _handle(self, text: str) -> None:
+        try:
+            event = protocol.parse_frame(text)
+        except ProtocolError as exc:
+            await self._bad(str(exc), exc.close_code, fatal=self.start is None and _event_of(text) == "start")
+            return
+        if isinstance(event, protocol.Media):  # the hot path: about ten frames a second per call
+            if self.start is None:
+                await self._bad("media before start", CloseCode.PROTOCOL_ERROR)
+            elif event.stream_sid and event.stream_sid != self.sid:
+                await self._bad(f"media for stream {event.stream_sid!r}", CloseCode.POLICY_VIOLATION)
+            else:
+                self.frames_in += 1
+                self.bytes_in += len(event.payload)
+                if self.recorder:
+                    self.recorder.caller_audio(event.payload)
+                await self.feed.level(event.payload)
+                if self.bot:
+                    await self.bot.on_audio(event.payload)
+            return
+        if isinstance(event, protocol.Start):
+            await self._on_start(event)
+        elif isinstance(event, protocol.Connected):
+            await self.feed.state("connected")
+        elif isinstance(event, protocol.Unknown):
+            self.bad_frames += 1
+            log.info("stream %s: ignored unknown event %r", self.sid, event.event)
+        elif self.start is None:
+            await self._bad(f"{type(event).__name__.lower()} before start", CloseCode.PROTOCOL_ERROR)
+        elif event.stream_sid and event.stream_sid != self.sid:
+            await self._bad(f"{type(event).__name__.lower()} for stream {event.stream_sid!r}",
+                            CloseCode.POLICY_VIOLATION)
+        elif isinstance(event, protocol.Dtmf):
+            await self._on_dtmf(event.digit)
+        elif isinstance(event, protocol.Mark):
+            await self._on_mark(event.name)
+        elif isinstance(event, protocol.Stop):
+            await self.end(event.reason or "stopped", CloseCode.NORMAL)
+
+    async def _on_start(self, start: protocol.Start) -> None:
+        if self.start is not None:
+            await self._bad("a second start", CloseCode.PROTOCOL_ERROR)
+            return
+        try:
+            started = await self._started(start)
+        except Refused as exc:
+            log.warning("stream %s refused: %s", start.stream_sid, exc.reason)
+            await self.end(exc.reason, exc.close_code)
+            return
+        self.start, self.sid, self.rate = start, start.stream_sid, start.sample_rate
+        self.session_id, self.prompts = started.session_id, started.prompts
+        self.feed.stream_id = started.session_id
+        if not self.binding.receive_only:
+            self.outbox = Outbox(self._send, self.sid, self.rate, on_audio_sent=self._bot_audio_sent)
+        if self.binding.record:
+            self.recorder = Recorder(self.rate)
+        await self.feed.state("started")
+        if self.bot:
+            await self.bot.on_start()
+
+    async def _on_dtmf(self, digit: str) -> None:
+        self.dtmf = (self.dtmf + digit)[-200:]
+        await self.feed.event("dtmf", digit)
+        if self.bot:
+            await self.bot.on_dtmf(digit)
+
+    async def _on_mark(self, name: str) -> None:
+        if self.outbox is None or not self.outbox.mark_returned(name):
+            log.info("stream %s: mark %r was not sent by us (or was cleared)", self.sid, name)
+            return
+        if len(self.marks) < MAX_MARKS_KEPT:
+            self.marks.append({"name": name, "heard_ms": self.outbox.heard_ms})
+        await self.feed.event("mark", name)
+        if self.bot:
+            await self.bot.on_mark(name)
+
+    async def _bad(self, reason: str, code: int, *, fatal: bool = False) -> None:
+        self.bad_frames += 1
+        if self.bad_frames <= LOGGED_BAD_FRAMES or fatal:
+            log.warning("stream %s (call %s): bad frame: %s", self.sid, self.binding.call_id, reason)
+        await self.feed.event("bad_frame", reason)
+        if fatal:
+            await self.end("protocol_error", code)
+        elif self.bad_frames > MAX_BAD_FRAMES:
+            await self.end("bad_frames", code)
+
+    # --- actions for bots -----------------------------------------------------------------------
+
+    def _outbox(self) -> Outbox:
+        if self.outbox is None:
+            raise RuntimeError("this stream cannot send: it is receive-only or has not started")
+        return self.outbox
+
+    @property
+    def heard_ms(self) -> int:
+        """Bot audio the caller has certainly heard (up to the last returned mark)."""
+        return self.outbox.heard_ms if self.outbox else 0
+
+    async def play(self, pcm: bytes, rate: int | None = None) -> None:
+        await self._outbox().play(resample(pcm, rate or self.rate, self.rate))
+
+    async def play_prompt(self, name: str) -> None:
+        pcm, rate = self.prompts[name]
+        await self.feed.event("say", name)
+        await self.play(pcm, rate)
+
+    async def stream_audio(self, pcm: bytes) -> None:
+        await self._outbox().stream(pcm)
+
+    async def mark(self, name: str) -> None:
+        await self._outbox().mark(name)
+
+    async def clear(self) -> None:
+        await self._outbox().clear()
+        await self.feed.event("clear")
+
+    async def hang_up(self) -> None:
+        await self.feed.event("hangup")
+        await self.end("hung_up", CloseCode.NORMAL)
+
+    def _bot_audio_sent(self, pcm: bytes) -> None:
+        if self.recorder:
+            self.recorder.bot_audio(pcm)
+
+    # --- the end --------------------------------------------------------------------------------
+
+    def spawn(self, work: Awaitable[None]) -> asyncio.Task:
+        """Run a bot's background work; it is cancelled when the stream finishes, and a failure in it
+        ends this call (1011) instead of vanishing."""
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("stream %s: bot task failed", self.sid, exc_info=task.exception())
+            self.spawn(self.end("server_error", CloseCode.INTERNAL_ERROR))
+
+    def _time_up(self) -> None:
+        self.spawn(self.end("time_limit", CloseCode.NORMAL))
+
+    async def end(self, reason: str, code: int) -> None:
+        """Close the socket from our side; `finish` follows when the server reports the close."""
+        if self.closed:
+            return
+        self.closed = True
+        self.stop_reason, self.close_code = reason, code
+        await self._close(code)
+
+    async def finish(self, code: int) -> None:
+        """The socket is gone: stop the bot, close the recordings. Idempotent."""
+        if self.finished:
+            return
+        self.finished = True
+        self._limit.cancel()
+        for task in list(self._tasks):
+            task.cancel()
+        if not self.stop_reason:
+            self.stop_reason = "dropped" if code == CloseCode.ABNORMAL else "closed"
+        if self.close_code is None:
+            self.close_code = code
+        if self.outbox:
+            self.outbox.close()
+        try:
+            if self.bot and self.start is not None:
+                await self.bot.on_stop()
+        finally:
+            if self.recorder:
+                self.recorder.finish()
+            await self.feed.state("stopped", reason=self.stop_reason)
+
+
+def _event_of(text: str) -> str:
+    """The event name of a frame that failed to parse (the rare path), or ""."""
+    try:
+        obj = json.loads(text)
+    except ValueError:
+        return ""
+    return obj.get("event", "") if isinstance(obj, dict) else ""

@@ -1,0 +1,176 @@
+"""Database work of a stream, done at its two ends only: binding at the handshake and `start`,
+and the session's record at the close. Everything here is synchronous; consumers call it through
+`database_sync_to_async`, never per media frame.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime
+import logging
+import secrets
+
+from django.core import signing
+from django.db import transaction
+from django.utils import timezone
+
+from campaigns import donotcall, links
+from campaigns.models import Call, DoNotCall
+from exotel.protocol import CloseCode, Start
+from streams import prompts
+from streams.models import StreamSession
+from streams.recorder import Recorder, save_track
+from streams.runtime import Binding, Refused, Started, Stream
+from tenancy.models import ExotelAccount, Workspace
+
+log = logging.getLogger(__name__)
+
+TOKEN_MAX_AGE = datetime.timedelta(days=1)  # a call is dialled within seconds of its row being made
+
+
+# --- the handshake --------------------------------------------------------------------------------
+
+def bind_call(token: str, *, receive_only: bool, authorization: bytes | None) -> Binding | None:
+    """The call a stream URL's token names, if it may stream now; None (and a log line) if not."""
+    call = Call.objects.select_related("workspace", "campaign", "contact").filter(token=token).first()
+    if call is None:
+        log.warning("stream refused: unknown call token")
+        return None
+    if call.state in Call.FINAL_STATES or call.created_at < timezone.now() - TOKEN_MAX_AGE:
+        log.warning("stream refused: call %s is %s (created %s)", call.pk, call.state, call.created_at)
+        return None
+    if not basic_auth_ok(call.workspace, authorization):
+        log.warning("stream refused: call %s without the workspace's stream credentials", call.pk)
+        return None
+    campaign, contact = call.campaign, call.contact
+    return Binding(
+        workspace_id=call.workspace_id, call_id=call.pk, campaign_id=campaign.pk, phone=call.phone,
+        bot_kind="" if receive_only else campaign.bot_kind, bot_settings=campaign.bot_settings or {},
+        variables={**(contact.variables or {}), "name": contact.name, "phone": contact.phone},
+        receive_only=receive_only,
+    )
+
+
+def bind_test(token: str, *, authorization: bytes | None) -> Binding | None:
+    """A workspace's echo test endpoint; None if the token is forged or the workspace's secret rotated."""
+    workspace = _test_token_workspace(token)
+    if workspace is None:
+        log.warning("test stream refused: bad token")
+        return None
+    if not basic_auth_ok(workspace, authorization):
+        log.warning("test stream refused: workspace %s without its stream credentials", workspace.pk)
+        return None
+    return Binding(workspace_id=workspace.pk, bot_kind="echo")
+
+
+def basic_auth_ok(workspace: Workspace, authorization: bytes | None) -> bool:
+    """True when the workspace wants no stream credentials, or the Authorization header carries them."""
+    if not workspace.stream_username:
+        return True
+    scheme, _, encoded = (authorization or b"").decode("latin1").partition(" ")
+    try:
+        username, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return False
+    return scheme.lower() == "basic" and secrets.compare_digest(
+        f"{username}:{password}", f"{workspace.stream_username}:{workspace.stream_password}"
+    )
+
+
+# --- the test endpoint ----------------------------------------------------------------------------
+
+def _test_signer(workspace: Workspace) -> signing.Signer:
+    # Salted with the webhook secret: rotating it revokes the test URL too, with no column of its own.
+    return signing.Signer(salt=f"streams.test.{workspace.webhook_token}")
+
+
+def test_stream_token(workspace: Workspace) -> str:
+    return _test_signer(workspace).sign(str(workspace.pk))
+
+
+def _test_token_workspace(token: str) -> Workspace | None:
+    pk = token.partition(":")[0]
+    workspace = Workspace.objects.filter(pk=int(pk)).first() if pk.isdigit() else None
+    try:
+        return workspace if workspace and _test_signer(workspace).unsign(token) == pk else None
+    except signing.BadSignature:
+        return None
+
+
+def test_stream_url(workspace: Workspace) -> str:
+    """The workspace's echo test endpoint, usable at once by an applet or any AgentStream client."""
+    return links.websocket_url(f"/streams/test/{test_stream_token(workspace)}")
+
+
+# --- start ----------------------------------------------------------------------------------------
+
+def start_session(binding: Binding, start: Start) -> Started:
+    """Check the start against the binding, record the session and tell the dialer the stream started."""
+    if binding.call_id is not None and not ExotelAccount.objects.filter(
+        workspace_id=binding.workspace_id, account_sid=start.account_sid
+    ).exists():
+        # A token alone must not let a stream of one tenant's account land in another's call.
+        raise Refused("wrong_account", CloseCode.POLICY_VIOLATION)
+    loaders = {"script": prompts.for_script, "relay": prompts.for_relay}
+    loaded = loaders[binding.bot_kind](binding, start.sample_rate) if binding.bot_kind in loaders else {}
+    with transaction.atomic():
+        session = StreamSession.objects.create(
+            workspace_id=binding.workspace_id, call_id=binding.call_id, stream_sid=start.stream_sid,
+            direction=StreamSession.Direction.RECEIVE_ONLY if binding.receive_only
+            else StreamSession.Direction.BIDIRECTIONAL,
+            bot_kind=binding.bot_kind, sample_rate=start.sample_rate,
+            custom_parameters=dict(start.custom_parameters), started_at=timezone.now(),
+        )
+        if binding.call_id is not None:
+            from campaigns import tasks  # the engine's module; imported late, it imports the dialer
+
+            tasks.stream_started.delay_on_commit(binding.call_id)
+    log.info("stream %s started (call %s, session %s)", start.stream_sid, binding.call_id, session.pk)
+    return Started(session_id=session.pk, prompts=loaded)
+
+
+# --- the end --------------------------------------------------------------------------------------
+
+def close_session(stream: Stream) -> None:
+    """Record how the stream went, store its recordings, and apply the bot's outcome to the call."""
+    if stream.session_id is None:
+        if stream.recorder:
+            stream.recorder.discard()
+        return
+    session = StreamSession.objects.get(pk=stream.session_id)
+    outbox, bot = stream.outbox, stream.bot
+    session.ended_at = timezone.now()
+    session.stop_reason = stream.stop_reason[:30]
+    session.close_code = stream.close_code
+    session.frames_in, session.bytes_in, session.bad_frames = stream.frames_in, stream.bytes_in, stream.bad_frames
+    session.frames_out = outbox.frames_out if outbox else 0
+    session.bytes_out = outbox.bytes_out if outbox else 0
+    session.dtmf_digits, session.marks, session.barge_in_ms = stream.dtmf, stream.marks, stream.barge_in_ms
+    if bot:
+        session.disposition, session.variables = bot.disposition[:100], bot.variables
+    if stream.recorder:
+        _store_recordings(session, stream.recorder)
+    session.save()
+    if bot and stream.binding.call_id is not None:
+        _apply_outcome(session, bot)
+
+
+def _store_recordings(session: StreamSession, recorder: Recorder) -> None:
+    stem = f"{session.stream_sid or session.pk}"
+    session.caller_recording.name = save_track(recorder.caller, session.caller_recording.field.generate_filename(
+        session, f"{stem}-caller.wav"))
+    if session.direction == StreamSession.Direction.BIDIRECTIONAL:
+        session.bot_recording.name = save_track(recorder.bot, session.bot_recording.field.generate_filename(
+            session, f"{stem}-bot.wav"))
+    else:
+        recorder.bot.discard()
+
+
+def _apply_outcome(session: StreamSession, bot) -> None:
+    if bot.disposition:
+        Call.objects.filter(pk=session.call_id).update(disposition=bot.disposition[:100])
+    if bot.opt_out:
+        call = Call.objects.select_related("workspace", "contact").get(pk=session.call_id)
+        donotcall.add_number(call.workspace, call.contact.phone, region="IN", reason="Opted out during a call",
+                             source=DoNotCall.Source.OPT_OUT)
