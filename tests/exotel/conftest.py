@@ -6,6 +6,7 @@ covers every number plan the tests need; tests that need other settings start th
 
 from __future__ import annotations
 
+import asyncio
 import json
 import socket
 import subprocess
@@ -100,6 +101,22 @@ class RunningSimulator:
         raise AssertionError(f"call {sid} never reached {status}: {self.call(sid)}")
 
 
+async def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
+    """Poll `predicate` without blocking the loop (bots and receivers run in it) until truthy."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+async def wait_for_end(sim: RunningSimulator, sid: str, timeout: float = 10.0) -> dict[str, Any]:
+    ended = ("completed", "busy", "no-answer", "failed")
+    return await until(lambda: (c := sim.call(sid))["status"] in ended and c, timeout, f"call {sid} to end")
+
+
 def launch_simulator(tmp: Path, config: dict[str, Any], *extra: str) -> RunningSimulator:
     port = free_port()
     config_path, log_path, err_path = tmp / "sim.json", tmp / "sim.jsonl", tmp / "sim.err"
@@ -145,9 +162,9 @@ def sim(simulator: RunningSimulator) -> RunningSimulator:
     return simulator
 
 
-@pytest.fixture
-def strict_simulator(tmp_path: Path) -> Iterator[RunningSimulator]:
-    sim = launch_simulator(tmp_path, CONFIG, "--strict")
+@pytest.fixture(scope="session")
+def strict_simulator(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningSimulator]:
+    sim = launch_simulator(tmp_path_factory.mktemp("strict"), CONFIG, "--strict")
     yield sim
     stop_simulator(sim)
 
@@ -211,6 +228,10 @@ class Receiver:
     url: str = ""
     requests: list[dict[str, Any]] = field(default_factory=list)
     statuses: list[int] = field(default_factory=list)
+    replies: dict[str, Any] = field(default_factory=dict)   # path -> JSON to answer with
+
+    def at(self, path: str) -> list[dict[str, Any]]:
+        return [r for r in self.requests if r["path"] == path]
 
 
 @pytest.fixture
@@ -227,6 +248,8 @@ async def receiver() -> AsyncIterator[Receiver]:
             body = (await request.read()).decode()
         rec.requests.append({"method": request.method, "path": request.path, "query": dict(request.query),
                              "content_type": ctype, "headers": dict(request.headers), "body": body})
+        if request.path in rec.replies:
+            return web.json_response(rec.replies[request.path])
         return web.Response(status=rec.statuses.pop(0) if rec.statuses else 200)
 
     app = web.Application()
