@@ -20,7 +20,7 @@ from django.core.management.base import BaseCommand
 from campaigns import imports, lifecycle
 from campaigns.models import Campaign
 from tenancy import services as tenancy
-from tenancy.models import ExotelAccount, Exophone
+from tenancy.models import Exophone, ExotelAccount
 
 EMAIL, PASSWORD = "demo@example.org", "demo-password"
 ACCOUNT_SID, API_KEY, API_TOKEN = "DEMO0001", "demo-key", "demo-token"
