@@ -33,6 +33,17 @@ def describe(upload) -> tuple[int, int]:
     return rate, round(len(pcm) / bytes_per_ms(rate))
 
 
+def save_prompt(workspace, name: str, upload) -> Prompt:
+    """Add or replace the workspace's prompt `name` with an uploaded WAV (validated first)."""
+    rate, duration_ms = describe(upload)
+    prompt = Prompt.objects.filter(workspace=workspace, name=name).first() or Prompt(workspace=workspace, name=name)
+    prompt.sample_rate, prompt.duration_ms = rate, duration_ms
+    prompt.audio.save(upload.name, upload, save=False)
+    prompt.full_clean()
+    prompt.save()
+    return prompt
+
+
 @functools.lru_cache(maxsize=128)
 def _pcm(file_name: str, rate: int) -> bytes:
     # Keyed by the stored file's name: a new upload gets a new name, so the cache never serves stale audio.

@@ -1,0 +1,124 @@
+"""The relay bot against a small external bot (a real websockets server on loopback)."""
+
+import asyncio
+import contextlib
+
+import pytest
+import websockets
+from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
+
+from campaigns.models import Call
+from exotel import protocol
+from streams import prompts
+from streams.bots.relay import validate_relay
+from streams.models import StreamSession
+from tests.conftest import make_call, make_campaign, make_contact
+from tests.processes import free_port
+from tests.streams.exotel_side import Exotel, tone, wav
+
+
+class ExternalBot:
+    """The customer's bot: echoes media, answers marks, remembers what it was told."""
+
+    def __init__(self, *, drop_after_start: bool = False) -> None:
+        self.port = free_port()
+        self.url = f"ws://127.0.0.1:{self.port}/agent"
+        self.events: list = []
+        self.drop_after_start = drop_after_start
+
+    async def handle(self, ws) -> None:
+        with contextlib.suppress(websockets.ConnectionClosed):
+            async for text in ws:
+                event = protocol.parse_frame(text)
+                self.events.append(event)
+                if isinstance(event, protocol.Start) and self.drop_after_start:
+                    await ws.close()
+                elif isinstance(event, protocol.Media):
+                    await ws.send(protocol.media_frame(event.stream_sid, event.payload))
+                    await ws.send(protocol.mark_frame(event.stream_sid, f"echo-{event.chunk}"))
+
+    def of(self, kind) -> list:
+        return [event for event in self.events if isinstance(event, kind)]
+
+
+@pytest.fixture
+async def external_bot():
+    bot = ExternalBot()
+    async with websockets.serve(bot.handle, "127.0.0.1", bot.port):
+        yield bot
+
+
+@pytest.fixture
+def relay_campaign(transactional_db, acme):
+    prompts.save_prompt(acme, "sorry", ContentFile(wav(400, 8000), name="sorry.wav"))
+
+    def make(url: str):
+        campaign = make_campaign(acme, bot_kind="relay", bot_settings={"url": url, "fallback_prompt": "sorry"})
+        return make_call(campaign, contact=make_contact(campaign, variables={"plan": "gold"}))
+
+    return make
+
+
+def test_validate_relay_wants_a_websocket_url():
+    validate_relay({"url": "wss://bot.example.com/agent", "fallback_prompt": "sorry"})
+    for bad in [{}, {"url": "https://bot.example.com"}, {"url": "wss://"}, {"url": "ws://x", "extra": 1}]:
+        with pytest.raises(ValidationError):
+            validate_relay(bad)
+
+
+async def test_it_relays_both_ways_with_the_calls_variables(external_bot, relay_campaign):
+    call = await asyncio.to_thread(relay_campaign, external_bot.url)
+    exotel = Exotel(f"/streams/{call.token}")
+    assert await exotel.connect()
+    await exotel.start(lang="hi")
+    await asyncio.sleep(0.2)  # the relay connects
+    await exotel.media(tone(200))
+    echoed = await exotel.frame()
+    assert isinstance(echoed, protocol.BotMedia) and echoed.payload == tone(200)
+    mark = await exotel.frame()
+    assert isinstance(mark, protocol.BotMark) and mark.name == "echo-1"
+    await exotel.mark("echo-1")
+    await exotel.dtmf("7")
+    await exotel.stop()
+    assert await exotel.frame() == ("close", 1000)
+    await exotel.hang_up()
+    await asyncio.sleep(0.1)
+    (start,) = external_bot.of(protocol.Start)
+    assert start.stream_sid == "MZ1" and start.custom_parameters["plan"] == "gold"
+    assert start.custom_parameters["lang"] == "hi" and start.custom_parameters["phone"] == call.phone
+    assert [m.name for m in external_bot.of(protocol.Mark)] == ["echo-1"]
+    assert [d.digit for d in external_bot.of(protocol.Dtmf)] == ["7"]
+    assert len(external_bot.of(protocol.Stop)) == 1
+    session = await StreamSession.objects.aget(call=call)
+    assert session.caller_recording and session.bot_recording and session.disposition == ""
+
+
+async def fallback_heard(exotel: Exotel) -> int:
+    frames = await exotel.frames_until(lambda f: isinstance(f, protocol.BotMark))
+    assert frames[-1].name == "relay-fallback"
+    await exotel.mark("relay-fallback")
+    assert await exotel.frame() == ("close", 1000)
+    return sum(len(f.payload) for f in frames[:-1])
+
+
+async def test_an_unreachable_bot_gets_the_fallback_prompt(relay_campaign):
+    call = await asyncio.to_thread(relay_campaign, f"ws://127.0.0.1:{free_port()}/gone")
+    exotel = Exotel(f"/streams/{call.token}")
+    assert await exotel.connect()
+    await exotel.start()
+    assert await fallback_heard(exotel) >= 6400  # 400 ms at 8 kHz
+    await exotel.hang_up()
+    assert (await Call.objects.aget(pk=call.pk)).disposition == "relay_unreachable"
+
+
+async def test_a_bot_that_drops_fails_over(relay_campaign):
+    bot = ExternalBot(drop_after_start=True)
+    async with websockets.serve(bot.handle, "127.0.0.1", bot.port):
+        call = await asyncio.to_thread(relay_campaign, bot.url)
+        exotel = Exotel(f"/streams/{call.token}")
+        assert await exotel.connect()
+        await exotel.start()
+        await fallback_heard(exotel)
+        await exotel.hang_up()
+    assert (await Call.objects.aget(pk=call.pk)).disposition == "relay_dropped"
