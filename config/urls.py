@@ -8,5 +8,6 @@ urlpatterns = [
     path("workspaces/", include("tenancy.urls")),
     path("admin/", admin.site.urls),
     path("hooks/", include("callbacks.urls")),
+    path("streams/", include("streams.urls")),
     path("", include("campaigns.urls")),
 ]
