@@ -97,7 +97,8 @@ def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[in
             contacts_done=F("contacts_done") + len(skipped),
         )
         call_ids = [call.pk for call in new_calls]
-        transaction.on_commit(lambda: send_place_calls(call_ids))
+        if call_ids:
+            transaction.on_commit(lambda: send_place_calls(call_ids))
     if not contacts and budget or skipped and not dialling:
         lifecycle.complete_if_done(campaign_id)
     return call_ids

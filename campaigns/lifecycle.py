@@ -18,9 +18,11 @@ State = Campaign.State
 
 
 def _change(campaign: Campaign, new: State, *, by, action: str, note: str = "", last_error: str | None = None,
-            withdraw_queued: bool = False) -> Campaign:
+            withdraw_queued: bool = False, only_from: tuple[State, ...] = ()) -> Campaign:
     with transaction.atomic():
         locked = Campaign.objects.select_for_update().get(pk=campaign.pk)
+        if only_from and locked.state not in only_from:
+            raise InvalidTransition(f"A {locked.state} campaign cannot be {action}.")
         locked.transition(new)
         fields = ["state", "updated_at"]
         if last_error is not None:
@@ -43,7 +45,8 @@ def _change(campaign: Campaign, new: State, *, by, action: str, note: str = "", 
 def start_campaign(campaign: Campaign, *, by) -> Campaign:
     if not Contact.objects.filter(campaign=campaign).exists():
         raise InvalidTransition("A campaign needs contacts before it can start.")
-    return _change(campaign, State.RUNNING, by=by, action="started", last_error="")
+    return _change(campaign, State.RUNNING, by=by, action="started", last_error="",
+                   only_from=(State.DRAFT, State.SCHEDULED))
 
 
 def pause_campaign(campaign: Campaign, *, by, reason: str = "") -> Campaign:
@@ -53,7 +56,7 @@ def pause_campaign(campaign: Campaign, *, by, reason: str = "") -> Campaign:
 
 
 def resume_campaign(campaign: Campaign, *, by) -> Campaign:
-    return _change(campaign, State.RUNNING, by=by, action="resumed", last_error="")
+    return _change(campaign, State.RUNNING, by=by, action="resumed", last_error="", only_from=(State.PAUSED,))
 
 
 def cancel_campaign(campaign: Campaign, *, by) -> Campaign:

@@ -1,0 +1,160 @@
+"""The dispatcher with frozen time: windows, pacing, the three caps, do-not-call, retries, lifecycle."""
+
+import datetime
+
+import pytest
+
+from campaigns import accounts, calls, dialer, lifecycle
+from campaigns.models import Call, Campaign, Contact, DoNotCall
+from tests.conftest import make_contact
+
+NOON_FRIDAY = datetime.datetime(2026, 11, 27, 6, 30, tzinfo=datetime.UTC)  # 12:00 in Kolkata
+SUNDAY = NOON_FRIDAY + datetime.timedelta(days=2)
+
+
+def seconds(n):
+    return NOON_FRIDAY + datetime.timedelta(seconds=n)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """Task ids that would go to the broker (the broker itself is exercised end to end).
+
+    The account's capacity reading (taken in `start`) stays fresh for the whole frozen test: these
+    tests never reach an Exotel, real or simulated.
+    """
+    batches = []
+    monkeypatch.setattr(dialer, "send_place_calls", batches.append)
+    monkeypatch.setattr(accounts, "STREAMS_FRESH_FOR", datetime.timedelta(days=1))
+    return batches
+
+
+def start(campaign, alice, contacts=5, **fields):
+    for _ in range(contacts):
+        make_contact(campaign)
+    # Capacity read a moment ago: the dispatcher uses it without asking Exotel.
+    account = campaign.account
+    account.max_allowed_streams, account.active_streams, account.streams_read_at = 100, 0, NOON_FRIDAY
+    account.save()
+    Campaign.objects.filter(pk=campaign.pk).update(contacts_total=contacts)
+    lifecycle.start_campaign(campaign, by=alice)
+    Campaign.objects.filter(pk=campaign.pk).update(**fields)
+    campaign.refresh_from_db()
+    return campaign
+
+
+def tick(now, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        return dialer.dispatch(now=now)
+
+
+def test_a_new_campaign_dials_one_call_then_keeps_its_rate(campaign, alice, sent, django_capture_on_commit_callbacks):
+    start(campaign, alice, contacts=50, calls_per_minute=60, max_concurrent=50)
+    assert tick(NOON_FRIDAY, django_capture_on_commit_callbacks) == 1
+    assert tick(seconds(3), django_capture_on_commit_callbacks) == 3
+    assert tick(seconds(3), django_capture_on_commit_callbacks) == 0  # no credit left this instant
+    assert tick(seconds(60), django_capture_on_commit_callbacks) == 5  # a long gap: a few seconds' worth, no burst
+    campaign.refresh_from_db()
+    assert (campaign.calls_total, campaign.calls_live) == (9, 9)
+    assert [len(batch) for batch in sent] == [1, 3, 5]
+    assert Call.objects.filter(state=Call.State.QUEUED).count() == 9
+    assert Contact.objects.filter(state=Contact.State.CALLING, attempts=1).count() == 9
+
+
+def test_it_never_dials_outside_the_window(campaign, alice, sent, django_capture_on_commit_callbacks):
+    start(campaign, alice)
+    assert tick(SUNDAY, django_capture_on_commit_callbacks) == 0
+    assert tick(NOON_FRIDAY.replace(hour=16), django_capture_on_commit_callbacks) == 0  # 21:30 in Kolkata
+    assert not Call.objects.exists()
+
+
+def test_the_concurrency_cap_counts_unfinished_calls(campaign, alice, sent, django_capture_on_commit_callbacks):
+    start(campaign, alice, contacts=10, calls_per_minute=600, max_concurrent=3)
+    tick(NOON_FRIDAY, django_capture_on_commit_callbacks)
+    tick(seconds(10), django_capture_on_commit_callbacks)
+    tick(seconds(20), django_capture_on_commit_callbacks)
+    assert Call.objects.count() == 3
+
+
+def test_the_accounts_free_streams_are_shared_by_its_campaigns(campaign, alice, acme, sent,
+                                                               django_capture_on_commit_callbacks):
+    from tests.conftest import make_campaign
+
+    start(campaign, alice, contacts=10, calls_per_minute=600, max_concurrent=10, pace_credit=10,
+          paced_at=NOON_FRIDAY)
+    other = start(make_campaign(acme, account=campaign.account), alice, contacts=10, calls_per_minute=600,
+                  max_concurrent=10, pace_credit=10, paced_at=NOON_FRIDAY)
+    type(campaign.account).objects.filter(pk=campaign.account_id).update(max_allowed_streams=6, active_streams=2)
+    tick(NOON_FRIDAY, django_capture_on_commit_callbacks)
+    assert Call.objects.count() == 4
+    assert Call.objects.filter(campaign=campaign).count() == 4 and not Call.objects.filter(campaign=other).exists()
+
+
+def test_numbers_on_the_do_not_call_list_are_skipped_and_reported(campaign, alice, sent,
+                                                                  django_capture_on_commit_callbacks):
+    start(campaign, alice, contacts=2, calls_per_minute=600, pace_credit=5, paced_at=NOON_FRIDAY)
+    blocked = Contact.objects.order_by("pk").first()
+    DoNotCall.objects.create(workspace=campaign.workspace, phone=blocked.phone, reason="asked us not to")
+    tick(NOON_FRIDAY, django_capture_on_commit_callbacks)
+    blocked.refresh_from_db()
+    assert (blocked.state, blocked.outcome) == ("skipped", "do-not-call")
+    assert not Call.objects.filter(contact=blocked).exists()
+    campaign.refresh_from_db()
+    assert (campaign.contacts_done, campaign.calls_total) == (1, 1)
+
+
+def test_a_campaign_whose_contacts_are_all_blocked_completes(campaign, alice, sent, django_capture_on_commit_callbacks):
+    start(campaign, alice, contacts=1)
+    DoNotCall.objects.create(workspace=campaign.workspace, phone=Contact.objects.get().phone)
+    tick(NOON_FRIDAY, django_capture_on_commit_callbacks)
+    assert Campaign.objects.get(pk=campaign.pk).state == Campaign.State.COMPLETED
+
+
+def test_a_busy_contact_is_retried_after_the_configured_minutes(campaign, alice, sent,
+                                                                django_capture_on_commit_callbacks):
+    start(campaign, alice, contacts=1, max_attempts=2, retry_after_minutes=30, calls_per_minute=600)
+    tick(NOON_FRIDAY, django_capture_on_commit_callbacks)
+    first = Call.objects.get()
+    Call.objects.filter(pk=first.pk).update(state=Call.State.RINGING)
+    assert calls.advance(first, Call.State.BUSY, at=NOON_FRIDAY)
+
+    contact = Contact.objects.get()
+    assert (contact.state, contact.next_attempt_at) == ("pending", seconds(1800))
+    assert tick(seconds(1799), django_capture_on_commit_callbacks) == 0
+    assert tick(seconds(1800), django_capture_on_commit_callbacks) == 1
+    second = Call.objects.get(attempt=2)
+    Call.objects.filter(pk=second.pk).update(state=Call.State.RINGING)
+    calls.advance(second, Call.State.NO_ANSWER, at=seconds(1830))
+
+    contact.refresh_from_db()
+    assert (contact.state, contact.outcome, contact.attempts) == ("done", "no-answer", 2)
+    campaign.refresh_from_db()
+    assert (campaign.calls_busy, campaign.calls_no_answer, campaign.calls_live, campaign.state) == (
+        1, 1, 0, "completed")
+
+
+def test_retries_that_are_due_go_before_first_attempts(campaign, alice, sent, django_capture_on_commit_callbacks):
+    start(campaign, alice, contacts=3, calls_per_minute=1)
+    retry = Contact.objects.order_by("pk").last()
+    Contact.objects.filter(pk=retry.pk).update(attempts=1, next_attempt_at=seconds(-60))
+    tick(NOON_FRIDAY, django_capture_on_commit_callbacks)
+    assert Call.objects.get().contact_id == retry.pk
+
+
+def test_paused_and_backed_off_campaigns_dial_nothing(campaign, alice, sent, django_capture_on_commit_callbacks):
+    start(campaign, alice, contacts=2, backoff_until=seconds(30))
+    assert tick(NOON_FRIDAY, django_capture_on_commit_callbacks) == 0
+    lifecycle.pause_campaign(campaign, by=alice)
+    assert tick(seconds(60), django_capture_on_commit_callbacks) == 0
+
+
+def test_a_ticks_queries_do_not_grow_with_the_number_of_contacts(campaign, alice, sent, acme,
+                                                                django_assert_max_num_queries):
+    from tests.conftest import make_campaign
+
+    start(campaign, alice, contacts=5, calls_per_minute=600, pace_credit=3, paced_at=NOON_FRIDAY)
+    big = start(make_campaign(acme, account=campaign.account), alice, contacts=300, calls_per_minute=600,
+                pace_credit=3, paced_at=NOON_FRIDAY)
+    with django_assert_max_num_queries(20):
+        dialer.dispatch(now=NOON_FRIDAY)
+    assert Call.objects.filter(campaign=big).count() == 3
