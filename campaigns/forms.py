@@ -5,6 +5,7 @@ from django import forms
 from django.utils import timezone
 
 from campaigns.models import Call, Campaign
+from streams.bots import relay, script
 from tenancy.models import Exophone, ExotelAccount
 
 WEEKDAYS = [(1, "Mon"), (2, "Tue"), (3, "Wed"), (4, "Thu"), (5, "Fri"), (6, "Sat"), (7, "Sun")]
@@ -13,6 +14,11 @@ REGIONS = sorted(
 )
 DEFAULT_REGION = "IN"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
+# The stream engineer's checks of each bot's settings; echo takes none.
+BOT_VALIDATORS = {
+    Campaign.BotKind.SCRIPT: lambda spec: script.validate_script(spec),
+    Campaign.BotKind.RELAY: lambda spec: relay.validate_relay(spec),
+}
 
 
 def in_zone(value, zone: str):
@@ -87,6 +93,12 @@ class CampaignForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        validate = BOT_VALIDATORS.get(data.get("bot_kind"))
+        if validate and "bot_settings" in data:
+            try:
+                validate(data["bot_settings"])
+            except forms.ValidationError as exc:
+                self.add_error("bot_settings", exc)
         zone = data.get("time_zone")
         if zone:
             for name in ("starts_at", "ends_at"):

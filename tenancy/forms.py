@@ -3,7 +3,7 @@ from django import forms
 from django.contrib.auth.password_validation import validate_password
 
 from tenancy.crypto import masked
-from tenancy.models import Exophone, ExotelAccount, Role
+from tenancy.models import Exophone, ExotelAccount, Role, Workspace
 
 
 class ExotelAccountForm(forms.ModelForm):
@@ -94,3 +94,25 @@ class MemberForm(forms.Form):
 
 class RoleForm(forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
+
+
+class StreamCredentialsForm(forms.ModelForm):
+    """Optional HTTP Basic credentials Exotel's applet must send with each stream; blank password keeps it."""
+
+    stream_password = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
+                                      label="Stream password")
+
+    class Meta:
+        model = Workspace
+        fields = ["stream_username", "stream_password"]
+        labels = {"stream_username": "Stream user name"}
+        help_texts = {"stream_username": "Blank: streams need no credentials (the URL's token still does)."}
+
+    def clean_stream_password(self):
+        password = self.cleaned_data["stream_password"]
+        if not self.cleaned_data.get("stream_username"):
+            return ""
+        password = password or Workspace.objects.get(pk=self.instance.pk).stream_password
+        if not password:
+            raise forms.ValidationError("A user name needs a password.")
+        return password

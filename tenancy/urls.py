@@ -15,4 +15,6 @@ urlpatterns = [
     path("members/", views.member_list, name="members"),
     path("members/<int:pk>/role/", views.member_role, name="member_role"),
     path("members/<int:pk>/remove/", views.member_remove, name="member_remove"),
+    path("endpoints/", views.endpoints, name="endpoints"),
+    path("endpoints/rotate/", views.rotate_webhook_token, name="rotate_webhook_token"),
 ]

@@ -1,14 +1,16 @@
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from campaigns import accounts
+from campaigns import accounts, links
 from exotel.errors import ExotelError
+from streams import services as stream_services
 from tenancy import access, members
 from tenancy.access import role_required, scoped
-from tenancy.forms import ExophoneForm, ExotelAccountForm, MemberForm, RoleForm
+from tenancy.forms import ExophoneForm, ExotelAccountForm, MemberForm, RoleForm, StreamCredentialsForm
 from tenancy.models import Exophone, ExotelAccount, Membership, Role
 
 
@@ -96,10 +98,18 @@ def member_list(request):
     return render(request, "tenancy/members.html", {"form": form, "memberships": memberships, "roles": Role.choices})
 
 
+def others_membership(request, pk) -> Membership:
+    """Another member's membership: changing your own is refused, so no one locks themself out."""
+    membership = get_object_or_404(scoped(request, Membership).select_related("user"), pk=pk)
+    if membership.pk == request.membership.pk:
+        raise PermissionDenied("Ask another admin to change your own membership.")
+    return membership
+
+
 @require_POST
 @role_required(Role.ADMIN)
 def member_role(request, pk):
-    membership = get_object_or_404(scoped(request, Membership).select_related("user"), pk=pk)
+    membership = others_membership(request, pk)
     form = RoleForm(request.POST)
     try:
         if not form.is_valid():
@@ -115,7 +125,7 @@ def member_role(request, pk):
 @require_POST
 @role_required(Role.ADMIN)
 def member_remove(request, pk):
-    membership = get_object_or_404(scoped(request, Membership).select_related("user"), pk=pk)
+    membership = others_membership(request, pk)
     try:
         members.remove_member(membership, actor=request.membership)
     except members.MembershipRefused as exc:
@@ -123,3 +133,38 @@ def member_remove(request, pk):
     else:
         messages.success(request, f"{membership.user.email} removed from {request.workspace.name}.")
     return redirect("tenancy:members")
+
+
+WEBHOOKS = [
+    ("status", "Status callback (StatusCallback of calls/connect)"),
+    ("passthru", "Passthru applet"),
+    ("leg_event", "Leg events (Legs mode)"),
+    ("stream_url", "Voicebot applet's dynamic URL (Flow mode)"),
+]
+
+
+@role_required(Role.VIEWER)
+def endpoints(request):
+    """Where Exotel reaches this workspace: the echo test stream, the webhooks, stream credentials."""
+    form = StreamCredentialsForm(instance=request.workspace)
+    if request.method == "POST":
+        if not request.membership.can(Role.ADMIN):
+            raise PermissionDenied("Stream credentials need the admin role.")
+        form = StreamCredentialsForm(request.POST, instance=request.workspace)
+        if form.is_valid():
+            form.save()
+            messages.success(request, "Stream credentials saved.")
+            return redirect("tenancy:endpoints")
+    return render(request, "tenancy/endpoints.html", {
+        "test_url": stream_services.test_stream_url(request.workspace),
+        "webhooks": [(label, links.webhook_url(request.workspace, kind)) for kind, label in WEBHOOKS],
+        "form": form,
+    })
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def rotate_webhook_token(request):
+    request.workspace.rotate_webhook_token()
+    messages.success(request, "New webhook and test URLs made; the old ones stop working now. Update your Exotel flows.")
+    return redirect("tenancy:endpoints")

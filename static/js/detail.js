@@ -1,0 +1,79 @@
+// Campaign page: counters by short polling of one small JSON row, live calls over the live socket.
+(function () {
+  "use strict";
+  var root = document.getElementById("campaign");
+  if (!root) return;
+  var POLL_MS = 2000;
+
+  function show(data) {
+    root.querySelectorAll("[data-counter]").forEach(function (el) {
+      var value = data[el.dataset.counter];
+      if (value === undefined) return;
+      if (el.tagName === "PROGRESS") { el.value = value; el.textContent = value + "%"; }
+      else { el.textContent = value === null ? "—" : value; }
+    });
+    var badge = root.querySelector(".state");
+    if (badge) badge.className = "state state-" + data.state;
+  }
+
+  function poll() {
+    fetch(root.dataset.countersUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.json() : null; })
+      .then(function (data) { if (data) show(data); })
+      .catch(function () { /* offline for a moment: the next poll tries again */ })
+      .finally(function () { window.setTimeout(poll, document.hidden ? POLL_MS * 5 : POLL_MS); });
+  }
+  window.setTimeout(poll, POLL_MS);
+
+  // --- live calls: message format in streams/live.py -------------------------------------------
+  var table = document.querySelector("#live-calls tbody");
+  var empty = document.getElementById("live-empty");
+  function row(message) {
+    var tr = table.querySelector('tr[data-call="' + message.call + '"]');
+    if (!tr && message.type === "state" && message.state !== "stopped") {
+      tr = document.createElement("tr");
+      tr.dataset.call = message.call;
+      var link = document.createElement("a");
+      link.href = "/calls/" + message.call + "/";
+      link.textContent = message.phone || "call " + message.call;
+      var cells = [link, "", '<span class="level"><i></i></span>', ""];
+      cells.forEach(function (content) {
+        var td = document.createElement("td");
+        if (content instanceof Node) td.appendChild(content); else td.innerHTML = content;
+        tr.appendChild(td);
+      });
+      table.appendChild(tr);
+    }
+    return tr;
+  }
+  function onMessage(event) {
+    var message;
+    try { message = JSON.parse(event.data); } catch (err) { return; }
+    var tr = row(message);
+    if (!tr) return;
+    if (message.type === "state") {
+      tr.children[1].textContent = message.state === "started" ? "streaming" : message.state;
+      if (message.state === "stopped") window.setTimeout(function () { tr.remove(); refreshEmpty(); }, 1500);
+    } else if (message.type === "level") {
+      var pct = Math.max(0, Math.min(100, ((message.dbfs + 60) / 60) * 100));
+      tr.querySelector(".level i").style.width = pct + "%";
+      tr.querySelector(".level").title = message.dbfs.toFixed(1) + " dBFS";
+    } else if (message.type === "event") {
+      tr.children[3].textContent = message.event + (message.detail ? " " + message.detail : "");
+    }
+    refreshEmpty();
+  }
+  function refreshEmpty() { empty.hidden = table.children.length > 0; }
+
+  function connect(delay) {
+    if (!("WebSocket" in window)) return;
+    var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
+    var socket = new WebSocket(scheme + window.location.host + root.dataset.livePath);
+    socket.addEventListener("message", onMessage);
+    socket.addEventListener("close", function () {
+      // The server restarted or the network blinked: come back, more slowly each time.
+      window.setTimeout(function () { connect(Math.min(delay * 2, 30000)); }, delay);
+    });
+  }
+  connect(1000);
+})();

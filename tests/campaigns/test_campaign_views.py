@@ -1,0 +1,193 @@
+"""Campaign pages and actions: who may do what, validation at the field, cross-workspace 404s."""
+
+import csv
+import io
+
+import pytest
+from django.urls import reverse
+
+from campaigns.models import Campaign, CampaignEvent
+from tests.conftest import make_call, make_campaign, make_contact
+
+pytestmark = pytest.mark.django_db
+
+
+def form_data(campaign, **overrides):
+    data = {
+        "name": "Spring renewals", "account": campaign.account_id, "exophone": campaign.exophone_id,
+        "connect_mode": "voice_ai", "bot_kind": "echo", "bot_settings": "{}", "sample_rate": 8000,
+        "recording": "off", "time_limit": 3600, "time_zone": "Asia/Kolkata", "window_start": "09:00",
+        "window_end": "21:00", "weekdays": ["1", "2", "3"], "calls_per_minute": 10, "max_concurrent": 5,
+        "max_attempts": 3, "retry_after_minutes": 30, "retry_on": ["busy"],
+    }
+    return {**data, **overrides}
+
+
+def test_the_list_shows_the_workspaces_campaigns_only(alice_client, campaign, globex):
+    make_campaign(globex, name="Globex secret")
+    page = alice_client.get(reverse("campaigns:list")).content.decode()
+    assert "Renewals" in page and "Globex secret" not in page
+
+
+def test_an_operator_creates_a_campaign_with_every_field(alice_client, alice, campaign):
+    data = form_data(campaign, starts_at="2026-12-01T09:30", greeting_text="Hello")
+    response = alice_client.post(reverse("campaigns:create"), data)
+    created = Campaign.objects.get(name="Spring renewals")
+    assert response.status_code == 302 and response.url == reverse("campaigns:upload", args=[created.pk])
+    assert created.workspace == campaign.workspace and created.created_by == alice
+    assert created.weekdays == [1, 2, 3] and created.retry_on == ["busy"]
+    # Typed in the campaign's zone (UTC+5:30), stored in UTC.
+    assert created.starts_at.isoformat() == "2026-12-01T04:00:00+00:00"
+
+
+def test_form_errors_are_shown_at_the_field(alice_client, campaign):
+    data = form_data(campaign, connect_mode="flow", time_zone="Mars/Olympus", window_end="09:00", calls_per_minute=0)
+    response = alice_client.post(reverse("campaigns:create"), data)
+    errors = response.context["form"].errors
+    assert set(errors) >= {"flow_url", "time_zone", "window_end", "calls_per_minute"}
+    assert "Please correct the fields" in response.content.decode()
+
+
+def test_a_script_is_checked_on_save(alice_client, campaign):
+    bad = form_data(campaign, bot_kind="script", bot_settings='{"steps": [{"goto": "nowhere"}]}')
+    errors = alice_client.post(reverse("campaigns:create"), bad).context["form"].errors
+    assert "bot_settings" in errors
+    good = form_data(campaign, bot_kind="script", bot_settings='{"steps": [{"say": "hello"}, {"hangup": true}]}')
+    assert alice_client.post(reverse("campaigns:create"), good).status_code == 302
+
+
+def test_relay_settings_need_a_websocket_url(alice_client, campaign):
+    data = form_data(campaign, bot_kind="relay", bot_settings='{"url": "http://bot.example.com"}')
+    assert "bot_settings" in alice_client.post(reverse("campaigns:create"), data).context["form"].errors
+
+
+def test_bot_settings_must_be_a_json_object(alice_client, campaign):
+    data = form_data(campaign, bot_settings="[1, 2]")
+    assert "bot_settings" in alice_client.post(reverse("campaigns:create"), data).context["form"].errors
+
+
+def test_another_workspaces_account_cannot_be_chosen(alice_client, campaign, globex):
+    theirs = make_campaign(globex)
+    data = form_data(campaign, account=theirs.account_id, exophone=theirs.exophone_id)
+    errors = alice_client.post(reverse("campaigns:create"), data).context["form"].errors
+    assert {"account", "exophone"} <= set(errors)
+
+
+def test_editing_keeps_the_counters_the_engine_moved(alice_client, campaign):
+    response = alice_client.get(reverse("campaigns:edit", args=[campaign.pk]))
+    assert response.status_code == 200
+    Campaign.objects.filter(pk=campaign.pk).update(calls_total=42)
+    alice_client.post(reverse("campaigns:edit", args=[campaign.pk]), form_data(campaign, name="Renamed"))
+    campaign.refresh_from_db()
+    assert campaign.name == "Renamed" and campaign.calls_total == 42
+
+
+def test_a_viewer_cannot_create_edit_or_run(bob_client, campaign):
+    assert bob_client.get(reverse("campaigns:create")).status_code == 403
+    assert bob_client.post(reverse("campaigns:edit", args=[campaign.pk]), form_data(campaign)).status_code == 403
+    assert bob_client.post(reverse("campaigns:start", args=[campaign.pk])).status_code == 403
+    campaign.refresh_from_db()
+    assert campaign.state == "draft" and campaign.name == "Renewals"
+
+
+def test_the_detail_page_shows_counters_charts_and_live_calls(bob_client, campaign):
+    make_call(campaign, state="in-progress")
+    make_call(campaign, state="completed", disposition="interested")
+    Campaign.objects.filter(pk=campaign.pk).update(contacts_total=4, contacts_done=1, calls_answered=1)
+    response = bob_client.get(campaign.get_absolute_url())
+    page = response.content.decode()
+    assert response.status_code == 200
+    assert 'data-counter="calls_answered">1<' in page
+    assert "interested" in page and 'data-call="' in page
+    assert len(response.context["hourly"]) == 24
+
+
+def test_the_counters_json_is_one_row(bob_client, campaign, django_assert_num_queries):
+    Campaign.objects.filter(pk=campaign.pk).update(contacts_total=10, contacts_done=5, calls_total=7, calls_live=2)
+    # session, user, membership, the campaign
+    with django_assert_num_queries(4):
+        data = bob_client.get(reverse("campaigns:counters", args=[campaign.pk])).json()
+    assert data["progress"] == 50 and data["calls_live"] == 2 and data["state"] == "draft"
+
+
+def test_start_pause_resume_cancel(alice_client, campaign):
+    make_contact(campaign)
+    for action, state in [("start", "running"), ("pause", "paused"), ("resume", "running"), ("cancel", "cancelled")]:
+        response = alice_client.post(reverse(f"campaigns:{action}", args=[campaign.pk]), follow=True)
+        campaign.refresh_from_db()
+        assert campaign.state == state, action
+        assert response.status_code == 200
+    assert CampaignEvent.objects.filter(campaign=campaign).count() == 4
+
+
+def test_an_impossible_change_is_shown_as_a_message(alice_client, campaign):
+    response = alice_client.post(reverse("campaigns:start", args=[campaign.pk]), follow=True)
+    assert "needs contacts" in response.content.decode()
+    response = alice_client.post(reverse("campaigns:pause", args=[campaign.pk]), follow=True)
+    assert "cannot go from" in response.content.decode()
+    campaign.refresh_from_db()
+    assert campaign.state == "draft"
+
+
+def test_actions_need_post(alice_client, campaign):
+    assert alice_client.get(reverse("campaigns:start", args=[campaign.pk])).status_code == 405
+
+
+def test_the_export_streams_every_call_as_csv(bob_client, campaign, monkeypatch):
+    from campaigns import export
+
+    monkeypatch.setattr(export, "BATCH", 2)  # several batches from five rows
+    calls = [make_call(campaign, disposition=f"d{i}") for i in range(5)]
+    response = bob_client.get(reverse("campaigns:export", args=[campaign.pk]))
+    assert response.streaming and response["Content-Type"] == "text/csv"
+    rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert rows[0] == export.COLUMNS
+    assert sorted(int(r[0]) for r in rows[1:]) == sorted(c.pk for c in calls)
+
+
+@pytest.mark.parametrize("name", ["detail", "edit", "counters", "export", "upload"])
+def test_charlie_gets_404_for_acmes_campaign_pages(charlie_client, campaign, name):
+    assert charlie_client.get(reverse(f"campaigns:{name}", args=[campaign.pk])).status_code == 404
+
+
+@pytest.mark.parametrize("action", ["start", "pause", "resume", "cancel"])
+def test_charlie_cannot_run_acmes_campaign(charlie_client, campaign, action):
+    make_contact(campaign)
+    assert charlie_client.post(reverse(f"campaigns:{action}", args=[campaign.pk])).status_code == 404
+    campaign.refresh_from_db()
+    assert campaign.state == "draft"
+    assert not CampaignEvent.objects.exists()
+
+
+def test_charlie_cannot_edit_acmes_campaign(charlie_client, campaign):
+    response = charlie_client.post(reverse("campaigns:edit", args=[campaign.pk]), form_data(campaign, name="Pwned"))
+    assert response.status_code == 404
+    campaign.refresh_from_db()
+    assert campaign.name == "Renewals"
+
+
+def test_anonymous_visitors_are_sent_to_sign_in(client, campaign):
+    response = client.get(campaign.get_absolute_url())
+    assert response.status_code == 302 and response.url.startswith(reverse("login"))
+
+
+def test_the_overview_shows_capacity_today_and_running_campaigns(alice_client, campaign):
+    Campaign.objects.filter(pk=campaign.pk).update(state="running", calls_live=3)
+    campaign.account.max_allowed_streams = 20
+    campaign.account.save()
+    make_call(campaign, state="completed")
+    response = alice_client.get(reverse("campaigns:overview"))
+    assert response.context["live"] == 3 and response.context["capacity"] == 20
+    assert response.context["today"]["total"] == 1
+    assert "Renewals" in response.content.decode()
+
+
+def test_list_pages_do_not_grow_queries_with_rows(alice_client, acme, django_assert_max_num_queries):
+    for i in range(3):
+        make_campaign(acme, name=f"C{i}")
+    with django_assert_max_num_queries(8) as few:
+        alice_client.get(reverse("campaigns:list"))
+    for i in range(10):
+        make_campaign(acme, name=f"D{i}")
+    with django_assert_max_num_queries(len(few.captured_queries)):
+        alice_client.get(reverse("campaigns:list"))
