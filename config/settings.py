@@ -5,6 +5,7 @@ filesystem transport and Channels its in-memory layer, so one machine needs noth
 Production differs only in its environment.
 """
 
+import os
 from pathlib import Path
 
 import environ
@@ -87,10 +88,10 @@ else:
     VAR_DIR.mkdir(parents=True, exist_ok=True)
     # Concurrent writers (web, worker, beat) wait for the lock instead of failing at once.
     DATABASES["default"].setdefault("OPTIONS", {}).update({"timeout": 20, "transaction_mode": "IMMEDIATE"})
-    # A file, not memory, so end-to-end tests' daphne and worker processes see the test data.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # A file, not memory, so end-to-end tests' daphne and worker processes see the test data;
+    # one per test run, so that runs side by side do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-FORMS_URLFIELD_ASSUME_HTTPS = True  # Django 6 behaviour now: a bare host in a URL field means https
 
 REDIS_URL = env("REDIS_URL", default="")
 if REDIS_URL:
@@ -136,7 +137,7 @@ DEFAULT_TIME_ZONE = "Asia/Kolkata"  # workspaces and campaigns start here
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = env("STATIC_ROOT", default=str(VAR_DIR / "static"))
+STATIC_ROOT = env("STATIC_ROOT", default=None)  # set where collectstatic runs (the Docker image)
 WHITENOISE_USE_FINDERS = True  # serve straight from static/ when collectstatic has not run
 MEDIA_URL = "media/"
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(VAR_DIR / "media"))

@@ -19,8 +19,16 @@ def make_user(email: str, workspace: Workspace, role: Role):
     return user
 
 
+# Port 9 (discard) on loopback: nothing listens, so a test that forgets the simulator fails fast
+# instead of reaching the real Exotel.
+NOWHERE = "http://127.0.0.1:9"
+
+
 def make_account(workspace: Workspace, **overrides) -> ExotelAccount:
-    fields = {"label": "Main", "account_sid": f"{workspace.slug}1", "api_key": "key-123456789", "api_token": "token-987654321"}
+    fields = {
+        "label": "Main", "account_sid": f"{workspace.slug}1", "api_key": "key-123456789",
+        "api_token": "token-987654321", "api_base_url": NOWHERE,
+    }
     return ExotelAccount.objects.create(workspace=workspace, **{**fields, **overrides})
 
 
