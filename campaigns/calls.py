@@ -84,7 +84,8 @@ def fill_blanks(call: Call, fields: dict) -> list[str]:
         raise TypeError(f"not a call field that callbacks may set: {', '.join(sorted(unknown))}")
     filled = []
     for name, value in fields.items():
-        if value not in (None, "") and getattr(call, name) in (None, ""):
+        # Zero is blank too: Exotel reports ConversationDuration 0 before the call has ended.
+        if value not in (None, "", 0) and getattr(call, name) in (None, "", 0):
             setattr(call, name, value)
             filled.append(name)
     return filled

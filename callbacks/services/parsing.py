@@ -109,11 +109,11 @@ def parse_status(fields: dict[str, Any]) -> StatusReport:
         raise Malformed("Status is missing")
     if status not in STATUSES:
         raise Malformed(f"Status {status!r} is not one of {', '.join(STATUSES)}")
-    duration = fields.get("conversationduration", fields.get("duration"))
+    duration = _seconds(fields.get("conversationduration", fields.get("duration")), "ConversationDuration")
     return StatusReport(
         match=_match(sid=fields.get("callsid"), token=fields.get("customfield")),
         state=STATUSES[status],
-        duration=_seconds(duration, "ConversationDuration"),
+        duration=duration if STATUSES[status] in Call.FINAL_STATES else None,
         recording_url=_text(fields.get("recordingurl")),
     )
 

@@ -1,0 +1,53 @@
+"""Leg events (the HTTPS JSON form): progress, the answer that starts stream and greeting, the end."""
+
+from callbacks.models import WebhookEvent
+from campaigns import tasks
+from campaigns.models import Call
+from tests.callbacks.replay import replay
+
+
+def test_an_answered_leg_starts_stream_and_greeting_once(acme, leg_call, django_capture_on_commit_callbacks,
+                                                         monkeypatch):
+    answered = []
+    monkeypatch.setattr(tasks.answer_leg, "delay", answered.append)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert replay(acme, "leg_ringing", call=leg_call).status_code == 200
+        assert replay(acme, "leg_answered", call=leg_call).status_code == 200
+        assert replay(acme, "leg_answered", call=leg_call).status_code == 200  # Exotel's retry
+    leg_call.refresh_from_db()
+    assert leg_call.state == Call.State.IN_PROGRESS
+    assert leg_call.answered_at is not None
+    assert answered == [leg_call.pk]
+
+
+def test_a_busy_leg_ends_busy(acme, leg_call):
+    replay(acme, "leg_terminated_busy", call=leg_call)
+    leg_call.refresh_from_db()
+    assert leg_call.state == Call.State.BUSY
+
+
+def test_a_terminated_answered_leg_completes(acme, leg_call):
+    Call.objects.filter(pk=leg_call.pk).update(state=Call.State.IN_PROGRESS)
+    leg_call.refresh_from_db()
+    leg_call.answered_at = leg_call.dialed_at
+    leg_call.save(update_fields=["answered_at"])
+    replay(acme, "leg_terminated_busy", call=leg_call)
+    leg_call.refresh_from_db()
+    assert leg_call.state == Call.State.COMPLETED
+
+
+def test_say_completed_marks_the_greeting_over_once(acme, leg_call):
+    replay(acme, "say_completed", call=leg_call)
+    replay(acme, "say_completed", call=leg_call)
+    leg_call.refresh_from_db()
+    assert leg_call.greeting_ended_at is not None
+    assert [e.outcome for e in WebhookEvent.objects.order_by("received_at")] == ["applied", "duplicate"]
+
+
+def test_a_leg_event_finds_its_call_by_token_before_the_leg_sid_is_saved(acme, campaign):
+    from tests.callbacks.conftest import dialled
+
+    call = dialled(campaign, exotel_sid="", leg_sid="")
+    replay(acme, "leg_ringing", token=call.token, leg="f00dfeed")
+    call.refresh_from_db()
+    assert (call.state, call.leg_sid) == ("ringing", "f00dfeed")
