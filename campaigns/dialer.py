@@ -11,6 +11,7 @@ queries per campaign whatever the number of contacts: the claims walk the `conta
 
 import logging
 
+import httpx
 from celery import current_app
 from django.db import transaction
 from django.db.models import F
@@ -154,6 +155,8 @@ def reap(*, now=None) -> None:
 # --- placing one call ---------------------------------------------------------------------------
 
 TRANSIENT_RETRY_SECONDS = 30
+# Connect quickly or not at all (then nothing was sent); Exotel answers a dial within seconds.
+EXOTEL_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 STATUS_EVENTS = ("ringing", "answered", "terminal")
 FLOW_STATUS_EVENTS = ("answered", "terminal")
 
@@ -176,7 +179,7 @@ def place_call(call_id: int, *, now=None) -> None:
     call = Call.objects.select_related("campaign__account", "campaign__exophone", "workspace").get(pk=call_id)
     campaign = call.campaign
     try:
-        with accounts.client_for(campaign.account) as client:
+        with accounts.client_for(campaign.account, timeout=EXOTEL_TIMEOUT) as client:
             sid, leg_sid = send_call(client, call)
     except RateLimitedError as error:
         slow_down(campaign, retry_after=error.retry_after, now=now)
