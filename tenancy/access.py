@@ -77,4 +77,7 @@ def workspace_context(request):
         "workspace": membership.workspace,
         "membership": membership,
         "memberships": Membership.objects.filter(user=request.user).select_related("workspace"),
+        # What the page may offer; the views check again on every request.
+        "can_operate": membership.can(Role.OPERATOR),
+        "can_admin": membership.can(Role.ADMIN),
     }
