@@ -119,7 +119,13 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
-CELERY_BEAT_SCHEDULE: dict = {}
+# The dispatcher's tick; a tick that waited past the next one is dropped, never run late in a pile.
+DISPATCH_SECONDS = env.float("DISPATCH_SECONDS", default=2.0)
+CELERY_BEAT_SCHEDULE = {
+    "dispatch": {"task": "campaigns.tasks.dispatch", "schedule": DISPATCH_SECONDS,
+                 "options": {"expires": DISPATCH_SECONDS * 2}},
+    "reap-calls": {"task": "campaigns.tasks.reap_calls", "schedule": 30.0, "options": {"expires": 60}},
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
