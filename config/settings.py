@@ -124,8 +124,13 @@ DISPATCH_SECONDS = env.float("DISPATCH_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULE = {
     "dispatch": {"task": "campaigns.tasks.dispatch", "schedule": DISPATCH_SECONDS,
                  "options": {"expires": DISPATCH_SECONDS * 2}},
-    "reap-calls": {"task": "campaigns.tasks.reap_calls", "schedule": 30.0, "options": {"expires": 60}},
+    "reap-calls": {"task": "campaigns.tasks.reap_calls", "schedule": env.float("REAP_SECONDS", default=30.0),
+                   "options": {"expires": 60}},
 }
+# campaigns/calls.py: a call still queued this long lost its task (resent); one still dialling lost
+# its worker mid-request (made unknown until a callback with its token settles it).
+CALL_QUEUED_STALE_SECONDS = env.int("CALL_QUEUED_STALE_SECONDS", default=120)
+CALL_DIALING_STALE_SECONDS = env.int("CALL_DIALING_STALE_SECONDS", default=60)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
