@@ -19,6 +19,7 @@ and the retry policy decides.
 
 import datetime
 
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -28,8 +29,6 @@ from campaigns.models import Call, Campaign, Contact
 
 State = Call.State
 OUTCOME_COUNTERS = {State.BUSY: "calls_busy", State.NO_ANSWER: "calls_no_answer", State.FAILED: "calls_failed"}
-QUEUED_STALE = datetime.timedelta(minutes=2)
-DIALING_STALE = datetime.timedelta(minutes=1)  # well beyond the client's 15 s answer timeout
 UNKNOWN_GRACE = datetime.timedelta(minutes=5)
 SETTABLE = {"exotel_sid", "leg_sid", "duration", "recording_url", "error", "detailed_status", "disposition",
             "disconnected_by"}
@@ -135,13 +134,16 @@ def reap_stale_calls(*, now: datetime.datetime | None = None) -> tuple[list[int]
     Returns (queued call ids to send again, calls made unknown, unknown calls failed).
     """
     now = now or timezone.now()
+    queued_stale = datetime.timedelta(seconds=settings.CALL_queued_stale_SECONDS)
+    # Well beyond the client's 15 s answer timeout by default: a live request is never taken for lost.
+    dialing_stale = datetime.timedelta(seconds=settings.CALL_dialing_stale_SECONDS)
     lost = list(
-        Call.objects.filter(state=State.QUEUED, created_at__lt=now - QUEUED_STALE, campaign__state=Campaign.State.RUNNING)
-        .exclude(dialed_at__gte=now - QUEUED_STALE)  # put back by a transient error: its retry is due later
+        Call.objects.filter(state=State.QUEUED, created_at__lt=now - queued_stale, campaign__state=Campaign.State.RUNNING)
+        .exclude(dialed_at__gte=now - queued_stale)  # put back by a transient error: its retry is due later
         .values_list("pk", flat=True)[:1000]
     )
     # The worker stopped between claim and Exotel's answer: the request may or may not have left.
-    stuck = Call.objects.filter(state=State.DIALING, dialed_at__lt=now - DIALING_STALE).update(state=State.UNKNOWN)
+    stuck = Call.objects.filter(state=State.DIALING, dialed_at__lt=now - dialing_stale).update(state=State.UNKNOWN)
     expired = 0
     unknown = Call.objects.filter(state=State.UNKNOWN, dialed_at__lt=now - UNKNOWN_GRACE).select_related("campaign")
     for call in unknown[:1000]:
