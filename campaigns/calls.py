@@ -134,9 +134,9 @@ def reap_stale_calls(*, now: datetime.datetime | None = None) -> tuple[list[int]
     Returns (queued call ids to send again, calls made unknown, unknown calls failed).
     """
     now = now or timezone.now()
-    queued_stale = datetime.timedelta(seconds=settings.CALL_queued_stale_SECONDS)
+    queued_stale = datetime.timedelta(seconds=settings.CALL_QUEUED_STALE_SECONDS)
     # Well beyond the client's 15 s answer timeout by default: a live request is never taken for lost.
-    dialing_stale = datetime.timedelta(seconds=settings.CALL_dialing_stale_SECONDS)
+    dialing_stale = datetime.timedelta(seconds=settings.CALL_DIALING_STALE_SECONDS)
     lost = list(
         Call.objects.filter(state=State.QUEUED, created_at__lt=now - queued_stale, campaign__state=Campaign.State.RUNNING)
         .exclude(dialed_at__gte=now - queued_stale)  # put back by a transient error: its retry is due later
