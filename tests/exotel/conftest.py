@@ -32,7 +32,7 @@ SID, KEY, TOKEN = "ACtest", "key-1", "token-1"
 SID_LIMITED = "AClimited"
 
 NUMBERS = {
-    "answer": "+919800000001",        # answers at once, speaks, hangs up after 1.5 s
+    "answer": "+919800000001",        # answers at once, speaks, hangs up after 1 s
     "busy": "+919800000002",
     "no_answer": "+919800000003",
     "failed": "+919800000004",
@@ -42,7 +42,7 @@ NUMBERS = {
 }
 
 CONFIG = {
-    "default": {"outcome": "answer", "ring_seconds": 0.1, "hangup_after": 1.5},
+    "default": {"outcome": "answer", "ring_seconds": 0.1, "hangup_after": 1.0},
     "numbers": {
         NUMBERS["busy"]: {"outcome": "busy", "ring_seconds": 0.1},
         NUMBERS["no_answer"]: {"outcome": "no-answer", "ring_seconds": 0.2},
@@ -177,6 +177,7 @@ class BotLog:
     """What a test bot saw: every parsed event with its arrival time."""
 
     events: list[tuple[float, protocol.Event]] = field(default_factory=list)
+    close_code: int | None = None
 
     def of(self, kind: type) -> list[Any]:
         return [e for _, e in self.events if isinstance(e, kind)]
