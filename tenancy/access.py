@@ -4,11 +4,13 @@ Views reach tenant data only through `scoped`, which filters inside the query, s
 workspace's id is indistinguishable from a missing one (404), never fetched and then compared.
 """
 
+import zoneinfo
 from functools import wraps
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
+from django.utils import timezone
 
 from tenancy.models import Membership, Role
 
@@ -48,7 +50,11 @@ class WorkspaceMiddleware:
     def __call__(self, request):
         request.membership = active_membership(request)
         request.workspace = request.membership.workspace if request.membership else None
-        return self.get_response(request)
+        if request.workspace is None:
+            return self.get_response(request)
+        # Pages show times in the workspace's zone, as its operators live by it.
+        with timezone.override(zoneinfo.ZoneInfo(request.workspace.time_zone)):
+            return self.get_response(request)
 
 
 def role_required(role: Role):
