@@ -57,7 +57,8 @@ class CampaignForm(forms.ModelForm):
             "window_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "greeting_text": forms.TextInput(),
         }
-        labels = {"calls_per_minute": "Pacing (calls per minute)", "max_concurrent": "Concurrent calls cap"}
+        labels = {"account": "Exotel account", "calls_per_minute": "Pacing (calls per minute)",
+                  "max_concurrent": "Concurrent calls cap"}
         help_texts = {
             "starts_at": "Optional; in the campaign's time zone.",
             "ends_at": "Optional; in the campaign's time zone.",

@@ -26,10 +26,10 @@ def campaign_list(request):
 
 @role_required(Role.OPERATOR)
 def campaign_create(request):
-    form = CampaignForm(request.POST or None, workspace=request.workspace,
-                        initial={"time_zone": request.workspace.time_zone})
+    # A new campaign starts from the model's defaults, in the workspace's time zone.
+    blank = Campaign(workspace=request.workspace, created_by=request.user, time_zone=request.workspace.time_zone)
+    form = CampaignForm(request.POST or None, instance=blank, workspace=request.workspace)
     if form.is_valid():
-        form.instance.workspace, form.instance.created_by = request.workspace, request.user
         campaign = form.save()
         messages.success(request, f"Campaign {campaign.name} created. Next: upload its contacts.")
         return redirect("campaigns:upload", campaign.pk)
