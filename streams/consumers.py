@@ -64,7 +64,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=text)
 
     async def _close_with(self, code: int) -> None:
-        await self.close(code)
+        await self.close(int(code))  # autobahn refuses IntEnum members
 
     def _header(self, name: bytes) -> bytes | None:
         return dict(self.scope.get("headers", [])).get(name)

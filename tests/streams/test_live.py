@@ -17,8 +17,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture(autouse=True)
-def fresh_watch_state():
-    cache.clear()
+def fresh_watch_state(campaign):
+    cache.delete(live.watchers_key(campaign.pk))  # one key, never the whole cache: Redis may be shared
     live._watched.clear()
 
 
