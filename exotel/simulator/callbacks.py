@@ -80,7 +80,8 @@ class Deliveries:
                                          timeout=STATUS_TIMEOUT, **kwargs)
             if status is not None and 200 <= status < 300:
                 return
-            await asyncio.sleep(self.retry_delay)
+            if attempt < 3:
+                await asyncio.sleep(self.retry_delay)
 
     # --- Passthru ------------------------------------------------------------------------------
 
@@ -109,7 +110,8 @@ class Deliveries:
                                          json=body, headers=headers, timeout=LEG_EVENT_TIMEOUT)
             if status is not None and (200 <= status < 300 or (status < 500 and status not in RETRYABLE)):
                 return
-            await asyncio.sleep(self.retry_delay)
+            if attempt < 3:
+                await asyncio.sleep(self.retry_delay)
 
     # --- dynamic stream URL --------------------------------------------------------------------
 

@@ -132,7 +132,8 @@ class Simulator:
         self.faults = [[fault, 0] for fault in faults]
 
     def live_streams(self, account_sid: str) -> int:
-        return sum(1 for c in self.calls.values() if c.account_sid == account_sid and c.status in ("queued", "ringing", "in-progress"))
+        """Streams held or reserved (ringing calls reserve theirs): what ActiveStreams reports."""
+        return sum(1 for c in self.calls.values() if c.account_sid == account_sid and c.status not in TERMINAL)
 
     # --- placing calls -------------------------------------------------------------------------
 
@@ -225,7 +226,7 @@ class Simulator:
         if call.recording and (call.record or (flow and flow.record)):
             call.recording_url = f"{self.base_url}/_sim/recordings/{call.sid}.wav"
         outcome = call.stream_outcome
-        self._set_status(call, status, leg_state="terminated")
+        call.status, call.leg_state = status, "terminated"
         self.log.write("call", call_sid=call.sid, status=status, ended_by=outcome.ended_by if outcome else "",
                        reason=outcome.reason if outcome else "")
         self._notify(call, "terminal", "leg_terminated")

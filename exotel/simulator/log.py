@@ -14,6 +14,8 @@ Every record has `ts` (Unix seconds) and `kind`:
   `event`, `t` (seconds since the socket opened), `size` (characters of the frame), and for media
   `bytes` (PCM bytes, never the payload), for marks `name`, for dtmf `digit`, for stop `reason`.
 - `violation`: `call_sid`, `reason`, `code` (the close code strict mode would use / used).
+- `clear`: the bot's `clear`: `dropped_chunks`, `dropped_marks` (names).
+- `control`: a control endpoint changed flows or faults.
 - `say`: Legs greeting: `leg_sid`, `action` "start" | "stop" | "interrupted" | "completed", `text`.
 """
 

@@ -186,6 +186,7 @@ def _check_max_len(name: str, value: str, limit: int) -> None:
 
 
 def _check_url(name: str, url: str, schemes: tuple[str, ...], limit: int = 2000) -> None:
+    # 2000 for webhook and flow URLs is our own sanity bound: the reference gives none.
     parts = urlsplit(url or "")
     if parts.scheme not in schemes or not parts.netloc:
         raise ValidationError(name, f"must be a {'/'.join(schemes)} URL, got {url!r}")
