@@ -12,7 +12,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from campaigns.models import Campaign
-from exotel.client import Account, AsyncExotelClient, ExotelClient
+from exotel.client import Account, ExotelClient
 from tenancy.models import ExotelAccount
 
 STREAMS_FRESH_FOR = datetime.timedelta(seconds=10)
@@ -32,11 +32,6 @@ def exotel_account(account: ExotelAccount) -> Account:
 def client_for(account: ExotelAccount, **options) -> ExotelClient:
     """A blocking client for the account (decrypted credentials, region, override); close it after use."""
     return ExotelClient(exotel_account(account), **options)
-
-
-def async_client_for(account: ExotelAccount, **options) -> AsyncExotelClient:
-    """The asyncio twin, for firing requests at once (Legs: stream and greeting together)."""
-    return AsyncExotelClient(exotel_account(account), **options)
 
 
 def refresh_stream_capacity(account: ExotelAccount, *, force: bool = False,

@@ -49,7 +49,8 @@ def advance(call: Call, new: State, *, at: datetime.datetime | None = None, retr
         changed = locked.transition(new, at=at) + fill_blanks(locked, fields)
         locked.save(update_fields=changed)
         counters = {}
-        if locked.answered_at and not answered_before:
+        # A completed call was answered even when its `answered` callback lost the race to `terminal`.
+        if not answered_before and (locked.answered_at or new == State.COMPLETED):
             counters["calls_answered"] = F("calls_answered") + 1
         if new in Call.FINAL_STATES:
             counters.update(_final_counters(locked))

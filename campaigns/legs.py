@@ -7,10 +7,10 @@ start as reported by the stream server (`stream_started`). Both measure on one c
 smaller value wins, so the order in which the two arrive does not matter.
 """
 
-import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import async_to_sync
+import httpx
 from django.db.models import Q
 from django.utils import timezone
 
@@ -19,45 +19,38 @@ from campaigns.models import Call, Campaign
 from exotel.errors import ExotelError
 
 log = logging.getLogger(__name__)
+# Exotel acks an action at once (202); a slower answer must not hold the webhook past its 1 s ack.
+ACTION_TIMEOUT = httpx.Timeout(0.8, connect=0.5)
 
 
 def answer_leg(call_id: int) -> None:
-    """On `leg_answered`: `start_stream` and `start_say` (the greeting) sent at the same moment."""
+    """On `leg_answered`: `start_stream` and `start_say` (the greeting) sent at the same moment.
+
+    Called by the leg-event webhook right after the answer commits, not through the queue: every
+    millisecond here is silence on the line, and the two requests fit well in Exotel's 1 s ack.
+    """
     call = Call.objects.select_related("campaign__account").get(pk=call_id)
     if not call.leg_sid or call.state != Call.State.IN_PROGRESS:
         return
-    stream_error, say_error, say_at = async_to_sync(_start_stream_and_say)(call)
-    if say_at is not None:
-        store_dead_air(call, say_at)
-    if say_error:
-        log.warning("call %s: greeting refused: %s", call.pk, say_error)
-    if stream_error:
-        # Without a stream the caller would hear the greeting forever: end the call, say why.
-        calls.advance(call, Call.State.FAILED, error=f"start_stream refused: {stream_error}")
-        with accounts.client_for(call.campaign.account) as client:
+    campaign = call.campaign
+    with accounts.client_for(campaign.account, timeout=ACTION_TIMEOUT) as client, ThreadPoolExecutor(2) as pool:
+        stream = pool.submit(client.start_stream, call.leg_sid, url=dialer.bot_stream_url(call),
+                             sample_rate=campaign.sample_rate)
+        say = pool.submit(_say, client, call.leg_sid, campaign.greeting_text) if campaign.greeting_text else None
+        stream_error, say_error = stream.exception(), say and say.exception()
+        if say and not say_error:
+            store_dead_air(call, say.result())
+        if say_error:
+            log.warning("call %s: greeting refused: %s", call.pk, say_error)
+        if stream_error:
+            # Without a stream the caller would hear the greeting forever: end the call, say why.
+            calls.advance(call, Call.State.FAILED, error=f"start_stream refused: {stream_error}")
             _quietly(client.hangup_leg, call.leg_sid)
 
 
-async def _start_stream_and_say(call: Call):
-    campaign = call.campaign
-    greeting = campaign.greeting_text
-    async with accounts.async_client_for(campaign.account) as client:
-        stream = client.start_stream(call.leg_sid, url=dialer.bot_stream_url(call), sample_rate=campaign.sample_rate)
-        say = client.start_say(call.leg_sid, greeting) if greeting else _nothing()
-        results = await asyncio.gather(stream, _timed(say), return_exceptions=True)
-    stream_result, say_result = results
-    stream_error = stream_result if isinstance(stream_result, Exception) else None
-    say_error = say_result if isinstance(say_result, Exception) else None
-    say_at = None if say_error or not greeting else say_result
-    return stream_error, say_error, say_at
-
-
-async def _nothing():
-    return None
-
-
-async def _timed(awaitable):
-    await awaitable
+def _say(client, leg_sid: str, text: str):
+    """Start the greeting; returns when Exotel accepted it, which is when the caller starts hearing it."""
+    client.start_say(leg_sid, text)
     return timezone.now()
 
 
@@ -72,7 +65,7 @@ def stream_started(call_id: int) -> None:
     # Whoever sets greeting_ended_at first (say_completed or us) owns it: stop_say goes once at most.
     still_playing = Call.objects.filter(pk=call.pk, greeting_ended_at__isnull=True).update(greeting_ended_at=now)
     if still_playing and call.campaign.greeting_text:
-        with accounts.client_for(call.campaign.account) as client:
+        with accounts.client_for(call.campaign.account, timeout=ACTION_TIMEOUT) as client:
             _quietly(client.stop_say, call.leg_sid)
 
 

@@ -27,12 +27,6 @@ def place_call(call_id: int) -> None:
 
 
 @shared_task
-def answer_leg(call_id: int) -> None:
-    """Legs mode, on `leg_answered`: start the stream and the greeting together."""
-    legs.answer_leg(call_id)
-
-
-@shared_task
 def stream_started(call_id: int) -> None:
     """Enqueued by the stream server (delay_on_commit) when a call's stream starts."""
     legs.stream_started(call_id)

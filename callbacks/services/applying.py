@@ -16,7 +16,7 @@ from django.db import transaction
 
 from callbacks.models import WebhookEvent
 from callbacks.services import parsing
-from campaigns import calls, dialer, tasks
+from campaigns import calls, dialer, legs
 from campaigns.models import Call
 
 log = logging.getLogger(__name__)
@@ -118,16 +118,16 @@ def apply_leg_event(call: Call, event: parsing.LegEvent, at) -> tuple[bool, Answ
         changed = calls.advance(call, State.RINGING, at=at, **sids)
     elif event.name == "leg_answered":
         changed = calls.advance(call, State.IN_PROGRESS, at=at, **sids)
-        if changed:  # once per call, however often Exotel repeats the event
-            tasks.answer_leg.delay_on_commit(call.pk)
+        if changed:  # once per call, however often Exotel repeats the event; inline: dead air
+            transaction.on_commit(lambda: legs.answer_leg(call.pk))
     elif event.name in ("leg_terminated", "leg_failed_to_create"):
         state = parsing.leg_end_state(event, answered=call.answered_at is not None)
         error = "" if state == State.COMPLETED else parsing.leg_failure(event)
         changed = calls.advance(call, state, at=at, error=error, **sids)
     elif event.name == "say_completed":
         changed = bool(Call.objects.filter(pk=call.pk, greeting_ended_at__isnull=True).update(greeting_ended_at=at))
-    elif event.name == "stream_started":
-        tasks.stream_started.delay_on_commit(call.pk)
+    elif event.name == "stream_started":  # the stream server reports it too; the first one stops the greeting
+        transaction.on_commit(lambda: legs.stream_started(call.pk))
         changed = True
     else:  # connecting, play events and anything new: nothing to change
         changed = calls.fill(call, **sids)

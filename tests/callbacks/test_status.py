@@ -85,3 +85,9 @@ def test_another_workspaces_call_is_never_touched(acme, globex, call):
     assert (event.workspace, event.outcome, event.call) == (globex, Outcome.ORPHANED, None)
     call.refresh_from_db()
     assert call.state == Call.State.DIALING
+
+
+def test_a_call_whose_terminal_callback_came_first_still_counts_as_answered(acme, call):
+    replay(acme, "status_terminal_form", call=call)
+    replay(acme, "status_answered_json", call=call)
+    assert Campaign.objects.get(pk=call.campaign_id).calls_answered == 1
