@@ -114,32 +114,35 @@ class StreamSession:
         return outcome
 
     def request_stop(self, reason: str, by: str) -> None:
-        """End the stream from outside (API hang-up): the next frame tick sends `stop`."""
+        """End the stream from outside (an API hang-up): sends `stop`, then closes the socket."""
         self._stop_reason = (reason, by)
         if self._sender:
             self._sender.cancel()
 
     async def _connect(self) -> websockets.ClientConnection:
-        for attempt in (1, 2):
+        error: Exception | None = None
+        for attempt in (1, 2):  # field notes: Exotel retries a failed handshake once
             try:
                 return await websockets.connect(self.spec.url, open_timeout=HANDSHAKE_TIMEOUT,
                                                 close_timeout=2, max_size=2**22)
             except (OSError, websockets.WebSocketException, TimeoutError) as exc:
                 self._event("ws", action="connect_failed", url=self.spec.url, attempt=attempt, error=repr(exc))
-                if attempt == 2:
-                    raise
-        raise AssertionError("unreachable")
+                error = exc
+        assert error is not None
+        raise error
 
     async def _finish(self, receiver: asyncio.Task[None]) -> StreamOutcome:
         assert self._sender and self._ws
-        duration = self._loop.time() - self._t0
-        if receiver.done():  # the bot (or strict mode) closed the socket first
-            self._sender.cancel()
+        sender, duration = self._sender, self._loop.time() - self._t0
+        closed_under_sender = sender.done() and not sender.cancelled() and sender.result() == ""
+        if receiver.done() or closed_under_sender:  # the bot (or strict mode) closed the socket first
+            sender.cancel()
+            await receiver  # ends as soon as the closing handshake has
             code = self._ws.close_code
             by = "system" if self._closed_by_us else "bot"
             self._event("ws", action="close", code=code, by=by)
             return StreamOutcome(by, f"closed with {code}", duration, self.violations)
-        reason = "callended" if self._sender.cancelled() else self._sender.result()
+        reason = "callended" if sender.cancelled() else sender.result()
         reason, by = self._stop_reason or (reason, "caller")
         with contextlib.suppress(websockets.ConnectionClosed):
             await self._send(protocol.exotel_stop_frame(self._next_seq(), self.spec.stream_sid,
@@ -160,7 +163,13 @@ class StreamSession:
                                            custom_parameters=self.custom_parameters, sample_rate=self.rate)
 
     async def _send_caller(self) -> str:
-        """Caller audio, one frame per `frame_ms`; returns the stop reason when the caller is done."""
+        """Stream the caller; the stop reason when the caller is done, "" if the socket closed first."""
+        with contextlib.suppress(websockets.ConnectionClosed):
+            return await self._stream_caller()
+        return ""
+
+    async def _stream_caller(self) -> str:
+        """Caller audio, one frame per `frame_ms`, and DTMF at the script's times."""
         spec, frame_s = self.spec, self.config.frame_ms / 1000
         frame_bytes = int(bytes_per_ms(self.rate) * self.config.frame_ms)
         audio = render(spec.script, self.rate, spec.seed, self.config.speech_dbfs)
@@ -250,6 +259,10 @@ class StreamSession:
 
     async def _play(self) -> None:
         """Play queued audio in real time; return each mark when everything before it has played."""
+        with contextlib.suppress(websockets.ConnectionClosed):
+            await self._play_queue()
+
+    async def _play_queue(self) -> None:
         while True:
             if not self._queue:
                 self._queued.clear()

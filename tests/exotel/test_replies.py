@@ -85,3 +85,18 @@ def test_requests_carry_basic_auth_and_json_accept():
     assert seen[0].headers["authorization"].startswith("Basic ")
     assert seen[0].url == "https://api.in.exotel.com/v1/Accounts/AC1/ActiveStreams"
     assert json.loads(seen[0].content or b"null") is None
+
+
+def test_backoff_grows_is_capped_and_jittered():
+    policy = RetryPolicy(attempts=6, base_delay=0.5, max_delay=2.0)
+    error = TransientError("boom")
+    for attempt, ceiling in [(1, 0.5), (2, 1.0), (3, 2.0), (4, 2.0)]:
+        delays = {policy.delay(attempt, error) for _ in range(20)}
+        assert all(ceiling / 2 <= d <= ceiling for d in delays) and len(delays) > 1
+    assert policy.delay(6, error) is None
+
+
+def test_retry_after_wins_over_backoff_unless_it_is_too_long():
+    policy = RetryPolicy(max_retry_after=10)
+    assert policy.delay(1, RateLimitedError("slow", retry_after=3)) == 3
+    assert policy.delay(1, RateLimitedError("slow", retry_after=11)) is None
