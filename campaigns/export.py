@@ -9,7 +9,9 @@ import io
 from collections.abc import AsyncIterator, Iterator
 
 from asgiref.sync import sync_to_async
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
+
+from campaigns import queries
 
 COLUMNS = [
     "id", "phone", "contact_name", "attempt", "state", "disposition", "created_at", "dialed_at", "answered_at",
@@ -29,7 +31,7 @@ def _batch(calls: QuerySet, after: tuple | None) -> list[tuple]:
     """The next BATCH rows after `after` (a row's id and created_at), along the page index."""
     if after is not None:
         pk, stamp = after
-        calls = calls.filter(Q(created_at__lt=stamp) | Q(created_at=stamp, pk__lt=pk))
+        calls = queries.after_row(calls, stamp, pk)
     return list(calls.order_by("-created_at", "-pk").values_list(*_FIELDS)[:BATCH])
 
 

@@ -10,6 +10,7 @@ import datetime
 import zoneinfo
 from dataclasses import dataclass
 
+from django.core.cache import cache
 from django.db.models import Avg, Count, Q, QuerySet, Sum
 from django.db.models.functions import TruncHour
 from django.utils import timezone
@@ -19,6 +20,7 @@ from tenancy.models import ExotelAccount, Workspace
 
 PAGE_SIZE = 50
 CHART_HOURS = 24
+CHARTS_FOR = 30  # seconds a campaign's charts are reused: live figures come from the counters
 
 
 @dataclass
@@ -40,12 +42,21 @@ def decode_cursor(cursor: str) -> tuple[datetime.datetime, int] | None:
         return None
 
 
+def after_row(calls: QuerySet, stamp: datetime.datetime, pk: int) -> QuerySet:
+    """Rows after (stamp, pk) in (-created_at, -id) order.
+
+    The plain `created_at <= stamp` is redundant, but it is what lets PostgreSQL start the index
+    scan at the cursor: with the OR alone it walks the index from the newest row on every page.
+    """
+    return calls.filter(Q(created_at__lt=stamp) | Q(created_at=stamp, pk__lt=pk), created_at__lte=stamp)
+
+
 def call_page(calls: QuerySet, cursor: str = "", *, size: int = PAGE_SIZE) -> Page:
     """One page of calls, newest first, after `cursor`: one indexed query whatever the table size."""
     after = decode_cursor(cursor) if cursor else None
     if after:
         stamp, pk = after
-        calls = calls.filter(Q(created_at__lt=stamp) | Q(created_at=stamp, pk__lt=pk))
+        calls = after_row(calls, stamp, pk)
     rows = list(calls.select_related("campaign").order_by("-created_at", "-pk")[: size + 1])
     more = len(rows) > size
     rows = rows[:size]
@@ -148,6 +159,24 @@ def hourly(campaign: Campaign, *, hours: int = CHART_HOURS, now: datetime.dateti
     for point in series:
         point["height"] = round(100 * point["n"] / peak)
     return series
+
+
+def chart_key(campaign: Campaign) -> str:
+    # The creation time too, so a database rebuilt with the same ids never meets old charts.
+    return f"campaign-charts:{campaign.pk}:{campaign.created_at.timestamp()}"
+
+
+def charts(campaign: Campaign) -> dict:
+    """Calls per hour, answer rate and dispositions: aggregates over up to a campaign's every call.
+
+    At a million calls they take a few hundred ms, so the page loads them apart from itself and
+    they are computed at most once per CHARTS_FOR seconds per campaign, whoever is watching.
+    """
+    return cache.get_or_set(
+        chart_key(campaign),
+        lambda: {"hourly": hourly(campaign), "dispositions": dispositions(campaign)},
+        CHARTS_FOR,
+    )
 
 
 def live_calls(campaign: Campaign, *, limit: int = 50) -> list[Call]:

@@ -9,6 +9,7 @@ urlpatterns = [
     path("campaigns/new/", campaigns.campaign_create, name="create"),
     path("campaigns/<int:pk>/", campaigns.campaign_detail, name="detail"),
     path("campaigns/<int:pk>/edit/", campaigns.campaign_edit, name="edit"),
+    path("campaigns/<int:pk>/charts/", campaigns.campaign_charts, name="charts"),
     path("campaigns/<int:pk>/counters.json", campaigns.campaign_counters, name="counters"),
     path("campaigns/<int:pk>/calls.csv", campaigns.campaign_export, name="export"),
     *[

@@ -55,11 +55,16 @@ def campaign_detail(request, pk):
         "campaign": campaign,
         "counters": queries.counters(campaign),
         "outcomes": queries.outcomes(campaign),
-        "dispositions": queries.dispositions(campaign),
-        "hourly": queries.hourly(campaign),
         "live_calls": queries.live_calls(campaign),
         "events": campaign.events.select_related("by")[:10],
     })
+
+
+@role_required(Role.VIEWER)
+def campaign_charts(request, pk):
+    """The detail page's charts and dispositions, fetched by its script apart from the page."""
+    campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
+    return render(request, "campaigns/_charts.html", {"campaign": campaign, **queries.charts(campaign)})
 
 
 @role_required(Role.VIEWER)

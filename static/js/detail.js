@@ -25,6 +25,18 @@
   }
   window.setTimeout(poll, POLL_MS);
 
+  // Charts aggregate up to every call of the campaign: fetched apart so the page never waits on them.
+  var CHARTS_MS = 30000;
+  var charts = document.getElementById("charts");
+  function loadCharts() {
+    fetch(charts.dataset.url, { credentials: "same-origin" })
+      .then(function (r) { return r.ok ? r.text() : null; })
+      .then(function (html) { if (html !== null) charts.innerHTML = html; })
+      .catch(function () { /* keep what is shown; try again later */ })
+      .finally(function () { window.setTimeout(loadCharts, CHARTS_MS); });
+  }
+  if (charts) loadCharts();
+
   // --- live calls: message format in streams/live.py -------------------------------------------
   var table = document.querySelector("#live-calls tbody");
   var empty = document.getElementById("live-empty");
