@@ -32,7 +32,7 @@ SID, KEY, TOKEN = "ACtest", "key-1", "token-1"
 SID_LIMITED = "AClimited"
 
 NUMBERS = {
-    "answer": "+919800000001",        # answers at once, speaks, hangs up after 1 s
+    "answer": "+919800000001",        # answers at once, speaks, hangs up after 0.7 s
     "busy": "+919800000002",
     "no_answer": "+919800000003",
     "failed": "+919800000004",
@@ -42,7 +42,7 @@ NUMBERS = {
 }
 
 CONFIG = {
-    "default": {"outcome": "answer", "ring_seconds": 0.1, "hangup_after": 1.0},
+    "default": {"outcome": "answer", "ring_seconds": 0.1, "hangup_after": 0.7},
     "numbers": {
         NUMBERS["busy"]: {"outcome": "busy", "ring_seconds": 0.1},
         NUMBERS["no_answer"]: {"outcome": "no-answer", "ring_seconds": 0.2},
