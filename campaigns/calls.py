@@ -11,8 +11,8 @@ count final outcomes; `talk_seconds` adds the duration of completed calls.
 
 Stale calls (`reap_stale_calls`, on beat): a call still `queued` long after it was made lost its
 task (a worker died holding it) and is sent again, which is safe because `place_call` claims with a
-conditional update; a call stuck in `dialing` lost its worker between claim and answer, so whether
-Exotel got the request is unknown: it becomes `unknown`. An `unknown` call is resolved by any
+conditional update; a call stuck in `dialing` with no sid lost its worker between claim and answer, so
+whether Exotel got the request is unknown: it becomes `unknown`. An `unknown` call is resolved by any
 callback carrying its token; after its time limit plus `UNKNOWN_GRACE` with none, it is failed
 and the retry policy decides.
 """
@@ -144,7 +144,9 @@ def reap_stale_calls(*, now: datetime.datetime | None = None) -> tuple[list[int]
         .values_list("pk", flat=True)[:1000]
     )
     # The worker stopped between claim and Exotel's answer: the request may or may not have left.
-    stuck = Call.objects.filter(state=State.DIALING, dialed_at__lt=now - dialing_stale).update(state=State.UNKNOWN)
+    stuck = Call.objects.filter(
+        state=State.DIALING, dialed_at__lt=now - dialing_stale, exotel_sid="", leg_sid=""
+    ).update(state=State.UNKNOWN)
     expired = 0
     unknown = Call.objects.filter(state=State.UNKNOWN, dialed_at__lt=now - UNKNOWN_GRACE).select_related("campaign")
     for call in unknown[:1000]:

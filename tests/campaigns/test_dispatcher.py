@@ -158,3 +158,28 @@ def test_a_ticks_queries_do_not_grow_with_the_number_of_contacts(campaign, alice
     with django_assert_max_num_queries(20):
         dialer.dispatch(now=NOON_FRIDAY)
     assert Call.objects.filter(campaign=big).count() == 3
+
+
+def test_the_reaper_resends_lost_calls_and_settles_calls_whose_worker_died(campaign, alice, sent, settings):
+    start(campaign, alice, contacts=3, max_attempts=2, retry_after_minutes=0)
+    lost, stuck, timed_out = (make_contact_call(campaign, state) for state in ("queued", "dialing", "unknown"))
+    long_ago = NOON_FRIDAY - datetime.timedelta(seconds=campaign.time_limit + 600)
+    Call.objects.update(created_at=long_ago, dialed_at=long_ago)
+    Call.objects.filter(pk=lost.pk).update(dialed_at=None)
+    Call.objects.filter(pk=stuck.pk).update(dialed_at=NOON_FRIDAY - datetime.timedelta(minutes=2))
+
+    resend, made_unknown, failed = calls.reap_stale_calls(now=NOON_FRIDAY)
+
+    assert (resend, made_unknown, failed) == ([lost.pk], 1, 1)
+    assert Call.objects.get(pk=stuck.pk).state == Call.State.UNKNOWN  # a callback with its token decides
+    timed_out.refresh_from_db()
+    assert timed_out.state == Call.State.FAILED and "No callback" in timed_out.error
+    assert Contact.objects.get(pk=timed_out.contact_id).state == Contact.State.PENDING  # the retry policy applies
+
+
+def make_contact_call(campaign, state):
+    from tests.conftest import make_call
+
+    contact = Contact.objects.filter(campaign=campaign, state=Contact.State.PENDING).first()
+    Contact.objects.filter(pk=contact.pk).update(state=Contact.State.CALLING, attempts=1)
+    return make_call(campaign, contact=contact, attempt=1, state=state)
