@@ -106,7 +106,8 @@ def start_children(*, port: int, simulator_port: int) -> list[subprocess.Popen]:
 
 
 def supervise(children: list[subprocess.Popen]) -> None:
-    """Wait until Ctrl-C or a child dies, then stop them all."""
+    """Wait until Ctrl-C, SIGTERM or a child's death, then stop them all."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up as Ctrl-C does
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
