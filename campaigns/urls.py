@@ -21,7 +21,6 @@ urlpatterns = [
     path("campaigns/<int:pk>/contacts/import/", contacts.confirm_import, name="import"),
     path("calls/", calls.call_list, name="calls"),
     path("calls/<int:pk>/", calls.call_detail, name="call"),
-    path("calls/<int:pk>/streams/<int:stream_pk>/<str:track>/", calls.call_recording, name="recording"),
     path("do-not-call/", contacts.dnc_list, name="dnc"),
     path("do-not-call/add/", contacts.dnc_add, name="dnc_add"),
     path("do-not-call/import/", contacts.dnc_import, name="dnc_import"),

@@ -1,4 +1,3 @@
-from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, render
 
 from callbacks.models import WebhookEvent
@@ -8,8 +7,6 @@ from campaigns.models import Call
 from streams.models import StreamSession
 from tenancy.access import role_required, scoped
 from tenancy.models import Role
-
-TRACKS = {"caller": "caller_recording", "bot": "bot_recording"}
 
 
 @role_required(Role.VIEWER)
@@ -33,14 +30,3 @@ def call_detail(request, pk):
         "call": call, "streams": streams, "webhooks": webhooks,
         "timeline": queries.timeline(call, webhooks, streams),
     })
-
-
-@role_required(Role.VIEWER)
-def call_recording(request, pk, stream_pk, track):
-    """One track of a stream's recording; media files are only served through this check."""
-    stream = get_object_or_404(scoped(request, StreamSession), pk=stream_pk, call_id=pk)
-    recording = getattr(stream, TRACKS[track]) if track in TRACKS else None
-    if not recording:
-        raise Http404("No recording of that track.")
-    download = request.GET.get("download") == "1"
-    return FileResponse(recording.open("rb"), as_attachment=download, filename=recording.name.rsplit("/", 1)[-1])
