@@ -112,14 +112,13 @@ def rate(part: int, whole: int) -> int | None:
     return round(100 * part / whole) if whole else None
 
 
-def outcomes(campaign: Campaign) -> list[tuple[str, int]]:
-    """The campaign's outcome counters, as the engine keeps them."""
+def outcomes(campaign: Campaign) -> list[tuple[str, str, int]]:
+    """(label, counter column, value) of the campaign's outcome counters, as the engine keeps them."""
     return [
-        ("Answered", campaign.calls_answered),
-        ("Busy", campaign.calls_busy),
-        ("No answer", campaign.calls_no_answer),
-        ("Failed", campaign.calls_failed),
-        ("Live now", campaign.calls_live),
+        (label, column, getattr(campaign, column))
+        for label, column in [("Answered", "calls_answered"), ("Busy", "calls_busy"),
+                              ("No answer", "calls_no_answer"), ("Failed", "calls_failed"),
+                              ("Live now", "calls_live")]
     ]
 
 

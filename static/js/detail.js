@@ -6,7 +6,7 @@
   var POLL_MS = 2000;
 
   function show(data) {
-    root.querySelectorAll("[data-counter]").forEach(function (el) {
+    document.querySelectorAll("[data-counter]").forEach(function (el) {
       var value = data[el.dataset.counter];
       if (value === undefined) return;
       if (el.tagName === "PROGRESS") { el.value = value; el.textContent = value + "%"; }
@@ -14,7 +14,15 @@
     });
     var badge = root.querySelector(".state");
     if (badge) badge.className = "state state-" + data.state;
+    showActions(data.state);
   }
+
+  function showActions(state) {
+    root.querySelectorAll("[data-states]").forEach(function (el) {
+      el.hidden = el.dataset.states.split(" ").indexOf(state) < 0;
+    });
+  }
+  showActions(root.dataset.state);
 
   function poll() {
     fetch(root.dataset.countersUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
