@@ -131,6 +131,8 @@ CELERY_BEAT_SCHEDULE = {
 # its worker mid-request (made unknown until a callback with its token settles it).
 CALL_QUEUED_STALE_SECONDS = env.int("CALL_QUEUED_STALE_SECONDS", default=120)
 CALL_DIALING_STALE_SECONDS = env.int("CALL_DIALING_STALE_SECONDS", default=60)
+# An unknown call with no callback this long after its time limit is failed; the retry policy decides.
+CALL_UNKNOWN_GRACE_SECONDS = env.int("CALL_UNKNOWN_GRACE_SECONDS", default=300)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
