@@ -13,7 +13,8 @@ only) forwards each message to the browser as one JSON text frame:
         event is one of dtmf, mark, clear, barge_in (detail: ms from loud frame to clear),
         say (detail: prompt name), hangup, bad_frame (detail: the reason)
 
-`stream` is the StreamSession id (0 until the `start` event created it), `at` a Unix time.
+`stream` is the StreamSession id (0 until the row written after the `start` event exists: levels
+and events may come first), `call` the Call id, `at` a Unix time.
 
 No work is done when nobody watches: watchers are counted in the cache (`live.watchers.<id>`,
 shared by all processes when the cache is Redis), and a stream asks at most once a second per

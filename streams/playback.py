@@ -2,8 +2,8 @@
 
 Exotel plays what it receives and drops calls that get a whole prompt at once (field notes), so
 audio leaves in legal chunks (`exotel.audio.Chunker`) no faster than it plays, keeping at most
-`LEAD_MS` of audio queued at Exotel beyond the chunk in flight so playback never starves. A mark
-leaves right after the audio queued before it; when Exotel returns it, everything sent before it
+`LEAD_MS` of audio queued at Exotel beyond the chunk in flight (`STREAM_LEAD_MS` for continuous
+audio). A mark leaves right after the audio queued before it; when Exotel returns it, everything sent before it
 has played, which is how `heard_ms` knows what the caller has actually heard.
 
 Sending is inline when nothing waits (an echo's chunk goes out on the frame that completed it,
@@ -20,7 +20,11 @@ from collections.abc import Awaitable, Callable
 from exotel import protocol
 from exotel.audio import Chunker, bytes_per_ms
 
-LEAD_MS = 300
+LEAD_MS = 300  # a prompt: enough that playback never starves, little for `clear` to drop
+# Continuous audio (echo, relay) comes from a real-time source already; a larger lead lets its
+# jitter (a burst after a stall) pass instead of becoming a backlog that never drains. It stays
+# well under what Exotel tolerates queued ahead (the simulator's limit: 2 s).
+STREAM_LEAD_MS = 1000
 CHUNK_BYTES = protocol.CHUNK_MIN  # the smallest legal chunk: the least latency an echo can add
 
 
@@ -31,7 +35,7 @@ class Outbox:
         self._sid = stream_sid
         self._bytes_per_ms = bytes_per_ms(rate)
         self._chunker = Chunker(CHUNK_BYTES)
-        self._queue: deque[tuple[str, bytes | str]] = deque()
+        self._queue: deque[tuple[str, bytes | str, int]] = deque()  # (kind, chunk or mark name, lead ms)
         self._plays_until = 0.0  # monotonic time at which the audio sent so far ends playing
         self._draining = False
         self._timer: asyncio.TimerHandle | None = None
@@ -50,19 +54,19 @@ class Outbox:
 
     async def stream(self, pcm: bytes) -> None:
         """Continuous audio (echo, relay): sent as each legal chunk fills, tail kept for the next."""
-        self._queue.extend(("audio", chunk) for chunk in self._chunker.feed(pcm))
+        self._queue.extend(("audio", chunk, STREAM_LEAD_MS) for chunk in self._chunker.feed(pcm))
         await self._drain()
 
     async def play(self, pcm: bytes) -> None:
         """A whole piece (a prompt): its tail is padded with silence to a legal chunk."""
         chunks = self._chunker.feed(pcm) + self._chunker.flush()
-        self._queue.extend(("audio", chunk) for chunk in chunks)
+        self._queue.extend(("audio", chunk, LEAD_MS) for chunk in chunks)
         await self._drain()
 
     async def mark(self, name: str) -> None:
         # A mark also ends a piece of streamed audio, so the tail before it is sent first.
-        self._queue.extend(("audio", chunk) for chunk in self._chunker.flush())
-        self._queue.append(("mark", name))
+        self._queue.extend(("audio", chunk, LEAD_MS) for chunk in self._chunker.flush())
+        self._queue.append(("mark", name, 0))
         await self._drain()
 
     async def clear(self) -> None:
@@ -94,12 +98,12 @@ class Outbox:
         self._draining = True
         try:
             while self._queue:
-                kind, item = self._queue[0]
+                kind, item, lead_ms = self._queue[0]
                 if kind == "audio":
                     now = time.monotonic()
                     ahead = self._plays_until - now
-                    if ahead * 1000 > LEAD_MS:
-                        self._schedule(ahead - LEAD_MS / 1000)
+                    if ahead * 1000 > lead_ms:
+                        self._schedule(ahead - lead_ms / 1000)
                         return
                     self._queue.popleft()
                     duration = len(item) / self._bytes_per_ms / 1000

@@ -1,19 +1,22 @@
 """The bot runtime: one `Stream` per socket turns Exotel's frames into bot callbacks and bot actions
 into frames, and keeps everything the session row records.
 
-A bot (`streams.bots`) receives `on_start`, `on_audio(pcm)`, `on_dtmf(digit)`, `on_mark(name)` and
+A bot (`streams.bots`) receives `on_start` (once the session is recorded and the prompts loaded;
+audio and DTMF may come before it), `on_audio(pcm)`, `on_dtmf(digit)`, `on_mark(name)` and
 `on_stop()`, and acts through its stream: `play(pcm, rate)` or `play_prompt(name)` (whole pieces),
 `stream_audio(pcm)` (continuous audio), `mark(name)`, `clear()` and `hang_up()` (closing the socket:
 the protocol has no hang-up event). Chunking, pacing and marks are `streams.playback`'s job,
 recording `streams.recorder`'s, the live view `streams.live`'s.
 
 The media path touches neither the ORM nor a thread: the database is reached only through the
-`started` hook (the `start` event) and by the consumer after `finish()`.
+`started` hook (run beside the media path after the `start` event) and by the consumer after
+`finish()`.
 
 Bad input: every bad frame is logged (the first few per stream) and counted. Single bad frames are
 dropped and the stream goes on; the stream closes with the frame's code from the close-code table
-when it cannot continue: a broken or refused `start`, a frame over `MAX_FRAME_CHARS`, or more than
-`MAX_BAD_FRAMES` bad frames. Unknown events are counted but never close a stream (field notes).
+when it cannot continue: a broken `start`, a `start` from an account not of the call's workspace
+(1008), a frame over `MAX_FRAME_CHARS`, or more than `MAX_BAD_FRAMES` bad frames. Unknown events
+are counted but never close a stream (field notes).
 """
 
 from __future__ import annotations
@@ -41,15 +44,6 @@ LOGGED_BAD_FRAMES = 5
 MAX_MARKS_KEPT = 200
 
 
-class Refused(Exception):
-    """The stream may not go on (raised by the `started` hook); `close_code` says how it closes."""
-
-    def __init__(self, reason: str, close_code: int = CloseCode.POLICY_VIOLATION) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.close_code = close_code
-
-
 @dataclass
 class Binding:
     """What a socket is bound to, loaded once at the handshake (plain data, no ORM objects)."""
@@ -62,6 +56,7 @@ class Binding:
     bot_settings: dict = field(default_factory=dict)
     variables: dict = field(default_factory=dict)  # the contact's, with name and phone
     receive_only: bool = False
+    account_sids: frozenset[str] = frozenset()  # the workspace's Exotel accounts: who may start it
 
     @property
     def record(self) -> bool:
@@ -120,6 +115,7 @@ class Stream:
         self.closed = self.finished = False
         self._limit = asyncio.get_running_loop().call_later(MAX_SECONDS, self._time_up)
         self._tasks: set[asyncio.Task] = set()
+        self._opening: asyncio.Task | None = None
 
     # --- frames in ------------------------------------------------------------------------------
 
@@ -181,19 +177,27 @@ class Stream:
         if self.start is not None:
             await self._bad("a second start", CloseCode.PROTOCOL_ERROR)
             return
-        try:
-            started = await self._started(start)
-        except Refused as exc:
-            log.warning("stream %s refused: %s", start.stream_sid, exc.reason)
-            await self.end(exc.reason, exc.close_code)
+        if self.binding.call_id is not None and start.account_sid not in self.binding.account_sids:
+            # A token alone must not let a stream of one tenant's account land in another's call.
+            log.warning("stream %s refused: account %r is not the call's workspace's", start.stream_sid,
+                        start.account_sid)
+            await self.end("wrong_account", CloseCode.POLICY_VIOLATION)
             return
         self.start, self.sid, self.rate = start, start.stream_sid, start.sample_rate
-        self.session_id, self.prompts = started.session_id, started.prompts
-        self.feed.stream_id = started.session_id
         if not self.binding.receive_only:
             self.outbox = Outbox(self._send, self.sid, self.rate, on_audio_sent=self._bot_audio_sent)
         if self.binding.record:
             self.recorder = Recorder(self.rate)
+        # The session row and the prompts are database and disk work: done beside the media path, so
+        # frames arriving meanwhile are recorded and echoed at once instead of queueing behind it.
+        self._opening = self.spawn(self._open(start))
+
+    async def _open(self, start: protocol.Start) -> None:
+        started = await self._started(start)
+        self.session_id, self.prompts = started.session_id, started.prompts
+        if self.finished:
+            return  # the socket went while the row was written: record it, start no bot
+        self.feed.stream_id = started.session_id
         await self.feed.state("started")
         if self.bot:
             await self.bot.on_start()
@@ -295,6 +299,9 @@ class Stream:
             return
         self.finished = True
         self._limit.cancel()
+        if self._opening and not self._opening.done():
+            # Let the session row be written (never cancel a thread mid-write), so the close can update it.
+            await asyncio.wait([self._opening], timeout=30)
         for task in list(self._tasks):
             task.cancel()
         if not self.stop_reason:

@@ -17,11 +17,11 @@ from django.utils import timezone
 
 from campaigns import donotcall, links
 from campaigns.models import Call, DoNotCall
-from exotel.protocol import CloseCode, Start
+from exotel.protocol import Start
 from streams import prompts
 from streams.models import StreamSession
 from streams.recorder import Recorder, save_track
-from streams.runtime import Binding, Refused, Started, Stream
+from streams.runtime import Binding, Started, Stream
 from tenancy.models import ExotelAccount, Workspace
 
 log = logging.getLogger(__name__)
@@ -44,11 +44,12 @@ def bind_call(token: str, *, receive_only: bool, authorization: bytes | None) ->
         log.warning("stream refused: call %s without the workspace's stream credentials", call.pk)
         return None
     campaign, contact = call.campaign, call.contact
+    accounts = ExotelAccount.objects.filter(workspace_id=call.workspace_id).values_list("account_sid", flat=True)
     return Binding(
         workspace_id=call.workspace_id, call_id=call.pk, campaign_id=campaign.pk, phone=call.phone,
         bot_kind="" if receive_only else campaign.bot_kind, bot_settings=campaign.bot_settings or {},
         variables={**(contact.variables or {}), "name": contact.name, "phone": contact.phone},
-        receive_only=receive_only,
+        receive_only=receive_only, account_sids=frozenset(accounts),
     )
 
 
@@ -106,12 +107,7 @@ def test_stream_url(workspace: Workspace) -> str:
 # --- start ----------------------------------------------------------------------------------------
 
 def start_session(binding: Binding, start: Start) -> Started:
-    """Check the start against the binding, record the session and tell the dialer the stream started."""
-    if binding.call_id is not None and not ExotelAccount.objects.filter(
-        workspace_id=binding.workspace_id, account_sid=start.account_sid
-    ).exists():
-        # A token alone must not let a stream of one tenant's account land in another's call.
-        raise Refused("wrong_account", CloseCode.POLICY_VIOLATION)
+    """Record the session, load the bot's prompts and tell the dialer the stream started."""
     loaders = {"script": prompts.for_script, "relay": prompts.for_relay}
     loaded = loaders[binding.bot_kind](binding, start.sample_rate) if binding.bot_kind in loaders else {}
     with transaction.atomic():

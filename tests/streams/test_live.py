@@ -55,7 +55,9 @@ async def test_a_member_watches_state_levels_and_events(alice_watching, call):
     kinds = [(m["type"], m.get("state") or m.get("event")) for m in seen]
     assert ("state", "started") in kinds and ("event", "dtmf") in kinds and ("level", None) in kinds
     level = next(m for m in seen if m["type"] == "level")
-    assert -10 < level["dbfs"] < 0 and level["call"] == call.pk and level["stream"] > 0
+    assert -10 < level["dbfs"] < 0 and level["call"] == call.pk
+    started = next(m for m in seen if m.get("state") == "started")
+    assert started["stream"] > 0 and started["phone"] == call.phone and started["bot"] == "echo"
     assert seen[-1]["reason"] == "closed"
     await alice_watching.disconnect()
 
