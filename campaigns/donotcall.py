@@ -34,18 +34,9 @@ class ListReport:
 @transaction.atomic
 def import_numbers(workspace: Workspace, text: str, *, region: str, reason: str = "") -> ListReport:
     """Add every valid number of a CSV (a phone column, other columns ignored) to the list."""
-    _, _, rows = imports.read_rows(text)
     report = ListReport()
-    seen: dict[str, int] = {}
-    for row in rows:
-        phone = imports.normalise(row.raw_phone, region) if row.raw_phone else None
-        if phone is None:
-            report.errors.append(imports.RowError(row.line, row.raw_phone, "invalid phone number"))
-        elif phone in seen:
-            report.errors.append(imports.RowError(row.line, phone, f"duplicate of line {seen[phone]}"))
-        else:
-            seen[phone] = row.line
-    phones = list(seen)
+    rows = imports.first_occurrences(imports.parse(text, region=region).rows, report.errors)
+    phones = [row.phone for row in rows]
     existing = imports.existing_phones(DoNotCall.objects.filter(workspace=workspace), phones)
     fresh = [
         DoNotCall(workspace=workspace, phone=p, reason=reason, source=DoNotCall.Source.UPLOAD)

@@ -123,7 +123,6 @@ class UploadForm(forms.Form):
 
 class ConfirmImportForm(forms.Form):
     key = forms.CharField(widget=forms.HiddenInput)
-    region = forms.ChoiceField(choices=REGIONS, widget=forms.HiddenInput)
 
 
 class DoNotCallForm(forms.Form):

@@ -15,31 +15,34 @@ DNC_SHOWN = 200
 
 @role_required(Role.OPERATOR)
 def upload(request, pk):
-    """Keep the file and send the operator to its preview (as JSON to the page's script)."""
+    """Read the file once and send the operator to its preview (as JSON to the page's script)."""
     campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
     form = UploadForm(request.POST or None, request.FILES or None)
     if form.is_valid():
-        key = imports.stash(campaign, form.cleaned_data["file"].read())
-        url = reverse("campaigns:preview", args=[campaign.pk, key]) + f"?region={form.cleaned_data['region']}"
-        if request.headers.get("Accept") == "application/json":
-            return JsonResponse({"preview": url})
-        return redirect(url)
+        try:
+            imports.refuse_finished(campaign)
+            text = imports.decode(form.cleaned_data["file"].read())
+            key = imports.stash(campaign, imports.parse(text, region=form.cleaned_data["region"]))
+        except imports.ImportRefused as exc:
+            form.add_error("file", str(exc))
+        else:
+            url = reverse("campaigns:preview", args=[campaign.pk, key])
+            if request.headers.get("Accept") == "application/json":
+                return JsonResponse({"preview": url})
+            return redirect(url)
     return render(request, "campaigns/upload.html", {"campaign": campaign, "form": form})
 
 
 @role_required(Role.OPERATOR)
 def preview(request, pk, key):
     campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
-    confirm = ConfirmImportForm(initial={"key": key, "region": request.GET.get("region", "IN")})
     try:
-        text = imports.decode(imports.unstash(campaign, key))
-        report = imports.check(campaign, text, region=confirm.initial["region"])
-        imports.refuse_finished(campaign)
+        report = imports.check(campaign, imports.unstash(campaign, key))
     except imports.ImportRefused as exc:
         messages.error(request, str(exc))
         return redirect("campaigns:upload", campaign.pk)
     return render(request, "campaigns/preview.html", {
-        "campaign": campaign, "report": report, "confirm": confirm,
+        "campaign": campaign, "report": report, "confirm": ConfirmImportForm(initial={"key": key}),
         "sample": report.valid[: imports.PREVIEW_ROWS], "errors": report.errors[: imports.ERRORS_SHOWN],
     })
 
@@ -49,12 +52,11 @@ def preview(request, pk, key):
 def confirm_import(request, pk):
     campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
     form = ConfirmImportForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "That import form was incomplete: upload the file again.")
-        return redirect("campaigns:upload", campaign.pk)
-    key, region = form.cleaned_data["key"], form.cleaned_data["region"]
     try:
-        report = imports.import_contacts(campaign, imports.decode(imports.unstash(campaign, key)), region=region)
+        if not form.is_valid():
+            raise imports.ImportRefused(imports.EXPIRED)
+        key = form.cleaned_data["key"]
+        report = imports.import_contacts(campaign, imports.unstash(campaign, key))
     except imports.ImportRefused as exc:
         messages.error(request, str(exc))
         return redirect("campaigns:upload", campaign.pk)

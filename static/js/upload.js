@@ -16,14 +16,14 @@
       xhr.upload.addEventListener("progress", function (e) {
         if (!e.lengthComputable) return;
         bar.value = Math.round((100 * e.loaded) / e.total);
-        status.textContent = bar.value + "%";
+        // Sent: the server now reads every row (about 20,000 a second) before it answers.
+        status.textContent = e.loaded < e.total ? bar.value + "%" : "Checking every row…";
       });
       xhr.addEventListener("load", function () {
         var body = null;
         try { body = JSON.parse(xhr.responseText); } catch (err) { body = null; }
         if (xhr.status === 200 && body && body.preview) {
-          status.textContent = "Checking every row…";
-          bar.removeAttribute("value");
+          status.textContent = "Opening the preview…";
           window.location.assign(body.preview);
         } else {
           // A form error: submit the plain way so the server's page shows it at the field.

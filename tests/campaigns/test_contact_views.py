@@ -41,7 +41,7 @@ def test_upload_preview_and_import(alice_client, campaign):
     campaign.refresh_from_db()
     assert campaign.contacts_total == 2
     with pytest.raises(imports.ImportRefused):
-        imports.unstash(campaign, key)  # the stashed file is gone
+        imports.unstash(campaign, key)  # the stashed rows are gone
 
 
 def test_the_pages_script_gets_the_preview_address_as_json(alice_client, campaign):
@@ -49,10 +49,11 @@ def test_the_pages_script_gets_the_preview_address_as_json(alice_client, campaig
     assert response.json()["preview"].startswith(f"/campaigns/{campaign.pk}/contacts/preview/")
 
 
-def test_a_bad_file_is_explained_on_the_upload_page(alice_client, campaign):
+def test_a_bad_file_is_explained_at_the_field(alice_client, campaign):
     response = upload(alice_client, campaign, data=b"name\nAsha\n")
-    follow = alice_client.get(response.url, follow=True)
-    assert "No phone column" in follow.content.decode()
+    assert "No phone column" in response.context["form"].errors["file"][0]
+    response = upload(alice_client, campaign, data="phone\n+919876543210,Jos\xe9\n".encode("latin-1"))
+    assert "not UTF-8" in response.context["form"].errors["file"][0]
 
 
 def test_a_missing_file_is_an_error_at_the_field(alice_client, campaign):
@@ -73,6 +74,11 @@ def test_the_do_not_call_list_is_checked_again_at_import(alice_client, campaign,
     key = preview.context["confirm"].initial["key"]
     alice_client.post(reverse("campaigns:import", args=[campaign.pk]), {"key": key, "region": "IN"})
     assert list(Contact.objects.values_list("phone", flat=True)) == ["+919876543210"]
+
+
+def test_a_finished_campaign_takes_no_upload(alice_client, campaign):
+    Campaign.objects.filter(pk=campaign.pk).update(state="completed")
+    assert "takes no more contacts" in upload(alice_client, campaign).context["form"].errors["file"][0]
 
 
 def test_a_viewer_cannot_upload(bob_client, campaign):

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db
 
 
 def run(campaign, text, region="IN"):
-    return imports.import_contacts(campaign, text, region=region)
+    return imports.import_contacts(campaign, imports.parse(text, region=region))
 
 
 def test_it_imports_valid_rows_in_e164_with_extra_columns_as_variables(campaign):
@@ -70,14 +70,14 @@ def test_it_adds_to_the_campaigns_contact_total(campaign):
 
 
 def test_checking_writes_nothing(campaign):
-    report = imports.check(campaign, "phone\n+919876543210\n", region="IN")
+    report = imports.check(campaign, imports.parse("phone\n+919876543210\n", region="IN"))
     assert len(report.valid) == 1
     assert not Contact.objects.exists()
 
 
 def test_a_file_without_a_phone_column_is_refused(campaign):
     with pytest.raises(imports.ImportRefused, match="No phone column"):
-        run(campaign, "name,city\nAsha,Pune\n")
+        imports.parse("name,city\nAsha,Pune\n", region="IN")
 
 
 def test_a_file_that_is_not_utf8_is_refused_with_a_hint():
@@ -102,12 +102,13 @@ def test_tens_of_thousands_of_rows_are_all_imported(campaign, acme):
     assert Contact.objects.filter(campaign=campaign).count() == 19_990
 
 
-def test_the_upload_waits_in_its_workspaces_folder_between_preview_and_import(campaign, settings, tmp_path):
+def test_parsed_rows_wait_in_their_campaigns_folder_between_upload_and_import(campaign, settings, tmp_path):
     settings.STORAGES = {**settings.STORAGES, "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}}
-    key = imports.stash(campaign, b"phone\n+919876543210\n")
-    assert imports.unstash(campaign, key) == b"phone\n+919876543210\n"
-    assert (tmp_path / "imports" / str(campaign.workspace_id) / str(campaign.pk) / f"{key}.csv").exists()
+    parsed = imports.parse("phone,name,plan\n098765 43210,Asha,gold\n", region="IN")
+    key = imports.stash(campaign, parsed)
+    assert imports.unstash(campaign, key) == parsed
+    assert (tmp_path / "imports" / str(campaign.workspace_id) / str(campaign.pk) / f"{key}.json").exists()
     imports.discard(campaign, key)
     with pytest.raises(imports.ImportRefused):
         imports.unstash(campaign, key)
