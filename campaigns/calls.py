@@ -13,7 +13,7 @@ Stale calls (`reap_stale_calls`, on beat): a call still `queued` long after it w
 task (a worker died holding it) and is sent again, which is safe because `place_call` claims with a
 conditional update; a call stuck in `dialing` with no sid lost its worker between claim and answer, so
 whether Exotel got the request is unknown: it becomes `unknown`. An `unknown` call is resolved by any
-callback carrying its token; after its time limit plus `UNKNOWN_GRACE` with none, it is failed
+callback carrying its token; after its time limit plus CALL_UNKNOWN_GRACE_SECONDS with none, it is failed
 and the retry policy decides.
 """
 
@@ -29,7 +29,6 @@ from campaigns.models import Call, Campaign, Contact
 
 State = Call.State
 OUTCOME_COUNTERS = {State.BUSY: "calls_busy", State.NO_ANSWER: "calls_no_answer", State.FAILED: "calls_failed"}
-UNKNOWN_GRACE = datetime.timedelta(minutes=5)
 SETTABLE = {"exotel_sid", "leg_sid", "duration", "recording_url", "error", "detailed_status", "disposition",
             "disconnected_by"}
 
@@ -148,8 +147,9 @@ def reap_stale_calls(*, now: datetime.datetime | None = None) -> tuple[list[int]
         state=State.DIALING, dialed_at__lt=now - dialing_stale, exotel_sid="", leg_sid=""
     ).update(state=State.UNKNOWN)
     expired = 0
-    unknown = Call.objects.filter(state=State.UNKNOWN, dialed_at__lt=now - UNKNOWN_GRACE).select_related("campaign")
+    grace = datetime.timedelta(seconds=settings.CALL_UNKNOWN_GRACE_SECONDS)
+    unknown = Call.objects.filter(state=State.UNKNOWN, dialed_at__lt=now - grace).select_related("campaign")
     for call in unknown[:1000]:
-        if call.dialed_at + datetime.timedelta(seconds=call.campaign.time_limit) + UNKNOWN_GRACE < now:
+        if call.dialed_at + datetime.timedelta(seconds=call.campaign.time_limit) + grace < now:
             expired += advance(call, State.FAILED, at=now, error="No callback arrived for a call whose outcome was unknown.")
     return lost, stuck, expired

@@ -154,7 +154,7 @@ def reap(*, now=None) -> None:
 
 # --- placing one call ---------------------------------------------------------------------------
 
-TRANSIENT_RETRY_SECONDS = 30
+TRANSIENT_RETRY_SECONDS = 10  # Exotel's 5xx are brief; a longer outage just repeats this
 # Connect quickly or not at all (then nothing was sent); Exotel answers a dial within seconds.
 EXOTEL_TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 STATUS_EVENTS = ("ringing", "answered", "terminal")

@@ -81,7 +81,7 @@ def engine(transactional_db, tmp_path):
 def running_campaign(acme, alice, plan, sim, **fields) -> Campaign:
     account = make_account(acme, account_sid=ACCOUNT[0], api_key=ACCOUNT[1], api_token=ACCOUNT[2],
                            api_base_url=sim.url)
-    defaults = {"max_attempts": 2, "retry_after_minutes": 0, "calls_per_minute": 600, "max_concurrent": 5,
+    defaults = {"max_attempts": 2, "retry_after_minutes": 0, "calls_per_minute": 600, "max_concurrent": 8,
                 "window_start": datetime.time(0, 0), "window_end": datetime.time(23, 59, 59),
                 "weekdays": [1, 2, 3, 4, 5, 6, 7]}
     campaign = make_campaign(acme, account=account, **{**defaults, **fields})
