@@ -94,8 +94,8 @@ def member_list(request):
         else:
             messages.success(request, f"{membership.user.email} added as {membership.role}.")
             return redirect("tenancy:members")
-    memberships = scoped(request, Membership).select_related("user").order_by("user__email")
-    return render(request, "tenancy/members.html", {"form": form, "memberships": memberships, "roles": Role.choices})
+    rows = scoped(request, Membership).select_related("user").order_by("user__email")
+    return render(request, "tenancy/members.html", {"form": form, "members": rows, "roles": Role.choices})
 
 
 def others_membership(request, pk) -> Membership:
