@@ -1,4 +1,6 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html_join
 
 from campaigns.models import Call, Campaign, CampaignEvent, Contact, DoNotCall
 from tenancy.admin import WorkspaceScopedAdmin
@@ -42,5 +44,18 @@ class CallAdmin(WorkspaceScopedAdmin):
     search_fields = ["phone", "exotel_sid", "leg_sid"]
     list_select_related = ["campaign"]
     raw_id_fields = ["campaign", "contact"]
-    readonly_fields = ["token"]
+    readonly_fields = ["token", "recordings"]
     date_hierarchy = "created_at"
+
+    @admin.display(description="Recordings")
+    def recordings(self, call):
+        """Exotel's recording and each stream's tracks, playable here (tracks served by the streams admin)."""
+        players = [("Exotel", call.recording_url)] if call.recording_url else []
+        for stream in call.streams.all() if call.pk else []:
+            for track in ("caller", "bot"):
+                if getattr(stream, f"{track}_recording"):
+                    url = reverse("admin:streams_streamsession_recording", args=[stream.pk, track])
+                    players.append((f"{stream.stream_sid or stream.pk} {track}", url))
+        if not players:
+            return "—"
+        return format_html_join("", '<p>{}<br><audio controls preload="none" src="{}"></audio></p>', players)
