@@ -117,3 +117,12 @@ def test_charlie_cannot_see_acmes_call_or_its_recording(charlie_client, campaign
     assert charlie_client.get(call.get_absolute_url()).status_code == 404
     assert charlie_client.get(reverse("streams:recording", args=[stream.pk, "caller"])).status_code == 404
     assert Call.objects.get(pk=call.pk).state == "queued"
+
+
+def test_the_admin_plays_a_calls_recordings(admin_client, campaign, acme):
+    call = make_call(campaign, recording_url="https://recordings.example.com/r.mp3")
+    stream = StreamSession.objects.create(workspace=acme, call=call, stream_sid="MZ7", started_at=timezone.now())
+    stream.caller_recording.save("caller.wav", ContentFile(b"RIFF"))
+    page = admin_client.get(reverse("admin:campaigns_call_change", args=[call.pk])).content.decode()
+    assert 'src="https://recordings.example.com/r.mp3"' in page
+    assert reverse("admin:streams_streamsession_recording", args=[stream.pk, "caller"]) in page
