@@ -79,7 +79,7 @@ def seed(*, simulator_url: str) -> Campaign:
             calls_per_minute=20, max_concurrent=3, max_attempts=2, retry_after_minutes=1,
         )
         csv = "phone,name\n" + "".join(f"{phone},{name}\n" for phone, name, _ in CONTACTS)
-        imports.import_contacts(campaign, csv, region="IN")
+        imports.import_contacts(campaign, imports.parse(csv, region="IN"))
         lifecycle.start_campaign(campaign, by=None)
     return campaign
 
