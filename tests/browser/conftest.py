@@ -18,7 +18,6 @@ ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-f
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 PHONE_WIDTH = {"width": 360, "height": 740}
 
-pytestmark = pytest.mark.browser
 
 # Playwright's sync API keeps an event loop running in this thread; the test's own ORM calls are
 # still plain synchronous code between browser steps.
