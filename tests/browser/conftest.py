@@ -76,4 +76,9 @@ def sign_in(page, email: str) -> None:
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/")
+    signed_in(page)
+
+
+def signed_in(page) -> None:
+    # "**/" would match /login/ itself: wait until the sign-in's redirect has left it.
+    page.wait_for_url(lambda url: not url.split("?")[0].endswith("/login/"))

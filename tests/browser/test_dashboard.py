@@ -4,7 +4,8 @@ import pytest
 
 from campaigns.models import Campaign, Contact
 from tenancy.models import Exophone, ExotelAccount
-from tests.browser.conftest import shoot, sign_in
+from tests.browser.conftest import shoot, sign_in, signed_in
+from tests.conftest import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -78,3 +79,19 @@ def test_pages_read_well_at_phone_width(page, alice, campaign):
                        ("campaign-new", "/campaigns/new/")]:
         page.goto(path)
         shoot(page, name)
+
+
+def test_forms_work_from_the_keyboard_alone(page, alice, campaign):
+    page.goto("/login/")
+    page.keyboard.type(alice.email)  # the e-mail field has the focus on arrival
+    page.keyboard.press("Tab")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    signed_in(page)
+    page.goto("/do-not-call/")
+    page.locator("#id_phone").focus()
+    page.keyboard.type("09876543210")
+    page.keyboard.press("Enter")
+    page.get_by_text("+919876543210 added.").wait_for()
+    focused = page.evaluate("document.activeElement.tagName")
+    assert focused in ("BODY", "A", "INPUT", "BUTTON")
