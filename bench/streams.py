@@ -1,6 +1,6 @@
 """Stream capacity: our echo consumer on one daphne process against a plain `websockets` echo server.
 
-    python -m bench.streams [--seconds 6] [--ns 50,200,500] [--rate 8000]
+    python -m bench.streams [--seconds 8] [--ns 50,200,500] [--rate 8000]
 
 Both servers run as their own process on loopback; the simulator's load mode
 (`exotel.simulator.load`, another process) plays N concurrent answered calls against each and
@@ -88,9 +88,15 @@ def rss_kb(pid: int) -> int:
     return 0
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
 def prepare_database(workdir: Path, base_url: str) -> tuple[dict[str, str], str]:
     """A fresh SQLite database with one workspace; returns (server environment, its echo test URL)."""
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{workdir / 'bench.sqlite3'}", "PUBLIC_BASE_URL": base_url,
+    database = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{workdir / 'bench.sqlite3'}"
+    env = {**os.environ, "DATABASE_URL": database, "PUBLIC_BASE_URL": base_url,
            "MEDIA_ROOT": str(workdir / "media"), "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings"}
     env.pop("REDIS_URL", None)  # one process: the in-memory layer, as DESIGN.md's figures were measured
     script = ("import django; django.setup(); from django.core.management import call_command; "
@@ -118,7 +124,7 @@ class Server:
 def load(server: Server, calls: int, seconds: float, rate: int) -> dict:
     """One load run; adds the server's peak RSS growth during it."""
     server_pid, url = server.process.pid, server.url
-    before = rss_kb(server_pid)
+    before, cpu_before = rss_kb(server_pid), cpu_seconds(server_pid)
     peak = [before]
     done = threading.Event()
 
@@ -137,6 +143,8 @@ def load(server: Server, calls: int, seconds: float, rate: int) -> dict:
         raise RuntimeError(out.stderr[-2000:])
     report = json.loads(out.stdout.strip().splitlines()[-1])
     report["rss_growth_kb"] = peak[0] - before
+    # CPU the server spent per call-second: a capacity figure that other load on the machine does not skew.
+    report["cpu_ms_per_call_second"] = (cpu_seconds(server_pid) - cpu_before) * 1000 / (calls * seconds)
     report["server"] = server.name
     return report
 
@@ -157,6 +165,7 @@ def line(name: str, report: dict) -> str:
     lat = report["latency_ms"]
     return (f"{name:>6} N={report['calls']:>4}: p50 {lat['p50']:7.1f} ms  p99 {lat['p99']:7.1f} ms  "
             f"echoed {100 * echoed(report):5.1f}%  errors {report['errors']}  "
+            f"cpu {report['cpu_ms_per_call_second']:4.2f} ms/call-s  "
             f"{'ok' if sustains(report) else 'FAILS'}")
 
 
@@ -191,7 +200,7 @@ def bench(server: Server, args) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=6.0, help="length of each load run")
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each load run")
     parser.add_argument("--ns", default="50,200,500", help="concurrent calls to report")
     parser.add_argument("--rate", type=int, default=8000)
     parser.add_argument("--plain", type=int, help=argparse.SUPPRESS)  # run the plain server on this port

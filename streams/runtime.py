@@ -22,6 +22,7 @@ are counted but never close a stream (field notes).
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import logging
 from collections.abc import Awaitable, Callable
@@ -68,6 +69,7 @@ class Started:
     """What the `started` hook returns: the session row and the prompts the bot may play."""
 
     session_id: int
+    started_at: datetime.datetime
     prompts: dict[str, tuple[bytes, int]] = field(default_factory=dict)  # name -> (pcm, rate)
 
 
@@ -103,6 +105,7 @@ class Stream:
         self.sid = ""
         self.rate = 8000
         self.session_id: int | None = None
+        self.started_at: datetime.datetime | None = None
         self.prompts: dict[str, tuple[bytes, int]] = {}
         self.outbox: Outbox | None = None
         self.recorder: Recorder | None = None
@@ -194,7 +197,7 @@ class Stream:
 
     async def _open(self, start: protocol.Start) -> None:
         started = await self._started(start)
-        self.session_id, self.prompts = started.session_id, started.prompts
+        self.session_id, self.started_at, self.prompts = started.session_id, started.started_at, started.prompts
         if self.finished:
             return  # the socket went while the row was written: record it, start no bot
         self.feed.stream_id = started.session_id

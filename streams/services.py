@@ -20,7 +20,7 @@ from campaigns.models import Call, DoNotCall
 from exotel.protocol import Start
 from streams import prompts
 from streams.models import StreamSession
-from streams.recorder import Recorder, save_track
+from streams.recorder import save_track
 from streams.runtime import Binding, Started, Stream
 from tenancy.models import ExotelAccount, Workspace
 
@@ -123,7 +123,7 @@ def start_session(binding: Binding, start: Start) -> Started:
 
             tasks.stream_started.delay_on_commit(binding.call_id)
     log.info("stream %s started (call %s, session %s)", start.stream_sid, binding.call_id, session.pk)
-    return Started(session_id=session.pk, prompts=loaded)
+    return Started(session_id=session.pk, started_at=session.started_at, prompts=loaded)
 
 
 # --- the end --------------------------------------------------------------------------------------
@@ -134,39 +134,41 @@ def close_session(stream: Stream) -> None:
         if stream.recorder:
             stream.recorder.discard()
         return
-    session = StreamSession.objects.get(pk=stream.session_id)
     outbox, bot = stream.outbox, stream.bot
-    session.ended_at = timezone.now()
-    session.stop_reason = stream.stop_reason[:30]
-    session.close_code = stream.close_code
-    session.frames_in, session.bytes_in, session.bad_frames = stream.frames_in, stream.bytes_in, stream.bad_frames
-    session.frames_out = outbox.frames_out if outbox else 0
-    session.bytes_out = outbox.bytes_out if outbox else 0
-    session.dtmf_digits, session.marks, session.barge_in_ms = stream.dtmf, stream.marks, stream.barge_in_ms
+    fields = {
+        "ended_at": timezone.now(), "stop_reason": stream.stop_reason[:30], "close_code": stream.close_code,
+        "frames_in": stream.frames_in, "bytes_in": stream.bytes_in, "bad_frames": stream.bad_frames,
+        "frames_out": outbox.frames_out if outbox else 0, "bytes_out": outbox.bytes_out if outbox else 0,
+        "dtmf_digits": stream.dtmf, "marks": stream.marks, "barge_in_ms": stream.barge_in_ms,
+    }
     if bot:
-        session.disposition, session.variables = bot.disposition[:100], bot.variables
+        fields.update(disposition=bot.disposition[:100], variables=bot.variables)
     if stream.recorder:
-        _store_recordings(session, stream.recorder)
-    session.save()
+        fields.update(_store_recordings(stream))
+    # One UPDATE, no read: the end of every call pays for it (bench/streams.py).
+    StreamSession.objects.filter(pk=stream.session_id).update(**fields)
     if bot and stream.binding.call_id is not None:
-        _apply_outcome(session, bot)
+        _apply_outcome(stream.binding.call_id, bot)
 
 
-def _store_recordings(session: StreamSession, recorder: Recorder) -> None:
-    stem = f"{session.stream_sid or session.pk}"
-    session.caller_recording.name = save_track(recorder.caller, session.caller_recording.field.generate_filename(
-        session, f"{stem}-caller.wav"))
-    if session.direction == StreamSession.Direction.BIDIRECTIONAL:
-        session.bot_recording.name = save_track(recorder.bot, session.bot_recording.field.generate_filename(
-            session, f"{stem}-bot.wav"))
-    else:
+def _store_recordings(stream: Stream) -> dict[str, str]:
+    # The names follow the model's upload_to, from what the row was created with.
+    session = StreamSession(workspace_id=stream.binding.workspace_id, started_at=stream.started_at)
+    stem, recorder = stream.sid or stream.session_id, stream.recorder
+    stored = {"caller_recording": save_track(recorder.caller, session.caller_recording.field.generate_filename(
+        session, f"{stem}-caller.wav"))}
+    if stream.binding.receive_only:
         recorder.bot.discard()
+    else:
+        stored["bot_recording"] = save_track(recorder.bot, session.bot_recording.field.generate_filename(
+            session, f"{stem}-bot.wav"))
+    return stored
 
 
-def _apply_outcome(session: StreamSession, bot) -> None:
+def _apply_outcome(call_id: int, bot) -> None:
     if bot.disposition:
-        Call.objects.filter(pk=session.call_id).update(disposition=bot.disposition[:100])
+        Call.objects.filter(pk=call_id).update(disposition=bot.disposition[:100])
     if bot.opt_out:
-        call = Call.objects.select_related("workspace", "contact").get(pk=session.call_id)
+        call = Call.objects.select_related("workspace", "contact").get(pk=call_id)
         donotcall.add_number(call.workspace, call.contact.phone, region="IN", reason="Opted out during a call",
                              source=DoNotCall.Source.OPT_OUT)

@@ -181,8 +181,12 @@ class ScriptBot(Bot):
         self.threshold = barge_in.get("threshold_dbfs", -35)
         self.min_ms = barge_in.get("min_ms", 0)
         self.keys: asyncio.Queue[str] = asyncio.Queue()
-        self._marks: dict[str, asyncio.Future] = {}
-        self._saying: asyncio.Future | None = None  # set while a prompt with barge-in plays
+        # While a prompt plays: a future resolved by its mark ("played") or by barge-in, the mark's name,
+        # and whether the caller may barge in. Resolved before the script task wakes, so a key pressed
+        # just after the prompt ended is a key for the gather, not a barge-in.
+        self._playing: asyncio.Future | None = None
+        self._playing_mark = ""
+        self._barge_in_allowed = False
         self._loud_since: float | None = None
         self._loud_ms = 0
         self._said = 0
@@ -190,8 +194,11 @@ class ScriptBot(Bot):
     async def on_start(self) -> None:
         self.stream.spawn(self.run())
 
+    def _may_barge_in(self) -> bool:
+        return self._barge_in_allowed and self._playing is not None and not self._playing.done()
+
     async def on_audio(self, pcm: bytes) -> None:
-        if self._saying is None or self._saying.done():
+        if not self._may_barge_in():
             return
         if rms_dbfs(pcm) < self.threshold:
             self._loud_since, self._loud_ms = None, 0
@@ -204,17 +211,16 @@ class ScriptBot(Bot):
 
     async def on_dtmf(self, digit: str) -> None:
         self.keys.put_nowait(digit)
-        if self._saying is not None and not self._saying.done():
+        if self._may_barge_in():
             self._loud_since = self._loud_since or time.monotonic()
             await self._barge_in("dtmf")
 
     async def on_mark(self, name: str) -> None:
-        waiting = self._marks.pop(name, None)
-        if waiting and not waiting.done():
-            waiting.set_result(None)
+        if self._playing is not None and name == self._playing_mark and not self._playing.done():
+            self._playing.set_result("played")
 
     async def _barge_in(self, cause: str) -> None:
-        self._saying.set_result(cause)
+        self._playing.set_result(cause)
         await self.stream.clear()
         elapsed = round((time.monotonic() - self._loud_since) * 1000)
         self.stream.barge_in_ms.append(elapsed)
@@ -244,20 +250,15 @@ class ScriptBot(Bot):
             log.warning("stream %s: no prompt %r (from %r); skipped", self.stream.sid, name, template)
             return None
         self._said += 1
-        mark = f"say-{self._said}"
-        played = asyncio.get_running_loop().create_future()
-        self._marks[mark] = played
+        self._playing_mark = f"say-{self._said}"
+        self._playing = asyncio.get_running_loop().create_future()
+        self._barge_in_allowed = step.get("barge_in", True)
         pcm, rate = self.stream.prompts[name]
         await self.stream.play_prompt(name)
-        await self.stream.mark(mark)
-        wait = len(pcm) / 2 / rate + MARK_GRACE
-        if step.get("barge_in", True):
-            self._saying = asyncio.get_running_loop().create_future()
-            await asyncio.wait([played, self._saying], timeout=wait, return_when=asyncio.FIRST_COMPLETED)
-            self._saying = None
-        else:
-            await asyncio.wait([played], timeout=wait)
-        self._marks.pop(mark, None)
+        await self.stream.mark(self._playing_mark)
+        # A mark that never comes back (a lost frame) must not hold the call: wait a little past the prompt.
+        await asyncio.wait([self._playing], timeout=len(pcm) / 2 / rate + MARK_GRACE)
+        self._playing = None
         return None
 
     async def _pause(self, seconds: float, step: dict) -> None:

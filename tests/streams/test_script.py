@@ -88,7 +88,7 @@ async def test_a_caller_hears_the_prompt_presses_a_digit_and_is_dispositioned(sc
     # The 16 kHz prompt resampled to the 8 kHz stream, padded to legal chunks only at its end.
     assert 9600 <= len(audio) < 9600 + 3200
     await exotel.mark(mark)
-    await exotel.dtmf("1")
+    await exotel.dtmf("1")  # right after the prompt ended: a key for the gather, not a barge-in
     thanks, mark = await hear_prompt(exotel)
     assert 4800 <= len(thanks) < 4800 + 3200
     await exotel.mark(mark)
@@ -97,7 +97,7 @@ async def test_a_caller_hears_the_prompt_presses_a_digit_and_is_dispositioned(sc
     session = await StreamSession.objects.aget(call=script_call)
     assert session.disposition == "interested"
     assert session.variables == {"digits": "1", "plan": "gold"}
-    assert session.stop_reason == "hung_up" and session.dtmf_digits == "1"
+    assert session.stop_reason == "hung_up" and session.dtmf_digits == "1" and session.barge_in_ms == []
     assert [m["name"] for m in session.marks] == ["say-1", "say-2"]
     assert (await Call.objects.aget(pk=script_call.pk)).disposition == "interested"
 
