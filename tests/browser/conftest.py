@@ -4,7 +4,6 @@ Screenshots of the key pages go to tests/artifacts/ (git-ignored); every page mu
 console error or a failed request, which the `page` fixture asserts at teardown.
 """
 
-import os
 from pathlib import Path
 
 import pytest
@@ -19,13 +18,11 @@ ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 PHONE_WIDTH = {"width": 360, "height": 740}
 
 
-# Playwright's sync API keeps an event loop running in this thread; the test's own ORM calls are
-# still plain synchronous code between browser steps.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser():
+    """A Chromium per test. Playwright's sync API keeps an event loop running in this thread while
+    it lives: request it after the database fixtures, so it stops before they flush, and before any
+    asyncio test of another module runs."""
     if not Path(CHROMIUM).exists():
         pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
     from playwright.sync_api import sync_playwright
@@ -45,7 +42,15 @@ def server(transactional_db, tmp_path, settings):
 
 
 @pytest.fixture
-def page(browser, server):
+def orm_beside_playwright(monkeypatch):
+    """The test's ORM calls run between browser steps, as plain synchronous code, yet Django sees
+    Playwright's running loop and would refuse them. Set after the servers started, so that they
+    keep Django's check."""
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+@pytest.fixture
+def page(server, orm_beside_playwright, browser):
     context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     problems: list[str] = []

@@ -38,7 +38,7 @@ def world(transactional_db, tmp_path, settings):
 
 
 @pytest.fixture
-def page(browser, world):
+def page(world, orm_beside_playwright, browser):
     _, web = world
     context = browser.new_context(base_url=web.url, viewport={"width": 1280, "height": 900})
     page = context.new_page()
