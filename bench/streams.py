@@ -1,18 +1,22 @@
 """Stream capacity: our echo consumer on one daphne process against a plain `websockets` echo server.
 
-    python -m bench.streams [--seconds 8] [--ns 50,200,500] [--rate 8000]
+    python -m bench.streams [--seconds 12] [--ns 50,200,500] [--rate 8000]
 
 Both servers run as their own process on loopback; the simulator's load mode
 (`exotel.simulator.load`, another process) plays N concurrent answered calls against each and
 reports per-chunk echo round-trip latency. For each server the bench prints p50/p99 at the given Ns,
-then bisects for the largest N whose p99 stays under 100 ms (a run with errors, or with fewer than
-95% of the frames echoed, fails too), and the resident memory per stream measured in the server
-process at the largest of the given Ns. Bounded: about three minutes in all on a 2-core machine.
+then bisects for the largest N whose p99 stays under 100 ms (a run with errors, or with less than
+95% of the audio echoed, fails too), the server's CPU time per call-second, and its resident memory
+per stream at the largest given N it sustains (peak RSS during the run less the idle RSS after a
+warm-up). Bounded: about four minutes in all with the default 12-second runs.
+
+Both servers run throughout and are measured in turn at each N, so that the background load of a
+shared machine falls on both alike.
 
 The plain server is the provider's reference bot: it remembers `stream_sid` on `start`, sends each
 `media` payload straight back and ends on `stop`. Ours is `/streams/test/<token>` (the echo bot
 through the full runtime: protocol parsing, legal re-chunking, pacing, the session row at start
-and stop) on a throwaway SQLite database.
+and stop) on a throwaway SQLite database, or the database at BENCH_DATABASE_URL (PostgreSQL, say).
 """
 
 from __future__ import annotations
@@ -142,7 +146,7 @@ def load(server: Server, calls: int, seconds: float, rate: int) -> dict:
     if out.returncode:
         raise RuntimeError(out.stderr[-2000:])
     report = json.loads(out.stdout.strip().splitlines()[-1])
-    report["rss_growth_kb"] = peak[0] - before
+    report["peak_rss_kb"] = peak[0]
     # CPU the server spent per call-second: a capacity figure that other load on the machine does not skew.
     report["cpu_ms_per_call_second"] = (cpu_seconds(server_pid) - cpu_before) * 1000 / (calls * seconds)
     report["server"] = server.name
@@ -169,73 +173,91 @@ def line(name: str, report: dict) -> str:
             f"{'ok' if sustains(report) else 'FAILS'}")
 
 
-def largest_sustained(server: Server, results: dict[int, dict], args) -> int:
-    """Bisect between the largest passing and smallest failing N seen (to within 10%, at most 4 runs)."""
-    passing = [n for n, r in results.items() if sustains(r)]
-    failing = [n for n, r in results.items() if not sustains(r)]
-    low = max(passing, default=0)
-    high = min((n for n in failing if n > low), default=low * 2)
-    for _ in range(4):
-        if high - low <= max(10, low // 10):
-            break
-        mid = (low + high) // 2
-        report = load(server, mid, args.seconds, args.rate)
-        print(line(server.name, report), flush=True)
+class Bisection:
+    """The largest N a server sustains: between its largest passing and smallest failing N so far."""
+
+    def __init__(self, results: dict[int, dict]) -> None:
+        self.low = max((n for n, r in results.items() if sustains(r)), default=0)
+        self.high = min((n for n, r in results.items() if not sustains(r) and n > self.low), default=self.low * 2)
+
+    def next_n(self) -> int | None:
+        """The N to try next, or None once the gap is within 10%."""
+        return None if self.high - self.low <= max(10, self.low // 10) else (self.low + self.high) // 2
+
+    def record(self, n: int, report: dict) -> None:
         if sustains(report):
-            low = mid
+            self.low = n
         else:
-            high = mid
-    return low
+            self.high = n
 
 
-def bench(server: Server, args) -> dict:
-    results = {}
+def bench(servers: list[Server], args) -> dict[str, dict]:
+    """Both servers at each N in turn, so that both see the same background load of the machine."""
+    idle_kb, results = {}, {server.name: {} for server in servers}
+    for server in servers:
+        load(server, 5, 2, args.rate)  # warm up: lazy imports and first allocations are not per stream
+        idle_kb[server.name] = rss_kb(server.process.pid)
     for n in args.ns:
-        results[n] = load(server, n, args.seconds, args.rate)
-        print(line(server.name, results[n]), flush=True)
-    biggest = max(args.ns)
-    return {"at": results, "max_n": largest_sustained(server, results, args),
-            "kb_per_stream": results[biggest]["rss_growth_kb"] / biggest}
+        for server in servers:
+            results[server.name][n] = load(server, n, args.seconds, args.rate)
+            print(line(server.name, results[server.name][n]), flush=True)
+    searches = {server.name: Bisection(results[server.name]) for server in servers}
+    for _ in range(4):
+        for server in servers:
+            n = searches[server.name].next_n()
+            if n is not None:
+                report = load(server, n, args.seconds, args.rate)
+                print(line(server.name, report), flush=True)
+                searches[server.name].record(n, report)
+    figures = {}
+    for server in servers:
+        at = results[server.name]
+        # Memory per stream at the largest given N it sustains: the Ns ascend, so no bigger run came
+        # before it to leave freed memory behind (and beyond it backlogged frames would count too).
+        kept = max((n for n in args.ns if sustains(at[n])), default=args.ns[0])
+        figures[server.name] = {"at": at, "max_n": searches[server.name].low,
+                                "kb_per_stream": (at[kept]["peak_rss_kb"] - idle_kb[server.name]) / kept,
+                                "kb_at": kept}
+    return figures
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=8.0, help="length of each load run")
-    parser.add_argument("--ns", default="50,200,500", help="concurrent calls to report")
+    parser.add_argument("--seconds", type=float, default=12.0, help="length of each load run")
+    parser.add_argument("--ns", default="50,200,500", help="concurrent calls to report, ascending")
     parser.add_argument("--rate", type=int, default=8000)
     parser.add_argument("--plain", type=int, help=argparse.SUPPRESS)  # run the plain server on this port
     args = parser.parse_args()
     if args.plain:
         asyncio.run(serve_plain(args.plain))
         return
-    args.ns = [int(n) for n in args.ns.split(",")]
-
-    figures = {}
-    plain_port = free_port()
-    plain = Server("plain", [sys.executable, "-m", "bench.streams", "--plain", str(plain_port)], plain_port,
-                   f"ws://127.0.0.1:{plain_port}/")
-    try:
-        figures["plain"] = bench(plain, args)
-    finally:
-        plain.stop()
+    args.ns = sorted(int(n) for n in args.ns.split(","))
 
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as workdir:
-        port = free_port()
+        plain_port, port = free_port(), free_port()
         env, url = prepare_database(Path(workdir), f"http://127.0.0.1:{port}")
-        ours = Server("ours", [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
-                               "config.asgi:application"], port, url, env)
+        servers = [
+            Server("plain", [sys.executable, "-m", "bench.streams", "--plain", str(plain_port)], plain_port,
+                   f"ws://127.0.0.1:{plain_port}/"),
+            Server("ours", [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
+                            "config.asgi:application"], port, url, env),
+        ]
         try:
-            figures["ours"] = bench(ours, args)
+            figures = bench(servers, args)
         finally:
-            ours.stop()
+            for server in servers:
+                server.stop()
 
     print()
     print(f"{args.rate} Hz echo, {args.seconds:g} s per run, p99 limit {P99_LIMIT_MS:g} ms")
-    print("| server | " + " | ".join(f"N={n} p50 / p99 ms" for n in args.ns) + " | max N (p99 < 100 ms) | KB per stream |")
-    print("|---" * (len(args.ns) + 3) + "|")
+    print("| server | " + " | ".join(f"N={n} p50 / p99 ms" for n in args.ns)
+          + " | max N (p99 < 100 ms) | CPU ms per call-second | KB per stream |")
+    print("|---" * (len(args.ns) + 4) + "|")
     for name, fig in figures.items():
         cells = [f"{fig['at'][n]['latency_ms']['p50']:.1f} / {fig['at'][n]['latency_ms']['p99']:.1f}" for n in args.ns]
-        print(f"| {name} | " + " | ".join(cells) + f" | {fig['max_n']} | {fig['kb_per_stream']:.0f} |")
+        cpu = fig["at"][fig["kb_at"]]["cpu_ms_per_call_second"]
+        print(f"| {name} | " + " | ".join(cells) + f" | {fig['max_n']} | {cpu:.2f} (N={fig['kb_at']}) "
+              f"| {fig['kb_per_stream']:.0f} (N={fig['kb_at']}) |")
     ratio = figures["ours"]["max_n"] / max(1, figures["plain"]["max_n"])
     print(f"\nours / plain max N: {ratio:.0%} (target >= 60%); "
           f"ours per stream: {figures['ours']['kb_per_stream']:.0f} KB (target < 200 KB)")

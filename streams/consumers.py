@@ -57,7 +57,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
         # every frame; frames never touch the database, so they skip it (DESIGN.md, measured).
         if message["type"] == "websocket.receive":
             if self.stream is not None:
-                await self.stream.receive(message.get("text"), message.get("bytes"))
+                await self.stream.receive(message.get("text"))
             return
         await super().dispatch(message)
 

@@ -122,7 +122,8 @@ class Stream:
 
     # --- frames in ------------------------------------------------------------------------------
 
-    async def receive(self, text: str | None, data: bytes | None = None) -> None:
+    async def receive(self, text: str | None) -> None:
+        """One WebSocket message: its text, or None for a binary one."""
         if self.closed:
             return
         try:
