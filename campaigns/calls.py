@@ -40,7 +40,8 @@ def advance(call: Call, new: State, *, at: datetime.datetime | None = None, retr
     `fields` fill blanks only (a sid, a duration, an error), never overwrite what is known.
     `retry=False` makes a failure final for the contact (a number Exotel can never dial).
     """
-    with transaction.atomic():
+    # No savepoint when a caller's transaction holds us (a webhook's): each one is a round trip.
+    with transaction.atomic(savepoint=False):
         locked = Call.objects.select_for_update().get(pk=call.pk)
         if new not in Call.TRANSITIONS.get(locked.state, ()):
             return False
@@ -56,6 +57,7 @@ def advance(call: Call, new: State, *, at: datetime.datetime | None = None, retr
             counters.update(_settle_contact(locked, retry=retry, now=at or timezone.now()))
         if counters:
             Campaign.objects.filter(pk=locked.campaign_id).update(**counters)
+        if "contacts_done" in counters:
             lifecycle.complete_if_done(locked.campaign_id)
     for name in changed:
         setattr(call, name, getattr(locked, name))
@@ -66,7 +68,7 @@ def fill(call: Call, **fields) -> bool:
     """Fill blanks on a call without changing its state (Passthru's details, a sid learnt late)."""
     if not any(value not in (None, "") for value in fields.values()):
         return False
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         locked = Call.objects.select_for_update().get(pk=call.pk)
         filled = fill_blanks(locked, fields)
         if filled:

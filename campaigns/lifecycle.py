@@ -89,7 +89,7 @@ def record_error(campaign: Campaign, message: str) -> None:
 def complete_if_done(campaign: Campaign | int) -> bool:
     """Complete a running campaign once every contact is final and no call is live."""
     pk = campaign if isinstance(campaign, int) else campaign.pk
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         # One conditional UPDATE: two workers finishing the last two calls complete it once.
         completed = Campaign.objects.filter(
             pk=pk, state=State.RUNNING, contacts_done__gte=F("contacts_total"), calls_live__lte=0

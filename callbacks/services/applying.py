@@ -71,13 +71,13 @@ def apply(event: WebhookEvent, request) -> Answer:
         # Answered 200 so Exotel stops retrying; a stream-URL request cannot be answered without a call.
         return Answer(404, {"error": "no such call"}) if event.kind == Kind.STREAM_URL else Answer()
     try:
-        with transaction.atomic():
+        with transaction.atomic():  # the outcome commits with what it describes: one commit
             changed, answer = APPLIERS[event.kind](call, report, event.received_at)
+            _mark(event, Outcome.APPLIED if changed else Outcome.DUPLICATE, "", call)
     except Exception as error:
         log.exception("applying webhook event %s failed", event.pk)
         _mark(event, Outcome.FAILED, f"{type(error).__name__}: {error}", call)
         return Answer(500, {"error": "stored, but applying it failed; please retry"})
-    _mark(event, Outcome.APPLIED if changed else Outcome.DUPLICATE, "", call)
     return answer
 
 
