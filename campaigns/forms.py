@@ -14,7 +14,7 @@ REGIONS = sorted(
 )
 DEFAULT_REGION = "IN"
 MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-# The stream engineer's checks of each bot's settings; echo takes none.
+# Each bot checks its own settings where it is defined (streams.bots); echo takes none.
 BOT_VALIDATORS = {
     Campaign.BotKind.SCRIPT: lambda spec: script.validate_script(spec),
     Campaign.BotKind.RELAY: lambda spec: relay.validate_relay(spec),
