@@ -10,6 +10,12 @@ from tests.conftest import make_account, make_call, make_campaign, make_user
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture(autouse=True)
+def quick_passwords(settings):
+    # Members are made by the dozen here; their password hashes are not what is tested.
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 def grow(acme, n: int) -> None:
     """n more of every kind of row a list page shows."""
     start = DoNotCall.objects.count()
