@@ -57,5 +57,5 @@ async def arows(calls: QuerySet) -> AsyncIterator[str]:
 
 
 def filename(campaign) -> str:
-    return f"calls-{campaign.pk}-{campaign.name[:40]}.csv".replace('"', "").replace(" ", "-")
+    return f"calls-{campaign.pk}-{campaign.name[:40]}.csv".replace(" ", "-")
 

@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.core.handlers.asgi import ASGIRequest
 from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
 from campaigns import export, lifecycle, queries
@@ -93,5 +94,5 @@ def campaign_export(request, pk):
     # Under daphne the rows must come from an async iterator or Django buffers them all.
     rows = export.arows(calls) if isinstance(request, ASGIRequest) else export.rows(calls)
     response = StreamingHttpResponse(rows, content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="{export.filename(campaign)}"'
+    response["Content-Disposition"] = content_disposition_header(True, export.filename(campaign))
     return response

@@ -193,3 +193,9 @@ def test_list_pages_do_not_grow_queries_with_rows(alice_client, acme, django_ass
         make_campaign(acme, name=f"D{i}")
     with django_assert_max_num_queries(len(few.captured_queries)):
         alice_client.get(reverse("campaigns:list"))
+
+
+def test_the_export_is_named_after_the_campaign_in_any_script(bob_client, campaign):
+    Campaign.objects.filter(pk=campaign.pk).update(name='नवीनीकरण "Q4"')
+    response = bob_client.get(reverse("campaigns:export", args=[campaign.pk]))
+    assert response["Content-Disposition"].startswith("attachment; filename*=utf-8''calls-")
