@@ -4,6 +4,7 @@
   var root = document.getElementById("campaign");
   if (!root) return;
   var POLL_MS = 2000;
+  var state = root.dataset.state;
 
   function show(data) {
     document.querySelectorAll("[data-counter]").forEach(function (el) {
@@ -27,9 +28,13 @@
   function poll() {
     fetch(root.dataset.countersUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (data) { if (data) show(data); })
+      .then(function (data) { if (data) { show(data); state = data.state; } })
       .catch(function () { /* offline for a moment: the next poll tries again */ })
-      .finally(function () { window.setTimeout(poll, document.hidden ? POLL_MS * 5 : POLL_MS); });
+      .finally(function () {
+        // A finished campaign or a hidden tab barely changes: ask less often.
+        var slow = document.hidden || state === "completed" || state === "cancelled";
+        window.setTimeout(poll, slow ? POLL_MS * 10 : POLL_MS);
+      });
   }
   window.setTimeout(poll, POLL_MS);
 
