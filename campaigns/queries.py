@@ -185,14 +185,22 @@ def live_calls(campaign: Campaign, *, limit: int = 50) -> list[Call]:
 def counters(campaign: Campaign) -> dict:
     """The small JSON the campaign page polls: columns of one row, no aggregate."""
     fields = [f.name for f in Campaign._meta.fields if f.name.startswith(("contacts_", "calls_"))]
+    answer_rate = rate(campaign.calls_answered, campaign.calls_total - campaign.calls_live)
     return {
         "state": campaign.state,
         "state_label": campaign.get_state_display(),
         "progress": campaign.progress,
         "talk_seconds": campaign.talk_seconds,
-        "answer_rate": rate(campaign.calls_answered, campaign.calls_total - campaign.calls_live),
+        "answer_rate": answer_rate,
+        "answer_rate_label": "—" if answer_rate is None else f"{answer_rate}%",
         **{name: getattr(campaign, name) for name in fields},
     }
+
+
+def live_view(campaign: Campaign) -> dict:
+    """What the campaign page polls: its counters and which calls are live (one indexed query)."""
+    live = [{"id": c.pk, "phone": c.phone, "state": c.get_state_display()} for c in live_calls(campaign)]
+    return {**counters(campaign), "live": live}
 
 
 @dataclass

@@ -71,7 +71,7 @@ def campaign_charts(request, pk):
 @role_required(Role.VIEWER)
 def campaign_counters(request, pk):
     campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
-    return JsonResponse(queries.counters(campaign))
+    return JsonResponse(queries.live_view(campaign))
 
 
 @require_POST

@@ -28,7 +28,7 @@
   function poll() {
     fetch(root.dataset.countersUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
       .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (data) { if (data) { show(data); state = data.state; } })
+      .then(function (data) { if (data) { show(data); showLive(data.live); state = data.state; } })
       .catch(function () { /* offline for a moment: the next poll tries again */ })
       .finally(function () {
         // A finished campaign or a hidden tab barely changes: ask less often.
@@ -50,33 +50,53 @@
   }
   if (charts) loadCharts();
 
-  // --- live calls: message format in streams/live.py -------------------------------------------
+  // --- live calls: the poll lists which calls are live (from the database), the socket adds each
+  // stream's audio level and events (message format in streams/live.py) ---------------------------
   var table = document.querySelector("#live-calls tbody");
   var empty = document.getElementById("live-empty");
-  function row(message) {
-    var tr = table.querySelector('tr[data-call="' + message.call + '"]');
-    if (!tr && message.type === "state" && message.state !== "stopped") {
-      tr = document.createElement("tr");
-      tr.dataset.call = message.call;
-      var link = document.createElement("a");
-      link.href = "/calls/" + message.call + "/";
-      link.textContent = message.phone || "call " + message.call;
-      var cells = [link, "", '<span class="level"><i></i></span>', ""];
-      cells.forEach(function (content) {
-        var td = document.createElement("td");
-        if (content instanceof Node) td.appendChild(content); else td.innerHTML = content;
-        tr.appendChild(td);
-      });
-      table.appendChild(tr);
-    }
+
+  function ensureRow(id, phone) {
+    var tr = table.querySelector('tr[data-call="' + id + '"]');
+    if (tr) return tr;
+    tr = document.createElement("tr");
+    tr.dataset.call = id;
+    var link = document.createElement("a");
+    link.href = "/calls/" + id + "/";
+    link.textContent = phone || "call " + id;
+    [link, "", '<span class="level"><i></i></span>', ""].forEach(function (content) {
+      var td = document.createElement("td");
+      if (content instanceof Node) td.appendChild(content); else td.innerHTML = content;
+      tr.appendChild(td);
+    });
+    table.appendChild(tr);
     return tr;
   }
+
+  function refreshEmpty() { empty.hidden = table.children.length > 0; }
+
+  function showLive(live) {
+    var ids = {};
+    live.forEach(function (call) {
+      ids[call.id] = true;
+      var tr = ensureRow(call.id, call.phone);
+      if (!tr.dataset.streaming) tr.children[1].textContent = call.state;
+    });
+    table.querySelectorAll("tr[data-call]").forEach(function (tr) {
+      if (!ids[tr.dataset.call]) tr.remove();  // ended since the last poll
+    });
+    refreshEmpty();
+  }
+
   function onMessage(event) {
     var message;
     try { message = JSON.parse(event.data); } catch (err) { return; }
-    var tr = row(message);
+    if (!message.call) return;
+    var starting = message.type === "state" && message.state !== "stopped";
+    var tr = starting ? ensureRow(message.call, message.phone)
+                      : table.querySelector('tr[data-call="' + message.call + '"]');
     if (!tr) return;
     if (message.type === "state") {
+      tr.dataset.streaming = message.state === "stopped" ? "" : "yes";
       tr.children[1].textContent = message.state === "started" ? "streaming" : message.state;
       if (message.state === "stopped") window.setTimeout(function () { tr.remove(); refreshEmpty(); }, 1500);
     } else if (message.type === "level") {
@@ -88,7 +108,6 @@
     }
     refreshEmpty();
   }
-  function refreshEmpty() { empty.hidden = table.children.length > 0; }
 
   function connect(delay) {
     if (!("WebSocket" in window)) return;

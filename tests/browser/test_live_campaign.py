@@ -75,6 +75,7 @@ def test_the_counters_move_without_a_reload_and_a_finished_call_plays(page, worl
 
     page.wait_for_function("Number(document.querySelector('#campaign [data-counter=calls_total]').textContent) > 0",
                            timeout=30_000)
+    page.locator("#live-calls tbody tr").first.wait_for(timeout=20_000)  # a live call is listed
     shoot(page, "campaign-running")
     page.wait_for_function(
         f"Number(document.querySelector('#campaign [data-counter=contacts_done]').textContent) === {len(PHONES)}",
@@ -84,6 +85,7 @@ def test_the_counters_move_without_a_reload_and_a_finished_call_plays(page, worl
     assert counter(page, "calls_answered") == len(PHONES)
     assert page.locator('#campaign [data-counter="state_label"]').inner_text() == "Completed"
     page.locator("#disposition-table").wait_for()  # the charts arrived beside the page
+    page.wait_for_function("document.querySelectorAll('#live-calls tbody tr').length === 0", timeout=10_000)
     shoot(page, "campaign-completed")
 
     page.get_by_role("link", name="Browse calls").click()

@@ -104,12 +104,15 @@ def test_the_detail_page_shows_counters_charts_and_live_calls(bob_client, campai
     assert len(charts.context["hourly"]) == 24 and sum(p["n"] for p in charts.context["hourly"]) == 2
 
 
-def test_the_counters_json_is_one_row(bob_client, campaign, django_assert_num_queries):
+def test_the_polled_json_is_one_row_and_the_live_calls(bob_client, campaign, django_assert_num_queries):
     Campaign.objects.filter(pk=campaign.pk).update(contacts_total=10, contacts_done=5, calls_total=7, calls_live=2)
-    # session, user, membership, the campaign
-    with django_assert_num_queries(4):
+    live = make_call(campaign, state="ringing")
+    make_call(campaign, state="busy")
+    # session, user, membership, the campaign, its live calls
+    with django_assert_num_queries(5):
         data = bob_client.get(reverse("campaigns:counters", args=[campaign.pk])).json()
     assert data["progress"] == 50 and data["calls_live"] == 2 and data["state"] == "draft"
+    assert data["live"] == [{"id": live.pk, "phone": live.phone, "state": "Ringing"}]
 
 
 def test_start_pause_resume_cancel(alice_client, campaign):
