@@ -18,6 +18,7 @@ urlpatterns = [
     ],
     path("campaigns/<int:pk>/contacts/upload/", contacts.upload, name="upload"),
     path("campaigns/<int:pk>/contacts/preview/<str:key>/", contacts.preview, name="preview"),
+    path("campaigns/<int:pk>/contacts/preview/<str:key>/rejected.csv", contacts.preview_errors, name="rejected"),
     path("campaigns/<int:pk>/contacts/import/", contacts.confirm_import, name="import"),
     path("calls/", calls.call_list, name="calls"),
     path("calls/<int:pk>/", calls.call_detail, name="call"),

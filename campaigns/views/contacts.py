@@ -1,7 +1,10 @@
+import csv
+
 from django.contrib import messages
-from django.http import JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
+from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
 from campaigns import donotcall, imports
@@ -45,6 +48,22 @@ def preview(request, pk, key):
         "campaign": campaign, "report": report, "confirm": ConfirmImportForm(initial={"key": key}),
         "sample": report.valid[: imports.PREVIEW_ROWS], "errors": report.errors[: imports.ERRORS_SHOWN],
     })
+
+
+@role_required(Role.OPERATOR)
+def preview_errors(request, pk, key):
+    """Every row the import would reject, as CSV, for files with more than the preview shows."""
+    campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
+    try:
+        report = imports.check(campaign, imports.unstash(campaign, key))
+    except imports.ImportRefused as exc:
+        raise Http404(str(exc)) from None
+    response = HttpResponse(content_type="text/csv")
+    response["Content-Disposition"] = content_disposition_header(True, f"rejected-rows-{campaign.pk}.csv")
+    writer = csv.writer(response)
+    writer.writerow(["line", "phone", "problem"])
+    writer.writerows((e.line, e.phone, e.reason) for e in report.errors)
+    return response
 
 
 @require_POST

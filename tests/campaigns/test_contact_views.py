@@ -44,6 +44,15 @@ def test_upload_preview_and_import(alice_client, campaign):
         imports.unstash(campaign, key)  # the stashed rows are gone
 
 
+def test_every_rejected_row_can_be_downloaded(alice_client, charlie_client, campaign):
+    key = alice_client.get(upload(alice_client, campaign).url).context["confirm"].initial["key"]
+    url = reverse("campaigns:rejected", args=[campaign.pk, key])
+    rows = alice_client.get(url).content.decode().splitlines()
+    assert rows == ["line,phone,problem", "3,not a number,invalid phone number", "4,+919876543210,duplicate of line 2"]
+    assert charlie_client.get(url).status_code == 404
+    assert alice_client.get(reverse("campaigns:rejected", args=[campaign.pk, "y" * 32])).status_code == 404
+
+
 def test_the_pages_script_gets_the_preview_address_as_json(alice_client, campaign):
     response = upload(alice_client, campaign, headers={"Accept": "application/json"})
     assert response.json()["preview"].startswith(f"/campaigns/{campaign.pk}/contacts/preview/")
