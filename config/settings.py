@@ -113,6 +113,8 @@ else:
         "data_folder_in": str(_queue),
         "data_folder_out": str(_queue),
         "control_folder": str(_control),
+        # The default 1 s poll would add up to a second to every call placed and every tick.
+        "polling_interval": 0.1,
     }
     CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
