@@ -198,3 +198,32 @@ def test_a_paused_campaign_places_nothing(campaign, sim):
     dialer.place_call(call.pk)
     assert Call.objects.get(pk=call.pk).state == Call.State.QUEUED
     assert not requests_for(sim, call.token)
+
+
+def test_a_worker_killed_between_the_request_and_the_database_write_never_dials_twice(campaign, sim, monkeypatch):
+    import datetime
+
+    from campaigns import calls
+    from tests.callbacks.replay import replay
+
+    real_send = dialer.send_call
+
+    def send_then_die(client, call):
+        real_send(client, call)  # the request reached Exotel ...
+        raise SystemExit("killed")  # ... and the worker died before recording its answer
+
+    monkeypatch.setattr(dialer, "send_call", send_then_die)
+    call = queued_call(campaign)
+    with pytest.raises(SystemExit):
+        dialer.place_call(call.pk)
+    monkeypatch.undo()
+    dialer.place_call(call.pk)  # the broker delivers the task again
+    assert len(requests_for(sim, call.token)) == 1
+
+    calls.reap_stale_calls(now=timezone.now() + datetime.timedelta(minutes=2))
+    call.refresh_from_db()
+    assert (call.state, call.exotel_sid) == (Call.State.UNKNOWN, "")
+    replay(campaign.workspace, "status_terminal_form", sid="CAfromexotel", token=call.token)  # carries the token
+    call.refresh_from_db()
+    assert (call.state, call.exotel_sid) == (Call.State.COMPLETED, "CAfromexotel")
+    assert Contact.objects.get().outcome == "completed"
