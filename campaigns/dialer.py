@@ -216,7 +216,9 @@ def send_call(client, call: Call) -> tuple[str, str]:
         return "", leg.leg_sid
     common = {
         "number": call.phone, "caller_id": caller_id, "time_limit": campaign.time_limit,
-        "custom_field": call.token, "status_callback": links.webhook_url(workspace, "status"),
+        # The token rides in the callback URL too: `answered` carries no CustomField and may
+        # arrive before this worker has saved the call's sid.
+        "custom_field": call.token, "status_callback": f"{links.webhook_url(workspace, 'status')}?call={call.token}",
     }
     if campaign.connect_mode == Campaign.ConnectMode.FLOW:
         # The flow's Voicebot applet asks our stream-URL endpoint for this call's URL.

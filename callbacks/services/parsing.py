@@ -4,7 +4,8 @@ Liberal in what we accept (reference, field notes): keys are compared case-insen
 callbacks come as a form (urlencoded or multipart) or JSON; Passthru as flat lower-case query
 fields, nested `Stream[...]` keys, or one JSON string in `Stream`; leg events as the HTTPS JSON
 form. A delivery is malformed only when it lacks what we need to act: a status, an event name, or
-any way to find its call (sid, leg sid, or our token in `CustomField` or the stream URL).
+any way to find its call (sid, leg sid, or our token: in `CustomField`, in the stream URL, or in
+the `call` query parameter of the status callback URL we gave Exotel).
 
 Silent in the reference, so chosen here: status timestamps (`DateUpdated`) are in an unstated time
 zone, so state changes are stamped with our receipt time; Passthru's `status` and `detailedstatus`
@@ -111,7 +112,7 @@ def parse_status(fields: dict[str, Any]) -> StatusReport:
         raise Malformed(f"Status {status!r} is not one of {', '.join(STATUSES)}")
     duration = _seconds(fields.get("conversationduration", fields.get("duration")), "ConversationDuration")
     return StatusReport(
-        match=_match(sid=fields.get("callsid"), token=fields.get("customfield")),
+        match=_match(sid=fields.get("callsid"), token=fields.get("customfield") or fields.get("call")),
         state=STATUSES[status],
         duration=duration if STATUSES[status] in Call.FINAL_STATES else None,
         recording_url=_text(fields.get("recordingurl")),

@@ -91,3 +91,16 @@ def test_a_call_whose_terminal_callback_came_first_still_counts_as_answered(acme
     replay(acme, "status_terminal_form", call=call)
     replay(acme, "status_answered_json", call=call)
     assert Campaign.objects.get(pk=call.campaign_id).calls_answered == 1
+
+
+def test_the_token_in_the_callback_url_finds_a_call_before_its_sid_is_saved(acme, campaign):
+    from django.test import Client
+    from django.urls import reverse
+
+    from tests.callbacks.conftest import dialled
+
+    call = dialled(campaign, exotel_sid="")
+    url = reverse("callbacks:status", args=[acme.webhook_token]) + f"?call={call.token}"
+    Client().post(url, {"CallSid": "CAearly", "Status": "ringing", "EventType": "ringing"})
+    call.refresh_from_db()
+    assert (call.state, call.exotel_sid) == ("ringing", "CAearly")

@@ -77,7 +77,8 @@ def test_voice_ai_connects_with_this_calls_stream_url_token_and_callbacks(campai
     assert request["path"] == "/v1/Accounts/acme1/Calls/connect.json"
     assert body["streamurl"].startswith(f"ws://127.0.0.1:8000/streams/{call.token}?sample-rate=16000")
     assert body["customfield"] == call.token
-    assert body["statuscallback"] == f"http://127.0.0.1:8000/hooks/{campaign.workspace.webhook_token}/status"
+    assert body["statuscallback"] == (
+        f"http://127.0.0.1:8000/hooks/{campaign.workspace.webhook_token}/status?call={call.token}")
     assert body["statuscallbackevents[]"] == ["ringing", "answered", "terminal"]
     assert (body["record"], body["recordingchannels"], body["timelimit"]) == ("true", "dual", "600")
 

@@ -10,6 +10,7 @@ from collections import Counter
 
 import pytest
 
+from callbacks.models import WebhookEvent
 from campaigns import lifecycle
 from campaigns.models import Call, Campaign, Contact
 from tests import processes
@@ -131,6 +132,8 @@ def test_a_campaign_of_fifty_contacts_reaches_the_right_end_for_every_contact(en
     assert (campaign.calls_answered, campaign.calls_busy, campaign.calls_no_answer, campaign.calls_failed) == (
         35, 10, 10, 10)
     assert not Call.objects.filter(campaign=campaign).exclude(state__in=Call.FINAL_STATES).exists()
+    outcomes = Counter(WebhookEvent.objects.values_list("outcome", flat=True))
+    assert set(outcomes) <= {"applied", "duplicate"}, outcomes  # every callback found its call
 
 
 def test_each_legs_call_gets_its_greeting_and_stream_in_parallel(engine, acme, alice):
