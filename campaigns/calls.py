@@ -103,12 +103,11 @@ def _final_counters(call: Call) -> dict:
 
 def _settle_contact(call: Call, *, retry: bool, now: datetime.datetime) -> dict:
     """The contact's next step after its call ended: another attempt later, or a final outcome."""
-    contact = Contact.objects.select_for_update().get(pk=call.contact_id)
+    # One query for both; only the contact is locked (the campaign row moves by F() updates).
+    contact = Contact.objects.select_for_update(of=("self",)).select_related("campaign").get(pk=call.contact_id)
     if contact.state != Contact.State.CALLING or contact.attempts != call.attempt:
         return {}  # not this contact's live attempt (a late event for an old call)
-    campaign = Campaign.objects.only("state", "retry_on", "max_attempts", "retry_after_minutes").get(
-        pk=call.campaign_id
-    )
+    campaign = contact.campaign
     retrying = (
         retry
         and call.state in campaign.retry_on
