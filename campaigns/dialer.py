@@ -82,14 +82,7 @@ def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[in
             streams_left=streams_left,
         )
         contacts = claim_due_contacts(campaign, budget, now=now) if budget else []
-        blocked = set(
-            DoNotCall.objects.filter(workspace_id=campaign.workspace_id, phone__in=[c.phone for c in contacts])
-            .values_list("phone", flat=True)
-        ) if contacts else set()
-        skipped = [c.pk for c in contacts if c.phone in blocked]
-        dialling = [c for c in contacts if c.phone not in blocked]
-        if skipped:
-            Contact.objects.filter(pk__in=skipped).update(state=Contact.State.SKIPPED, outcome="do-not-call")
+        dialling, skipped = skip_do_not_call(campaign, contacts)
         new_calls = queue_calls(campaign, dialling, now=now)
         pace = schedule.spend(pace, len(new_calls))
         Campaign.objects.filter(pk=campaign.pk).update(
@@ -100,9 +93,24 @@ def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[in
         call_ids = [call.pk for call in new_calls]
         if call_ids:
             transaction.on_commit(lambda: send_place_calls(call_ids))
-    if not contacts and budget or skipped and not dialling:
+    # Nothing left to claim, or only blocked numbers: the campaign may be done.
+    if (budget and not contacts) or (skipped and not dialling):
         lifecycle.complete_if_done(campaign_id)
     return call_ids
+
+
+def skip_do_not_call(campaign: Campaign, contacts: list[Contact]) -> tuple[list[Contact], list[int]]:
+    """Contacts to dial, and ids of those on the workspace's do-not-call list now (closed as such)."""
+    if not contacts:
+        return [], []
+    blocked = set(
+        DoNotCall.objects.filter(workspace_id=campaign.workspace_id, phone__in=[c.phone for c in contacts])
+        .values_list("phone", flat=True)
+    )
+    skipped = [c.pk for c in contacts if c.phone in blocked]
+    if skipped:
+        Contact.objects.filter(pk__in=skipped).update(state=Contact.State.SKIPPED, outcome="do-not-call")
+    return [c for c in contacts if c.phone not in blocked], skipped
 
 
 def claim_due_contacts(campaign: Campaign, limit: int, *, now) -> list[Contact]:
