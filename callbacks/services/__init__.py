@@ -1,6 +1,5 @@
 """Webhook services: parsing every documented shape (`parsing`) and applying it (`applying`)."""
 
-from callbacks.services.applying import Answer, apply, fields_of, find_call, record
-from callbacks.services.parsing import Malformed
+from callbacks.services.applying import apply, record
 
-__all__ = ["Answer", "Malformed", "apply", "fields_of", "find_call", "record"]
+__all__ = ["apply", "record"]
