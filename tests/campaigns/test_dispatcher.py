@@ -183,3 +183,32 @@ def make_contact_call(campaign, state):
     contact = Contact.objects.filter(campaign=campaign, state=Contact.State.PENDING).first()
     Contact.objects.filter(pk=contact.pk).update(state=Contact.State.CALLING, attempts=1)
     return make_call(campaign, contact=contact, attempt=1, state=state)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_two_dispatchers_never_claim_the_same_contact(campaign, alice, sent):
+    import threading
+
+    from django.db import connection, connections, transaction
+
+    if connection.vendor != "postgresql":
+        pytest.skip("SQLite serialises writers: SKIP LOCKED is PostgreSQL's")
+    start(campaign, alice, contacts=10)
+    held, release, claimed = threading.Event(), threading.Event(), {}
+
+    def first():
+        with transaction.atomic():
+            claimed["first"] = {c.pk for c in dialer.claim_due_contacts(campaign, 4, now=NOON_FRIDAY)}
+            held.set()
+            release.wait(10)  # still holding its row locks while the second one claims
+        connections.close_all()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    held.wait(10)
+    with transaction.atomic():
+        claimed["second"] = {c.pk for c in dialer.claim_due_contacts(campaign, 4, now=NOON_FRIDAY)}
+    release.set()
+    thread.join()
+    assert len(claimed["first"]) == len(claimed["second"]) == 4
+    assert not claimed["first"] & claimed["second"]
