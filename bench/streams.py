@@ -1,6 +1,6 @@
 """Stream capacity: our echo consumer on one daphne process against a plain `websockets` echo server.
 
-    python -m bench.streams [--seconds 12] [--ns 50,200,500] [--rate 8000]
+    python -m bench.streams [--seconds 20] [--ns 50,200,500] [--rate 8000]
 
 Both servers run as their own process on loopback; the simulator's load mode
 (`exotel.simulator.load`, another process) plays N concurrent answered calls against each and
@@ -8,7 +8,12 @@ reports per-chunk echo round-trip latency. For each server the bench prints p50/
 then bisects for the largest N whose p99 stays under 100 ms (a run with errors, or with less than
 95% of the audio echoed, fails too), the server's CPU time per call-second, and its resident memory
 per stream at the largest given N it sustains (peak RSS during the run less the idle RSS after a
-warm-up). Bounded: about four minutes in all with the default 12-second runs.
+warm-up). Bounded: about five minutes in all with the default 20-second runs.
+
+Why 20 s: every call costs our server about 10 ms of CPU to set up and tear down (the handshake,
+binding its token, the session row written at start and updated at the end: SQLite commits), which
+the plain server does not do. Real calls last minutes; 20-second calls already weigh that cost at
+several times its real share, and shorter runs measure call setup more than streaming.
 
 Both servers run throughout and are measured in turn at each N, so that the background load of a
 shared machine falls on both alike.
@@ -202,7 +207,7 @@ def bench(servers: list[Server], args) -> dict[str, dict]:
             results[server.name][n] = load(server, n, args.seconds, args.rate)
             print(line(server.name, results[server.name][n]), flush=True)
     searches = {server.name: Bisection(results[server.name]) for server in servers}
-    for _ in range(4):
+    for _ in range(3):
         for server in servers:
             n = searches[server.name].next_n()
             if n is not None:
@@ -223,7 +228,7 @@ def bench(servers: list[Server], args) -> dict[str, dict]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=12.0, help="length of each load run")
+    parser.add_argument("--seconds", type=float, default=20.0, help="length of each load run (each simulated call)")
     parser.add_argument("--ns", default="50,200,500", help="concurrent calls to report, ascending")
     parser.add_argument("--rate", type=int, default=8000)
     parser.add_argument("--plain", type=int, help=argparse.SUPPRESS)  # run the plain server on this port
