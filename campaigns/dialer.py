@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 def dispatch(*, now=None) -> int:
     """One tick over every running campaign; returns the number of calls queued."""
     now = now or timezone.now()
+    lifecycle.begin_due_campaigns(now=now)
     campaigns = Campaign.objects.filter(state=Campaign.State.RUNNING).select_related("account").order_by("pk")
     headroom: dict[int, int | None] = {}
     queued = 0

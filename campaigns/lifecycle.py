@@ -11,6 +11,7 @@ so their contacts get their attempt back. Calls already dialling finish on their
 
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
 from campaigns.models import Call, Campaign, CampaignEvent, Contact, InvalidTransition
 
@@ -42,11 +43,29 @@ def _change(campaign: Campaign, new: State, *, by, action: str, note: str = "", 
     return campaign
 
 
-def start_campaign(campaign: Campaign, *, by) -> Campaign:
+def _start_state(campaign: Campaign, now) -> State:
+    """Running at once, or scheduled until its start time comes."""
+    return State.SCHEDULED if campaign.starts_at and campaign.starts_at > now else State.RUNNING
+
+
+def start_campaign(campaign: Campaign, *, by, now=None) -> Campaign:
     if not Contact.objects.filter(campaign=campaign).exists():
         raise InvalidTransition("A campaign needs contacts before it can start.")
-    return _change(campaign, State.RUNNING, by=by, action="started", last_error="",
-                   only_from=(State.DRAFT, State.SCHEDULED))
+    new = _start_state(campaign, now or timezone.now())
+    action = "scheduled" if new == State.SCHEDULED else "started"
+    return _change(campaign, new, by=by, action=action, last_error="", only_from=(State.DRAFT,))
+
+
+def begin_due_campaigns(*, now) -> int:
+    """Scheduled campaigns whose start time has come begin running; returns how many did."""
+    begun = 0
+    for campaign in Campaign.objects.filter(state=State.SCHEDULED, starts_at__lte=now):
+        try:
+            _change(campaign, State.RUNNING, by=None, action="began", only_from=(State.SCHEDULED,))
+        except InvalidTransition:
+            continue  # paused or begun by someone else since the query
+        begun += 1
+    return begun
 
 
 def pause_campaign(campaign: Campaign, *, by, reason: str = "") -> Campaign:
@@ -55,8 +74,9 @@ def pause_campaign(campaign: Campaign, *, by, reason: str = "") -> Campaign:
                    withdraw_queued=True)
 
 
-def resume_campaign(campaign: Campaign, *, by) -> Campaign:
-    return _change(campaign, State.RUNNING, by=by, action="resumed", last_error="", only_from=(State.PAUSED,))
+def resume_campaign(campaign: Campaign, *, by, now=None) -> Campaign:
+    new = _start_state(campaign, now or timezone.now())
+    return _change(campaign, new, by=by, action="resumed", last_error="", only_from=(State.PAUSED,))
 
 
 def cancel_campaign(campaign: Campaign, *, by) -> Campaign:

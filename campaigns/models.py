@@ -50,7 +50,7 @@ class Campaign(models.Model):
         State.DRAFT: {State.SCHEDULED, State.RUNNING, State.CANCELLED},
         State.SCHEDULED: {State.RUNNING, State.PAUSED, State.CANCELLED},
         State.RUNNING: {State.PAUSED, State.COMPLETED, State.CANCELLED},
-        State.PAUSED: {State.RUNNING, State.CANCELLED},
+        State.PAUSED: {State.RUNNING, State.SCHEDULED, State.CANCELLED},
     }
 
     class ConnectMode(models.TextChoices):

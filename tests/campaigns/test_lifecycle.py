@@ -1,6 +1,9 @@
 """Start, pause, resume, cancel and complete: validated, recorded with who, queued calls withdrawn."""
 
+import datetime
+
 import pytest
+from django.utils import timezone
 
 from campaigns import lifecycle
 from campaigns.models import Call, Campaign, CampaignEvent, Contact, InvalidTransition
@@ -96,3 +99,28 @@ def test_a_campaign_completes_once_every_contact_is_final_and_no_call_is_live(ca
     assert lifecycle.complete_if_done(campaign) is False  # once
     assert Campaign.objects.get(pk=campaign.pk).state == Campaign.State.COMPLETED
     assert CampaignEvent.objects.filter(action="completed", by=None).count() == 1
+
+
+def test_a_campaign_starting_later_is_scheduled_and_begins_on_time(campaign, alice):
+    start = timezone.now() + datetime.timedelta(hours=2)
+    Campaign.objects.filter(pk=campaign.pk).update(starts_at=start)
+    campaign.refresh_from_db()
+    make_contact(campaign)
+    lifecycle.start_campaign(campaign, by=alice)
+    assert Campaign.objects.get(pk=campaign.pk).state == Campaign.State.SCHEDULED
+
+    assert lifecycle.begin_due_campaigns(now=start - datetime.timedelta(seconds=1)) == 0
+    assert lifecycle.begin_due_campaigns(now=start) == 1
+    assert Campaign.objects.get(pk=campaign.pk).state == Campaign.State.RUNNING
+    actions = list(CampaignEvent.objects.order_by("at").values_list("action", "by"))
+    assert actions == [("scheduled", alice.pk), ("began", None)]
+
+
+def test_a_paused_scheduled_campaign_does_not_begin(campaign, alice):
+    Campaign.objects.filter(pk=campaign.pk).update(starts_at=timezone.now() + datetime.timedelta(hours=2))
+    campaign.refresh_from_db()
+    make_contact(campaign)
+    lifecycle.start_campaign(campaign, by=alice)
+    lifecycle.pause_campaign(campaign, by=alice)
+    assert lifecycle.begin_due_campaigns(now=timezone.now() + datetime.timedelta(days=1)) == 0
+    assert Campaign.objects.get(pk=campaign.pk).state == Campaign.State.PAUSED
