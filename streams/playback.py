@@ -3,7 +3,8 @@
 Exotel plays what it receives and drops calls that get a whole prompt at once (field notes), so
 audio leaves in legal chunks (`exotel.audio.Chunker`) no faster than it plays, keeping at most
 `LEAD_MS` of audio queued at Exotel beyond the chunk in flight (`STREAM_LEAD_MS` for continuous
-audio). A mark leaves right after the audio queued before it; when Exotel returns it, everything sent before it
+audio such as a relayed bot's, `UNPACED` for the echo of audio Exotel already paced). A mark
+leaves right after the audio queued before it; when Exotel returns it, everything sent before it
 has played, which is how `heard_ms` knows what the caller has actually heard.
 
 Sending is inline when nothing waits (an echo's chunk goes out on the frame that completed it,
@@ -13,6 +14,7 @@ with no task hop); only when the lead is full does one timer task drain the rest
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -25,6 +27,10 @@ LEAD_MS = 300  # a prompt: enough that playback never starves, little for `clear
 # jitter (a burst after a stall) pass instead of becoming a backlog that never drains. It stays
 # well under what Exotel tolerates queued ahead (the simulator's limit: 2 s).
 STREAM_LEAD_MS = 1000
+# Audio that Exotel itself paced (the caller's own, echoed back) needs no pacing again: pacing it
+# would turn any hiccup of ours into a backlog that never drains, since more keeps arriving in
+# real time (bench/streams.py: latency then grew without bound once behind).
+UNPACED = math.inf
 CHUNK_BYTES = protocol.CHUNK_MIN  # the smallest legal chunk: the least latency an echo can add
 
 
@@ -35,7 +41,7 @@ class Outbox:
         self._sid = stream_sid
         self._bytes_per_ms = bytes_per_ms(rate)
         self._chunker = Chunker(CHUNK_BYTES)
-        self._queue: deque[tuple[str, bytes | str, int]] = deque()  # (kind, chunk or mark name, lead ms)
+        self._queue: deque[tuple[str, bytes | str, float]] = deque()  # (kind, chunk or mark name, lead ms)
         self._plays_until = 0.0  # monotonic time at which the audio sent so far ends playing
         self._draining = False
         self._timer: asyncio.TimerHandle | None = None
@@ -52,9 +58,9 @@ class Outbox:
         """Nothing left to send (audio may still be playing at Exotel)."""
         return not self._queue and not self._chunker.pending
 
-    async def stream(self, pcm: bytes) -> None:
+    async def stream(self, pcm: bytes, *, lead_ms: float = STREAM_LEAD_MS) -> None:
         """Continuous audio (echo, relay): sent as each legal chunk fills, tail kept for the next."""
-        self._queue.extend(("audio", chunk, STREAM_LEAD_MS) for chunk in self._chunker.feed(pcm))
+        self._queue.extend(("audio", chunk, lead_ms) for chunk in self._chunker.feed(pcm))
         await self._drain()
 
     async def play(self, pcm: bytes) -> None:

@@ -33,7 +33,7 @@ from exotel import protocol
 from exotel.audio import resample
 from exotel.protocol import CloseCode, ProtocolError
 from streams.live import Feed
-from streams.playback import Outbox
+from streams.playback import STREAM_LEAD_MS, UNPACED, Outbox
 from streams.recorder import Recorder
 
 log = logging.getLogger(__name__)
@@ -252,8 +252,9 @@ class Stream:
         await self.feed.event("say", name)
         await self.play(pcm, rate)
 
-    async def stream_audio(self, pcm: bytes) -> None:
-        await self._outbox().stream(pcm)
+    async def stream_audio(self, pcm: bytes, *, paced: bool = True) -> None:
+        """Continuous audio; `paced=False` only for audio Exotel already paced (see streams.playback)."""
+        await self._outbox().stream(pcm, lead_ms=STREAM_LEAD_MS if paced else UNPACED)
 
     async def mark(self, name: str) -> None:
         await self._outbox().mark(name)

@@ -5,4 +5,5 @@ from streams.runtime import Bot
 
 class EchoBot(Bot):
     async def on_audio(self, pcm: bytes) -> None:
-        await self.stream.stream_audio(pcm)
+        # The caller's audio comes paced by Exotel; the echo leaves at the rate it arrives.
+        await self.stream.stream_audio(pcm, paced=False)

@@ -38,8 +38,9 @@ def test_both_tracks_are_stored_with_the_streams_duration(recorded):
     assert recorded.sample_rate == 16000
     assert recorded.caller_recording.name.startswith(f"recordings/{recorded.workspace_id}/")
     assert duration_ms(recorded.caller_recording) == 1500
-    # The bot track is aligned with the caller's: it lasts as long, not just as long as the bot spoke.
-    assert duration_ms(recorded.bot_recording) == 1500
+    # The bot track is aligned with the caller's: each echo starts where the caller's timeline was when
+    # it was sent (one frame late), so it lasts as long as the call plus at most that last chunk.
+    assert 1500 <= duration_ms(recorded.bot_recording) <= 1500 + 200
 
 
 def test_a_member_downloads_a_recording(recorded, alice_client, bob_client):
