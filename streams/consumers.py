@@ -22,6 +22,13 @@ from tenancy.models import Membership
 log = logging.getLogger(__name__)
 
 
+def in_a_thread(work):
+    """`database_sync_to_async` on any free worker thread, not the one thread Django's sync code
+    shares: each stream's database work is self-contained, and when many calls connect at once
+    their handshakes must not queue behind each other (Exotel gives a handshake 10 s)."""
+    return database_sync_to_async(work, thread_sensitive=False)
+
+
 class StreamConsumer(AsyncWebsocketConsumer):
     """A call's stream: `/streams/<call token>` (VoiceBot) or, receive-only, `/streams/<token>/listen`.
 
@@ -40,7 +47,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
                 await self.dispatch(await receive())
 
     async def connect(self) -> None:
-        binding = await database_sync_to_async(self.bind)(self._header(b"authorization"))
+        binding = await in_a_thread(self.bind)(self._header(b"authorization"))
         if binding is None:
             await self.close()  # before accept: the handshake is refused (403) and nothing is kept
             return
@@ -65,10 +72,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
         if self.stream is None:
             return
         await self.stream.finish(code)
-        await database_sync_to_async(services.close_session)(self.stream)
+        await in_a_thread(services.close_session)(self.stream)
 
     async def _started(self, start):
-        return await database_sync_to_async(services.start_session)(self.stream.binding, start)
+        return await in_a_thread(services.start_session)(self.stream.binding, start)
 
     async def _send_text(self, text: str) -> None:
         await self.send(text_data=text)

@@ -199,11 +199,9 @@ class Stream:
     async def _open(self, start: protocol.Start) -> None:
         started = await self._started(start)
         self.session_id, self.started_at, self.prompts = started.session_id, started.started_at, started.prompts
-        if self.finished:
-            return  # the socket went while the row was written: record it, start no bot
         self.feed.stream_id = started.session_id
         await self.feed.state("started")
-        if self.bot:
+        if self.bot and not self.finished:  # the socket may have gone while the row was written
             await self.bot.on_start()
 
     async def _on_dtmf(self, digit: str) -> None:
