@@ -98,7 +98,9 @@ async def test_a_caller_hears_the_prompt_presses_a_digit_and_is_dispositioned(sc
     assert session.disposition == "interested"
     assert session.variables == {"digits": "1", "plan": "gold"}
     assert session.stop_reason == "hung_up" and session.dtmf_digits == "1" and session.barge_in_ms == []
-    assert [m["name"] for m in session.marks] == ["say-1", "say-2"]
+    # What the caller heard, from the returned marks: 600 ms of greeting, then 300 ms of thanks padded
+    # to legal chunks (3200 + 3200 bytes at 8 kHz).
+    assert [(m["name"], m["heard_ms"]) for m in session.marks] == [("say-1", 600), ("say-2", 1000)]
     assert (await Call.objects.aget(pk=script_call.pk)).disposition == "interested"
 
 
