@@ -5,6 +5,7 @@ Everything charlie asks of acme must look missing (404) and change nothing.
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connections
 from django.test import Client
 
 from campaigns.models import Call, Campaign, Contact
@@ -101,3 +102,19 @@ def charlie_client(charlie):
 @pytest.fixture
 def campaign(acme):
     return make_campaign(acme)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    yield
+    # Consumers' worker threads keep pooled connections checked out, and PostgreSQL refuses to
+    # drop a database in use: close the pool, then end whatever sessions are left.
+    for connection in connections.all():
+        if connection.vendor != "postgresql":
+            continue
+        connection.close_pool()
+        with django_db_blocker.unblock(), connection._nodb_cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()",
+                [connection.settings_dict["NAME"]],
+            )
