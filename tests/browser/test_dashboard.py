@@ -1,6 +1,7 @@
 """An operator's first hour, in a real browser: sign in, connect Exotel, create a campaign, upload contacts."""
 
 import pytest
+from playwright.sync_api import expect
 
 from campaigns.models import Campaign, Contact
 from tenancy.models import Exophone, ExotelAccount
@@ -83,7 +84,8 @@ def test_pages_read_well_at_phone_width(page, alice, campaign):
 
 def test_forms_work_from_the_keyboard_alone(page, alice, campaign):
     page.goto("/login/")
-    page.keyboard.type(alice.email)  # the e-mail field has the focus on arrival
+    expect(page.get_by_label("E-mail")).to_be_focused()  # on arrival: wait for it, then type
+    page.keyboard.type(alice.email)
     page.keyboard.press("Tab")
     page.keyboard.type(PASSWORD)
     page.keyboard.press("Enter")
