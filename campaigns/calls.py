@@ -125,10 +125,6 @@ def _settle_contact(call: Call, *, retry: bool, now: datetime.datetime) -> dict:
     return {"contacts_done": F("contacts_done") + 1}
 
 
-def find_by_token(token: str, workspace_id: int) -> Call | None:
-    return Call.objects.filter(workspace_id=workspace_id, token=token).first() if token else None
-
-
 def reap_stale_calls(*, now: datetime.datetime | None = None) -> tuple[list[int], int, int]:
     """Resend lost queued calls, mark stuck dialling calls unknown, time out unknown ones.
 

@@ -22,11 +22,6 @@ def stream_url(call) -> str:
     return websocket_url(f"/streams/{call.token}")
 
 
-def listen_url(call) -> str:
-    """The receive-only (Stream applet) endpoint for one call."""
-    return websocket_url(f"/streams/{call.token}/listen")
-
-
 def webhook_url(workspace, kind: str) -> str:
     """kind: status, passthru, leg_event or stream_url (the flow applet's dynamic endpoint)."""
     return public_url(reverse(f"callbacks:{kind}", args=[workspace.webhook_token]))
