@@ -222,6 +222,12 @@ def _stash_path(campaign: Campaign, key: str) -> str:
     return f"imports/{campaign.workspace_id}/{campaign.pk}/{key}.json"
 
 
+def receive(campaign: Campaign, data: bytes, *, region: str) -> str:
+    """An uploaded file, read and parsed once and kept for its preview; returns the preview's key."""
+    refuse_finished(campaign)
+    return stash(campaign, parse(decode(data), region=region))
+
+
 def stash(campaign: Campaign, parsed: Parsed) -> str:
     key = secrets.token_urlsafe(24)
     default_storage.save(_stash_path(campaign, key), ContentFile(json.dumps(asdict(parsed)).encode()))

@@ -23,9 +23,7 @@ def upload(request, pk):
     form = UploadForm(request.POST or None, request.FILES or None)
     if form.is_valid():
         try:
-            imports.refuse_finished(campaign)
-            text = imports.decode(form.cleaned_data["file"].read())
-            key = imports.stash(campaign, imports.parse(text, region=form.cleaned_data["region"]))
+            key = imports.receive(campaign, form.cleaned_data["file"].read(), region=form.cleaned_data["region"])
         except imports.ImportRefused as exc:
             form.add_error("file", str(exc))
         else:
