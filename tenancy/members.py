@@ -17,8 +17,9 @@ def _check_owner_rules(actor: Membership, target_role: str, current_role: str | 
 
 
 def _check_not_last_owner(membership: Membership) -> None:
-    owners = Membership.objects.filter(workspace=membership.workspace_id, role=Role.OWNER)
-    if membership.role == Role.OWNER and owners.count() == 1:
+    # Locked while counted: two concurrent demotions must not each see the other owner still there.
+    owners = Membership.objects.select_for_update().filter(workspace=membership.workspace_id, role=Role.OWNER)
+    if membership.role == Role.OWNER and len(owners) == 1:
         raise MembershipRefused("A workspace needs an owner: make someone else owner first.")
 
 
