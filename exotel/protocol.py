@@ -48,6 +48,19 @@ class CloseCode(IntEnum):
     TRY_AGAIN_LATER = 1013      # transient, retry
 
 
+def wire_code(code: CloseCode) -> int:
+    """The close code our server sends for a code of the table above.
+
+    The table says what a peer may see; a server under daphne (autobahn) may only send 1000 or
+    3000-4999 (RFC 6455 reserves the rest for the protocol itself). So 1000 goes as it is and every
+    other code as 4000 plus its last three digits: 1001 -> 4001, 1008 -> 4008, 1011 -> 4011.
+    1006 is never sent (it only names a connection lost without a close frame).
+    """
+    if code == CloseCode.ABNORMAL:
+        raise ValueError("1006 is never sent: it names a connection lost without a close frame")
+    return int(code) if code == CloseCode.NORMAL else int(code) + 3000
+
+
 class ProtocolError(ValueError):
     """A frame breaks the protocol; `close_code` is the code to close with if one must."""
 
