@@ -244,7 +244,7 @@ def main() -> None:
         servers = [
             Server("plain", [sys.executable, "-m", "bench.streams", "--plain", str(plain_port)], plain_port,
                    f"ws://127.0.0.1:{plain_port}/"),
-            Server("ours", [sys.executable, "-m", "daphne", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
+            Server("ours", [sys.executable, "-m", "config.server", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
                             "config.asgi:application"], port, url, env),
         ]
         try:

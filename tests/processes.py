@@ -119,10 +119,11 @@ def _answers(url: str) -> bool:
 
 
 def start_daphne(log_dir: Path, *, port: int | None = None, **extra_env: str) -> Service:
-    """daphne serving config.asgi; PUBLIC_BASE_URL is its own loopback address."""
+    """The web server (daphne, as `config.server` runs it) serving config.asgi; PUBLIC_BASE_URL is its own
+    loopback address."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
+    argv = [sys.executable, "-m", "config.server", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
     service = _start("daphne", argv, env=environment(url, **extra_env), log_dir=log_dir, url=url)
     return _ready(service, lambda: _answers(f"{url}/login/"))
 

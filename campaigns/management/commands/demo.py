@@ -95,7 +95,7 @@ def start_children(*, port: int, simulator_port: int) -> list[subprocess.Popen]:
     commands = [
         [python, "-m", "exotel.simulator", "--port", str(simulator_port), "--config", str(simulator_config()),
          "--account", f"{ACCOUNT_SID}:{API_KEY}:{API_TOKEN}", "--log", str(Path(settings.VAR_DIR) / "simulator.jsonl")],
-        [python, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+        [python, "-m", "config.server", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
         [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2", "--purge"],
         [python, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO",
          "-s", str(Path(settings.VAR_DIR) / "celerybeat-schedule")],
