@@ -135,6 +135,8 @@ CALL_QUEUED_STALE_SECONDS = env.int("CALL_QUEUED_STALE_SECONDS", default=120)
 CALL_DIALING_STALE_SECONDS = env.int("CALL_DIALING_STALE_SECONDS", default=60)
 # An unknown call with no callback this long after its time limit is failed; the retry policy decides.
 CALL_UNKNOWN_GRACE_SECONDS = env.int("CALL_UNKNOWN_GRACE_SECONDS", default=300)
+# The reference's 60-minute stream session limit; the stream server closes a stream at it.
+STREAM_MAX_SECONDS = env.float("STREAM_MAX_SECONDS", default=3600)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

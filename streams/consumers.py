@@ -1,25 +1,34 @@
 """WebSocket consumers: Exotel's streams (bidirectional, receive-only, a workspace's echo test) and the
 dashboard's live feed. Thin: they bind and authorise through `streams.services` and hand frames to
 a `streams.runtime.Stream`.
+
+A stream's session is ended and recorded (`Stream.finish`, `services.close_session`) on every way out
+of its consumer: a close from either side, an error, a cancellation.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 
+from autobahn.exception import Disconnected
 from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
 from campaigns.models import Campaign
+from exotel.protocol import CloseCode
 from streams import live, services
 from streams.bots import make_bot
 from streams.runtime import Binding, Stream
 from tenancy.models import Membership
 
 log = logging.getLogger(__name__)
+
+ANNOUNCE_RETRY_DELAYS = (0.5, 1, 2, 4, 8)  # seconds; then the call's status callback is left to report it
+_announcing: set[asyncio.Task] = set()  # held so that a pending announcement is not garbage-collected
 
 
 def in_a_thread(work):
@@ -42,16 +51,23 @@ class StreamConsumer(AsyncWebsocketConsumer):
         # One source of messages and no channel layer: a plain loop instead of channels'
         # await_many_dispatch, which makes a task and an asyncio.wait per frame (18 µs each, measured).
         self.scope, self.base_send, self.channel_layer = scope, send, None
-        with contextlib.suppress(StopConsumer):
-            while True:
-                await self.dispatch(await receive())
+        try:
+            with contextlib.suppress(StopConsumer):
+                while True:
+                    await self.dispatch(await receive())
+        except Exception:
+            if self.stream is not None:  # the caller must not be left on an open, deaf socket
+                await self.stream.end("server_error", CloseCode.INTERNAL_ERROR)
+            raise
+        finally:
+            await self._end_session(CloseCode.ABNORMAL)  # a no-op when `disconnect` has done it
 
     async def connect(self) -> None:
         binding = await in_a_thread(self.bind)(self._header(b"authorization"))
         if binding is None:
             await self.close()  # before accept: the handshake is refused (403) and nothing is kept
             return
-        self.stream = Stream(binding, send=self._send_text, close=self._close_with, started=self._started,
+        self.stream = Stream(binding, send=self._send_text, close=self.close, started=self._started,
                              make_bot=make_bot)
         await self.accept()
 
@@ -69,22 +85,49 @@ class StreamConsumer(AsyncWebsocketConsumer):
         await super().dispatch(message)
 
     async def disconnect(self, code: int) -> None:
-        if self.stream is None:
+        await self._end_session(code)
+
+    async def _end_session(self, code: int) -> None:
+        if self.stream is None or self.stream.finished:
             return
-        await self.stream.finish(code)
-        await in_a_thread(services.close_session)(self.stream)
+        try:
+            await self.stream.finish(code)
+        finally:
+            await in_a_thread(services.close_session)(self.stream)
 
     async def _started(self, start):
-        return await in_a_thread(services.start_session)(self.stream.binding, start)
+        binding = self.stream.binding
+        started = await in_a_thread(services.start_session)(binding, start)
+        if binding.call_id is not None:
+            task = asyncio.ensure_future(announce_start(binding.call_id))
+            _announcing.add(task)
+            task.add_done_callback(_announcing.discard)
+        return started
 
     async def _send_text(self, text: str) -> None:
-        await self.send(text_data=text)
-
-    async def _close_with(self, code: int) -> None:
-        await self.close(int(code))  # autobahn refuses IntEnum members
+        try:
+            await self.send(text_data=text)
+        except (Disconnected, OSError):
+            # The peer closed as we sent (daphne raises Disconnected, the ASGI spec an OSError); its
+            # disconnect follows and ends the stream: a hang-up, not a server error.
+            log.info("stream %s: the peer closed while we sent", self.stream.sid)
 
     def _header(self, name: bytes) -> bytes | None:
         return dict(self.scope.get("headers", [])).get(name)
+
+
+async def announce_start(call_id: int) -> None:
+    """`services.announce_start`, retried while the broker is unreachable, beside the call."""
+    for delay in (*ANNOUNCE_RETRY_DELAYS, None):
+        try:
+            await in_a_thread(services.announce_start)(call_id)
+            return
+        except Exception as exc:
+            if delay is None:
+                log.error("call %s: could not announce its stream's start (%s); giving up", call_id, exc)
+                return
+            log.warning("call %s: could not announce its stream's start (%s); retrying in %s s", call_id, exc, delay)
+            await asyncio.sleep(delay)
 
 
 class ListenConsumer(StreamConsumer):

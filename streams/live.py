@@ -19,17 +19,23 @@ and events may come first), `call` the Call id, `at` a Unix time.
 No work is done when nobody watches: watchers are counted in the cache (`live.watchers.<id>`,
 shared by all processes when the cache is Redis), and a stream asks at most once a second per
 campaign and process whether anyone watches, before computing a level or sending anything.
+
+The live view is a side show: when the cache or the channel layer (Redis) is unreachable, it goes
+quiet and logs why, and nothing here raises into a stream.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import time
 
 from channels.layers import get_channel_layer
 from django.core.cache import cache
 
 from exotel.audio import rms_dbfs
+
+log = logging.getLogger(__name__)
 
 CHECK_EVERY = 1.0
 LEVEL_EVERY = 0.5
@@ -47,14 +53,20 @@ def watchers_key(campaign_id: int) -> str:
 
 async def add_watcher(campaign_id: int) -> None:
     key = watchers_key(campaign_id)
-    await cache.aadd(key, 0, timeout=None)
-    await cache.aincr(key)
+    try:
+        await cache.aadd(key, 0, timeout=None)
+        await cache.aincr(key)
+    except Exception as exc:
+        log.warning("live view of campaign %s: could not count a watcher (%s)", campaign_id, exc)
     _watched.pop(campaign_id, None)
 
 
 async def remove_watcher(campaign_id: int) -> None:
-    with contextlib.suppress(ValueError):  # the cache lost the key (restart, eviction): nothing to undo
-        await cache.adecr(watchers_key(campaign_id))
+    try:
+        with contextlib.suppress(ValueError):  # the cache lost the key (restart, eviction): nothing to undo
+            await cache.adecr(watchers_key(campaign_id))
+    except Exception as exc:
+        log.warning("live view of campaign %s: could not uncount a watcher (%s)", campaign_id, exc)
 
 
 async def is_watched(campaign_id: int) -> bool:
@@ -64,7 +76,11 @@ async def is_watched(campaign_id: int) -> bool:
         return checked[1]
     # Mark the check before awaiting, so the other streams of this campaign do not all ask at once.
     _watched[campaign_id] = (now, checked[1] if checked else False)
-    watched = (await cache.aget(watchers_key(campaign_id), 0) or 0) > 0
+    try:
+        watched = (await cache.aget(watchers_key(campaign_id), 0) or 0) > 0
+    except Exception as exc:
+        log.warning("live view of campaign %s: cannot tell who watches (%s); quiet for now", campaign_id, exc)
+        watched = False
     _watched[campaign_id] = (now, watched)
     return watched
 
@@ -100,4 +116,7 @@ class Feed:
 
     async def _send(self, data: dict) -> None:
         data.update(stream=self.stream_id, call=self.call_id, at=round(time.time(), 3))
-        await get_channel_layer().group_send(group_name(self.campaign_id), {"type": "live.message", "data": data})
+        try:
+            await get_channel_layer().group_send(group_name(self.campaign_id), {"type": "live.message", "data": data})
+        except Exception as exc:
+            log.warning("live view of campaign %s: could not publish (%s)", self.campaign_id, exc)

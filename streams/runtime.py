@@ -14,9 +14,15 @@ The media path touches neither the ORM nor a thread: the database is reached onl
 
 Bad input: every bad frame is logged (the first few per stream) and counted. Single bad frames are
 dropped and the stream goes on; the stream closes with the frame's code from the close-code table
-when it cannot continue: a broken `start`, a `start` from an account not of the call's workspace
-(1008), a frame over `MAX_FRAME_CHARS`, or more than `MAX_BAD_FRAMES` bad frames. Unknown events
-are counted but never close a stream (field notes).
+when it cannot continue: a broken `start`, a `start` from an account the binding refuses (1008), or
+more than `MAX_BAD_FRAMES` bad frames. Unknown events are counted but never close a stream (field
+notes). A message over the server's size limit never gets here: the server closes it
+(`config.server`) and `finish` records it as "frame_too_big".
+
+Closing: `end(reason, code)` takes a code of the reference's table and sends its wire code
+(`exotel.protocol.wire_code`: 1000, or 4000 + the last three digits); `close_code` is always the code
+that went on the wire, ours or the peer's. A bug in a bot or here ends that call only ("server_error",
+4011); the peer hanging up as we send is the consumer's to absorb, not an error.
 """
 
 from __future__ import annotations
@@ -29,17 +35,17 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.conf import settings
+
 from exotel import protocol
 from exotel.audio import resample
-from exotel.protocol import CloseCode, ProtocolError
+from exotel.protocol import CloseCode, ProtocolError, wire_code
 from streams.live import Feed
 from streams.playback import STREAM_LEAD_MS, UNPACED, Outbox
 from streams.recorder import Recorder
 
 log = logging.getLogger(__name__)
 
-MAX_SECONDS = 3600  # the reference's 60-minute session limit
-MAX_FRAME_CHARS = 140_000  # a 100000-byte chunk in base64 plus its JSON envelope
 MAX_BAD_FRAMES = 20
 LOGGED_BAD_FRAMES = 5
 MAX_MARKS_KEPT = 200
@@ -57,11 +63,19 @@ class Binding:
     bot_settings: dict = field(default_factory=dict)
     variables: dict = field(default_factory=dict)  # the contact's, with name and phone
     receive_only: bool = False
-    account_sids: frozenset[str] = frozenset()  # the workspace's Exotel accounts: who may start it
+    account_sids: frozenset[str] = frozenset()  # the workspace's Exotel accounts
+    other_account_sids: frozenset[str] = frozenset()  # other workspaces' accounts (test endpoint only)
 
     @property
     def record(self) -> bool:
         return self.call_id is not None
+
+    def may_start(self, account_sid: str) -> bool:
+        """A call's stream starts only from its workspace's accounts; the test endpoint from any
+        account but another workspace's (any AgentStream client may use it to check a tunnel)."""
+        if account_sid in self.account_sids:
+            return True
+        return self.call_id is None and account_sid not in self.other_account_sids
 
 
 @dataclass
@@ -91,6 +105,10 @@ class Bot:
 
 StartedHook = Callable[[protocol.Start], Awaitable[Started]]
 
+# How a close we did not ask for reads, by its code: a lost connection, or the server refusing a message
+# over its size limit (config.server closes it with this code).
+CLOSED_BY_PEER_OR_SERVER = {CloseCode.ABNORMAL: "dropped", wire_code(CloseCode.MESSAGE_TOO_BIG): "frame_too_big"}
+
 
 class Stream:
     def __init__(self, binding: Binding, *, send: Callable[[str], Awaitable[None]],
@@ -116,7 +134,8 @@ class Stream:
         self.stop_reason = ""
         self.close_code: int | None = None
         self.closed = self.finished = False
-        self._limit = asyncio.get_running_loop().call_later(MAX_SECONDS, self._time_up)
+        # The reference's 60-minute session limit (a setting, so tests can make it short).
+        self._limit = asyncio.get_running_loop().call_later(settings.STREAM_MAX_SECONDS, self._time_up)
         self._tasks: set[asyncio.Task] = set()
         self._opening: asyncio.Task | None = None
 
@@ -129,8 +148,6 @@ class Stream:
         try:
             if text is None:
                 await self._bad("binary frame; AgentStream frames are JSON text", CloseCode.UNSUPPORTED_DATA)
-            elif len(text) > MAX_FRAME_CHARS:
-                await self._bad(f"frame of {len(text)} characters", CloseCode.MESSAGE_TOO_BIG, fatal=True)
             else:
                 await self._handle(text)
         except Exception:
@@ -181,10 +198,9 @@ class Stream:
         if self.start is not None:
             await self._bad("a second start", CloseCode.PROTOCOL_ERROR)
             return
-        if self.binding.call_id is not None and start.account_sid not in self.binding.account_sids:
-            # A token alone must not let a stream of one tenant's account land in another's call.
-            log.warning("stream %s refused: account %r is not the call's workspace's", start.stream_sid,
-                        start.account_sid)
+        if not self.binding.may_start(start.account_sid):
+            # A token alone must not let a stream of one tenant's account land in another's workspace.
+            log.warning("stream %s refused: account %r may not start it", start.stream_sid, start.account_sid)
             await self.end("wrong_account", CloseCode.POLICY_VIOLATION)
             return
         self.start, self.sid, self.rate = start, start.stream_sid, start.sample_rate
@@ -273,7 +289,7 @@ class Stream:
 
     def spawn(self, work: Awaitable[None]) -> asyncio.Task:
         """Run a bot's background work; it is cancelled when the stream finishes, and a failure in it
-        ends this call (1011) instead of vanishing."""
+        ends this call ("server_error") instead of vanishing."""
         task = asyncio.ensure_future(work)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
@@ -288,13 +304,14 @@ class Stream:
     def _time_up(self) -> None:
         self.spawn(self.end("time_limit", CloseCode.NORMAL))
 
-    async def end(self, reason: str, code: int) -> None:
-        """Close the socket from our side; `finish` follows when the server reports the close."""
+    async def end(self, reason: str, code: CloseCode) -> None:
+        """Close the socket from our side with `code`'s wire code; `finish` follows when the server
+        reports the close (within a second: the server drops a peer that does not answer)."""
         if self.closed:
             return
         self.closed = True
-        self.stop_reason, self.close_code = reason, code
-        await self._close(code)
+        self.stop_reason, self.close_code = reason, wire_code(code)
+        await self._close(self.close_code)
 
     async def finish(self, code: int) -> None:
         """The socket is gone: stop the bot, close the recordings. Idempotent."""
@@ -308,7 +325,7 @@ class Stream:
         for task in list(self._tasks):
             task.cancel()
         if not self.stop_reason:
-            self.stop_reason = "dropped" if code == CloseCode.ABNORMAL else "closed"
+            self.stop_reason = CLOSED_BY_PEER_OR_SERVER.get(code, "closed")
         if self.close_code is None:
             self.close_code = code
         if self.outbox:
@@ -316,6 +333,8 @@ class Stream:
         try:
             if self.bot and self.start is not None:
                 await self.bot.on_stop()
+        except Exception:
+            log.exception("stream %s: the bot failed at its stop", self.sid)  # the record is kept all the same
         finally:
             if self.recorder:
                 self.recorder.finish()

@@ -12,7 +12,6 @@ import logging
 import secrets
 
 from django.core import signing
-from django.db import transaction
 from django.utils import timezone
 
 from campaigns import donotcall, links
@@ -62,7 +61,10 @@ def bind_test(token: str, *, authorization: bytes | None) -> Binding | None:
     if not basic_auth_ok(workspace, authorization):
         log.warning("test stream refused: workspace %s without its stream credentials", workspace.pk)
         return None
-    return Binding(workspace_id=workspace.pk, bot_kind="echo")
+    accounts = ExotelAccount.objects.values_list("account_sid", flat=True)
+    return Binding(workspace_id=workspace.pk, bot_kind="echo",
+                   account_sids=frozenset(accounts.filter(workspace_id=workspace.pk)),
+                   other_account_sids=frozenset(accounts.exclude(workspace_id=workspace.pk)))
 
 
 def basic_auth_ok(workspace: Workspace, authorization: bytes | None) -> bool:
@@ -107,23 +109,28 @@ def test_stream_url(workspace: Workspace) -> str:
 # --- start ----------------------------------------------------------------------------------------
 
 def start_session(binding: Binding, start: Start) -> Started:
-    """Record the session, load the bot's prompts and tell the dialer the stream started."""
+    """Record the session and load the bot's prompts (`announce_start` tells the dialer, apart)."""
     loaders = {"script": prompts.for_script, "relay": prompts.for_relay}
     loaded = loaders[binding.bot_kind](binding, start.sample_rate) if binding.bot_kind in loaders else {}
-    with transaction.atomic():
-        session = StreamSession.objects.create(
-            workspace_id=binding.workspace_id, call_id=binding.call_id, stream_sid=start.stream_sid,
-            direction=StreamSession.Direction.RECEIVE_ONLY if binding.receive_only
-            else StreamSession.Direction.BIDIRECTIONAL,
-            bot_kind=binding.bot_kind, sample_rate=start.sample_rate,
-            custom_parameters=dict(start.custom_parameters), started_at=timezone.now(),
-        )
-        if binding.call_id is not None:
-            from campaigns import tasks  # the engine's module; imported late, it imports the dialer
-
-            tasks.stream_started.delay_on_commit(binding.call_id)
+    session = StreamSession.objects.create(
+        workspace_id=binding.workspace_id, call_id=binding.call_id, stream_sid=start.stream_sid,
+        direction=StreamSession.Direction.RECEIVE_ONLY if binding.receive_only
+        else StreamSession.Direction.BIDIRECTIONAL,
+        bot_kind=binding.bot_kind, sample_rate=start.sample_rate,
+        custom_parameters=dict(start.custom_parameters), started_at=timezone.now(),
+    )
     log.info("stream %s started (call %s, session %s)", start.stream_sid, binding.call_id, session.pk)
     return Started(session_id=session.pk, started_at=session.started_at, prompts=loaded)
+
+
+def announce_start(call_id: int) -> None:
+    """Tell the dialer a call's stream started (`tasks.stream_started`): one attempt, which raises
+    when the broker is unreachable. The consumer retries it off the stream's path, so a broker outage
+    delays this news and never the call."""
+    from campaigns import tasks  # the engine's module; imported late, it imports the dialer
+
+    # One attempt: kombu's default (retry=False) still waits seconds for an unreachable broker.
+    tasks.stream_started.apply_async((call_id,), retry=True, retry_policy={"max_retries": 0})
 
 
 # --- the end --------------------------------------------------------------------------------------

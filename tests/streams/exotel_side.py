@@ -28,8 +28,9 @@ def wav(ms: int, rate: int = 16000) -> bytes:
 class Exotel:
     """One stream as Exotel plays it."""
 
-    def __init__(self, path: str, *, headers=None, sid: str = "MZ1", account_sid: str = "acme1", rate: int = 8000):
-        self.ws = WebsocketCommunicator(application, path, headers=headers or [])
+    def __init__(self, path: str, *, headers=None, sid: str = "MZ1", account_sid: str = "acme1", rate: int = 8000,
+                 app=application):
+        self.ws = WebsocketCommunicator(app, path, headers=headers or [])
         self.sid, self.account_sid, self.rate = sid, account_sid, rate
         self.seq = 0
         self.chunk = 0

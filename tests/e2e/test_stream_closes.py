@@ -1,0 +1,184 @@
+"""Every close of a stream, on the wire: the real server (`config.server`, daphne) and a real WebSocket
+client. The close code must reach the client, with the socket ended, within a second; the session
+row records the code that went on the wire; and the next call on the same server works."""
+
+import asyncio
+import contextlib
+import socket
+
+import pytest
+import websockets
+from websockets.client import ClientProtocol
+from websockets.frames import Close, Opcode
+from websockets.http11 import Response
+from websockets.uri import parse_uri
+
+from campaigns.models import Campaign
+from exotel import protocol
+from streams import services
+from streams.models import StreamSession
+from tests import processes
+from tests.conftest import make_account, make_call
+from tests.streams.exotel_side import tone
+
+pytestmark = pytest.mark.e2e
+
+CLOSE_WITHIN = 1.0  # seconds from the frame that causes a close to the socket's end (issue 10)
+
+
+@pytest.fixture
+def server(transactional_db, tmp_path, settings):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    service = processes.start_daphne(tmp_path, MEDIA_ROOT=settings.MEDIA_ROOT)
+    yield service
+    service.stop()
+
+
+def stream_url(server, path: str) -> str:
+    return "ws" + server.url.removeprefix("http") + path
+
+
+def start_frames(account_sid: str = "acme1") -> list[str]:
+    return [protocol.exotel_connected_frame(), protocol.exotel_start_frame(
+        1, stream_sid="MZ1", call_sid="CA1", account_sid=account_sid, from_="+919876500000",
+        to="+918047491899", custom_parameters={}, sample_rate=8000)]
+
+
+def media_frame(seq: int) -> str:
+    return protocol.exotel_media_frame(seq, "MZ1", seq, seq * 100, tone(200))
+
+
+async def close_code(ws) -> int:
+    """The code of the close the server sent; it and the end of the socket must come in time."""
+    async with asyncio.timeout(CLOSE_WITHIN):
+        with contextlib.suppress(websockets.ConnectionClosed):
+            while True:
+                await ws.recv()  # echoes sent before the close
+    return ws.close_code
+
+
+def closed_after(url: str, *frames: str, limit: float = 0) -> int:
+    """Send `frames`; the server's close code, which must come within a second (after `limit` s)."""
+    async def scenario() -> int:
+        async with websockets.connect(url, max_size=None) as ws:
+            for frame in frames:
+                await ws.send(frame)
+            await asyncio.sleep(limit)
+            return await close_code(ws)
+
+    return asyncio.run(scenario())
+
+
+def session_of(call) -> StreamSession:
+    return processes.wait_until(lambda: StreamSession.objects.filter(call=call, ended_at__isnull=False).first(),
+                                timeout=10, what="the stream session to end")
+
+
+def assert_a_following_call_works(server, campaign: Campaign) -> None:
+    call = make_call(campaign)
+
+    async def scenario() -> tuple[bytes, int]:
+        async with websockets.connect(stream_url(server, f"/streams/{call.token}")) as ws:
+            for frame in [*start_frames(), media_frame(2)]:
+                await ws.send(frame)
+            echoed = protocol.parse_bot_frame(await asyncio.wait_for(ws.recv(), 5))
+            await ws.send(protocol.exotel_stop_frame(3, "MZ1", call_sid="CA1", account_sid="acme1", reason="callended"))
+            return echoed.payload, await close_code(ws)
+
+    assert asyncio.run(scenario()) == (tone(200), 1000)
+    session = session_of(call)
+    assert (session.stop_reason, session.close_code, session.frames_in) == ("callended", 1000, 1)
+
+
+def test_a_start_from_another_workspaces_account_is_closed(server, campaign, globex):
+    make_account(globex)
+    call = make_call(campaign)
+    assert closed_after(stream_url(server, f"/streams/{call.token}"), *start_frames("globex1")) == 4008
+    assert not StreamSession.objects.filter(call=call).exists()  # nothing of it is kept
+    assert_a_following_call_works(server, campaign)
+
+
+def test_the_test_endpoint_closes_a_start_from_another_workspaces_account(server, campaign, acme, globex):
+    make_account(globex)
+    url = stream_url(server, f"/streams/test/{services.test_stream_token(acme)}")
+    assert closed_after(url, *start_frames("globex1")) == 4008
+    assert not StreamSession.objects.filter(workspace=acme).exists()
+    assert closed_after(url, *start_frames("acme1"), protocol.exotel_stop_frame(
+        2, "MZ1", call_sid="CA1", account_sid="acme1", reason="callended")) == 1000
+    assert_a_following_call_works(server, campaign)
+
+
+def test_a_broken_start_is_closed_as_a_protocol_error(server, campaign):
+    call = make_call(campaign)
+    broken = '{"event": "start", "start": {"stream_sid": "MZ1"}}'  # no call_sid
+    assert closed_after(stream_url(server, f"/streams/{call.token}"), broken) == 4002
+    assert_a_following_call_works(server, campaign)
+
+
+def test_too_many_bad_frames_close_the_stream(server, campaign):
+    call = make_call(campaign)
+    assert closed_after(stream_url(server, f"/streams/{call.token}"), *start_frames(), *["garbage"] * 21) == 4003
+    session = session_of(call)
+    assert (session.stop_reason, session.close_code, session.bad_frames) == ("bad_frames", 4003, 21)
+    assert_a_following_call_works(server, campaign)
+
+
+def test_a_frame_over_the_size_limit_is_closed_and_recorded_as_such(server, campaign):
+    call = make_call(campaign)
+    oversized = '{"event": "media", "stream_sid": "MZ1", "media": {"payload": "' + "A" * 300_000 + '"}}'
+    assert closed_after(stream_url(server, f"/streams/{call.token}"), *start_frames(), media_frame(2),
+                        oversized) == 4009
+    session = session_of(call)
+    assert (session.stop_reason, session.close_code, session.frames_in) == ("frame_too_big", 4009, 1)
+    assert_a_following_call_works(server, campaign)
+
+
+def test_a_bot_that_fails_ends_its_call_with_a_server_error(server, campaign, acme):
+    # A script stored before validation existed (or edited past it): the bot raises on its first step.
+    broken = Campaign.objects.create(workspace=acme, name="Broken", account=campaign.account,
+                                     exophone=campaign.exophone, bot_kind="script",
+                                     bot_settings={"steps": [{"pause": "soon"}]})
+    call = make_call(broken)
+    assert closed_after(stream_url(server, f"/streams/{call.token}"), *start_frames()) == 4011
+    session = session_of(call)
+    assert (session.stop_reason, session.close_code) == ("server_error", 4011)
+    assert_a_following_call_works(server, campaign)
+
+
+def test_a_stream_is_closed_at_the_time_limit(transactional_db, tmp_path, settings, campaign):
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    short = processes.start_daphne(tmp_path, MEDIA_ROOT=settings.MEDIA_ROOT, STREAM_MAX_SECONDS="2")
+    try:
+        call = make_call(campaign)
+        assert closed_after(stream_url(short, f"/streams/{call.token}"), *start_frames(), limit=2) == 1000
+        session = session_of(call)
+        assert (session.stop_reason, session.close_code) == ("time_limit", 1000)
+        assert session.caller_recording  # the record of a call cut at the limit is complete
+    finally:
+        short.stop()
+
+
+def test_a_peer_that_never_answers_our_close_is_cut_off(server, campaign, globex):
+    make_account(globex)
+    call = make_call(campaign)
+    client = ClientProtocol(parse_uri(stream_url(server, f"/streams/{call.token}")))  # websockets, sans I/O
+    client.send_request(client.connect())
+    with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=5) as sock:
+
+        def exchange() -> list:
+            sock.sendall(b"".join(client.data_to_send()))
+            client.receive_data(sock.recv(65536))
+            return client.events_received()
+
+        assert isinstance(exchange()[0], Response)
+        for frame in start_frames("globex1"):
+            client.send_text(frame.encode())
+        (close,) = exchange()
+        assert close.opcode == Opcode.CLOSE and Close.parse(close.data).code == 4008
+        # The client would answer the close now (client.data_to_send()); this one never does.
+        sock.settimeout(CLOSE_WITHIN)
+        try:
+            rest = sock.recv(65536)
+        except ConnectionResetError:  # autobahn aborts the connection: a reset, not a FIN
+            rest = b""
+        assert rest == b""  # the server ended the connection all the same (a timeout fails here)
