@@ -26,16 +26,8 @@ pytestmark = pytest.mark.e2e
 CLOSE_WITHIN = 1.0  # seconds from the frame that causes a close to the socket's end (issue 10)
 
 
-@pytest.fixture
-def server(transactional_db, tmp_path, settings):
-    settings.MEDIA_ROOT = str(tmp_path / "media")
-    service = processes.start_daphne(tmp_path, MEDIA_ROOT=settings.MEDIA_ROOT)
-    yield service
-    service.stop()
-
-
-def stream_url(server, path: str) -> str:
-    return "ws" + server.url.removeprefix("http") + path
+def stream_url(daphne, path: str) -> str:
+    return "ws" + daphne.url.removeprefix("http") + path
 
 
 def start_frames(account_sid: str = "acme1") -> list[str]:
@@ -74,11 +66,11 @@ def session_of(call) -> StreamSession:
                                 timeout=10, what="the stream session to end")
 
 
-def assert_a_following_call_works(server, campaign: Campaign) -> None:
+def assert_a_following_call_works(daphne, campaign: Campaign) -> None:
     call = make_call(campaign)
 
     async def scenario() -> tuple[bytes, int]:
-        async with websockets.connect(stream_url(server, f"/streams/{call.token}")) as ws:
+        async with websockets.connect(stream_url(daphne, f"/streams/{call.token}")) as ws:
             for frame in [*start_frames(), media_frame(2)]:
                 await ws.send(frame)
             echoed = protocol.parse_bot_frame(await asyncio.wait_for(ws.recv(), 5))
@@ -90,64 +82,64 @@ def assert_a_following_call_works(server, campaign: Campaign) -> None:
     assert (session.stop_reason, session.close_code, session.frames_in) == ("callended", 1000, 1)
 
 
-def test_a_start_from_another_workspaces_account_is_closed(server, campaign, globex):
+def test_a_start_from_another_workspaces_account_is_closed(daphne, campaign, globex):
     make_account(globex)
     call = make_call(campaign)
-    assert closed_after(stream_url(server, f"/streams/{call.token}"), *start_frames("globex1")) == 4008
+    assert closed_after(stream_url(daphne, f"/streams/{call.token}"), *start_frames("globex1")) == 4008
     assert not StreamSession.objects.filter(call=call).exists()  # nothing of it is kept
-    assert_a_following_call_works(server, campaign)
+    assert_a_following_call_works(daphne, campaign)
 
 
-def test_the_test_endpoint_closes_a_start_from_another_workspaces_account(server, campaign, acme, globex):
+def test_the_test_endpoint_closes_a_start_from_another_workspaces_account(daphne, campaign, acme, globex):
     make_account(globex)
-    url = stream_url(server, f"/streams/test/{services.test_stream_token(acme)}")
+    url = stream_url(daphne, f"/streams/test/{services.test_stream_token(acme)}")
     assert closed_after(url, *start_frames("globex1")) == 4008
     assert not StreamSession.objects.filter(workspace=acme).exists()
     assert closed_after(url, *start_frames("acme1"), protocol.exotel_stop_frame(
         2, "MZ1", call_sid="CA1", account_sid="acme1", reason="callended")) == 1000
-    assert_a_following_call_works(server, campaign)
+    assert_a_following_call_works(daphne, campaign)
 
 
-def test_a_broken_start_is_closed_as_a_protocol_error(server, campaign):
+def test_a_broken_start_is_closed_as_a_protocol_error(daphne, campaign):
     call = make_call(campaign)
     broken = '{"event": "start", "start": {"stream_sid": "MZ1"}}'  # no call_sid
-    assert closed_after(stream_url(server, f"/streams/{call.token}"), broken) == 4002
-    assert_a_following_call_works(server, campaign)
+    assert closed_after(stream_url(daphne, f"/streams/{call.token}"), broken) == 4002
+    assert_a_following_call_works(daphne, campaign)
 
 
-def test_too_many_bad_frames_close_the_stream(server, campaign):
+def test_too_many_bad_frames_close_the_stream(daphne, campaign):
     call = make_call(campaign)
-    assert closed_after(stream_url(server, f"/streams/{call.token}"), *start_frames(), *["garbage"] * 21) == 4003
+    assert closed_after(stream_url(daphne, f"/streams/{call.token}"), *start_frames(), *["garbage"] * 21) == 4003
     session = session_of(call)
     assert (session.stop_reason, session.close_code, session.bad_frames) == ("bad_frames", 4003, 21)
-    assert_a_following_call_works(server, campaign)
+    assert_a_following_call_works(daphne, campaign)
 
 
-def test_a_frame_over_the_size_limit_is_closed_and_recorded_as_such(server, campaign):
+def test_a_frame_over_the_size_limit_is_closed_and_recorded_as_such(daphne, campaign):
     call = make_call(campaign)
     oversized = '{"event": "media", "stream_sid": "MZ1", "media": {"payload": "' + "A" * 300_000 + '"}}'
-    assert closed_after(stream_url(server, f"/streams/{call.token}"), *start_frames(), media_frame(2),
+    assert closed_after(stream_url(daphne, f"/streams/{call.token}"), *start_frames(), media_frame(2),
                         oversized) == 4009
     session = session_of(call)
     assert (session.stop_reason, session.close_code, session.frames_in) == ("frame_too_big", 4009, 1)
-    assert_a_following_call_works(server, campaign)
+    assert_a_following_call_works(daphne, campaign)
 
 
-def test_a_bot_that_fails_ends_its_call_with_a_server_error(server, campaign, acme):
+def test_a_bot_that_fails_ends_its_call_with_a_server_error(daphne, campaign, acme):
     # A script stored before validation existed (or edited past it): the bot raises on its first step.
     broken = Campaign.objects.create(workspace=acme, name="Broken", account=campaign.account,
                                      exophone=campaign.exophone, bot_kind="script",
                                      bot_settings={"steps": [{"pause": "soon"}]})
     call = make_call(broken)
-    assert closed_after(stream_url(server, f"/streams/{call.token}"), *start_frames()) == 4011
+    assert closed_after(stream_url(daphne, f"/streams/{call.token}"), *start_frames()) == 4011
     session = session_of(call)
     assert (session.stop_reason, session.close_code) == ("server_error", 4011)
-    assert_a_following_call_works(server, campaign)
+    assert_a_following_call_works(daphne, campaign)
 
 
 def test_a_stream_is_closed_at_the_time_limit(transactional_db, tmp_path, settings, campaign):
     settings.MEDIA_ROOT = str(tmp_path / "media")
-    short = processes.start_daphne(tmp_path, MEDIA_ROOT=settings.MEDIA_ROOT, STREAM_MAX_SECONDS="2")
+    short = processes.start_daphne(tmp_path, STREAM_MAX_SECONDS="2")
     try:
         call = make_call(campaign)
         assert closed_after(stream_url(short, f"/streams/{call.token}"), *start_frames(), limit=2) == 1000
@@ -158,12 +150,12 @@ def test_a_stream_is_closed_at_the_time_limit(transactional_db, tmp_path, settin
         short.stop()
 
 
-def test_a_peer_that_never_answers_our_close_is_cut_off(server, campaign, globex):
+def test_a_peer_that_never_answers_our_close_is_cut_off(daphne, campaign, globex):
     make_account(globex)
     call = make_call(campaign)
-    client = ClientProtocol(parse_uri(stream_url(server, f"/streams/{call.token}")))  # websockets, sans I/O
+    client = ClientProtocol(parse_uri(stream_url(daphne, f"/streams/{call.token}")))  # websockets, sans I/O
     client.send_request(client.connect())
-    with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=5) as sock:
+    with socket.create_connection(("127.0.0.1", int(daphne.url.rsplit(":", 1)[1])), timeout=5) as sock:
 
         def exchange() -> list:
             sock.sendall(b"".join(client.data_to_send()))
