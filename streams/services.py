@@ -151,7 +151,10 @@ def close_session(stream: Stream) -> None:
     if bot:
         fields.update(disposition=bot.disposition[:100], variables=bot.variables)
     if stream.recorder:
-        fields.update(_store_recordings(stream))
+        try:
+            fields.update(_store_recordings(stream))
+        except Exception:  # a full disk or an object store's outage: the rest of the record still counts
+            log.exception("stream %s: its recordings could not be stored", stream.sid)
     # One UPDATE, no read: the end of every call pays for it (bench/streams.py).
     StreamSession.objects.filter(pk=stream.session_id).update(**fields)
     if bot and stream.binding.call_id is not None:

@@ -9,6 +9,7 @@ from types import SimpleNamespace
 import pytest
 from autobahn.exception import Disconnected
 from django.core.cache import cache
+from django.core.files.storage import FileSystemStorage
 from kombu.exceptions import OperationalError
 from kombu.messaging import Producer
 
@@ -153,3 +154,14 @@ async def test_the_start_news_is_given_up_after_its_retries(call, broker, caplog
     await a_whole_call_goes_on(Exotel(f"/streams/{call.token}"))
     await until(lambda: "giving up" in caplog.text, what="the news to be given up")
     assert broker.sent == [] and broker.refusals == 100 - 4  # one attempt and three retries
+
+
+async def test_a_session_is_recorded_when_its_recordings_cannot_be_stored(call, monkeypatch):
+    def disk_full(self, name, content):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(FileSystemStorage, "_save", disk_full)
+    await a_whole_call_goes_on(Exotel(f"/streams/{call.token}"))
+    session = await StreamSession.objects.aget(call=call)
+    assert (session.stop_reason, session.frames_in, session.dtmf_digits) == ("callended", 1, "1")
+    assert session.ended_at is not None and not session.caller_recording and not session.bot_recording
