@@ -6,11 +6,12 @@ Run it as daphne itself, with the same arguments:
 
 Beyond daphne's defaults:
 - An incoming message may be at most `MAX_MESSAGE_BYTES` (the reference's largest legal chunk is
-  100 000 bytes of audio, about 137 kB as base64 in its JSON frame). autobahn's own answer to a
-  bigger one is to drop the TCP connection, which a stream could only record as a bare 1006; here
-  the stream is closed with "message too big" (`exotel.protocol.wire_code`, 4009) and the application
-  is told so by the disconnect's code.
-- A protocol failure is answered with a close frame rather than a dropped connection, and a peer that
+  100 000 bytes of audio, about 137 kB as base64 in its JSON frame).
+- autobahn's own failures (a message over the limit, a broken frame) are answered with a close frame
+  with the table's code mapped as ours are (`exotel.protocol.wire_code`: too big is 4009), not by
+  dropping the TCP connection, which a stream could only record as a bare 1006; the application's
+  disconnect carries the code that was sent.
+- Our closes are bounded in time, whatever the peer does: a peer that
   does not answer our close within `CLOSE_HANDSHAKE_SECONDS` is cut off (autobahn rounds the deadline
   down to a whole second, so it comes sooner, never later): every close from our side has ended the
   socket within a second.
@@ -24,17 +25,19 @@ from exotel.protocol import CloseCode, wire_code
 
 MAX_MESSAGE_BYTES = 256 * 1024
 CLOSE_HANDSHAKE_SECONDS = 1
-MESSAGE_TOO_BIG = wire_code(CloseCode.MESSAGE_TOO_BIG)
 
 
 class StreamProtocol(WebSocketProtocol):
-    def _max_message_size_exceeded(self, msg_size, max_msg_size, reason) -> None:
-        # autobahn's hook for an oversized message; its default fails with the reserved 1009.
-        self._fail_connection(MESSAGE_TOO_BIG, reason)
+    def _fail_connection(self, code: int = CloseCode.GOING_AWAY, reason: str = "going away") -> None:
+        # autobahn's own closes (a message too big, a broken frame) follow the one mapping too.
+        if code in set(CloseCode):  # a code outside the table goes as it is
+            code = wire_code(CloseCode(code))
+        super()._fail_connection(code, reason)
 
     def onClose(self, wasClean, code, reason) -> None:
-        if self.wasMaxMessagePayloadSizeExceeded or self.wasMaxFramePayloadSizeExceeded:
-            code = MESSAGE_TOO_BIG  # what we sent, whatever the peer answered
+        if self.failedByMe and self.localCloseCode:
+            # autobahn closed it: tell the application the code that went on the wire, not the peer's answer.
+            code = self.localCloseCode
         super().onClose(wasClean, code, reason)
 
 

@@ -125,6 +125,21 @@ def test_a_frame_over_the_size_limit_is_closed_and_recorded_as_such(daphne, camp
     assert_a_following_call_works(daphne, campaign)
 
 
+def test_a_text_frame_that_is_not_utf8_is_closed_as_an_invalid_payload(daphne, campaign):
+    call = make_call(campaign)
+
+    async def scenario() -> int:
+        async with websockets.connect(stream_url(daphne, f"/streams/{call.token}")) as ws:
+            for frame in start_frames():
+                await ws.send(frame)
+            await ws.send(b'{"event": "\xff"}', text=True)  # autobahn refuses it before we see it
+            return await close_code(ws)
+
+    assert asyncio.run(scenario()) == 4007
+    assert session_of(call).close_code == 4007
+    assert_a_following_call_works(daphne, campaign)
+
+
 def test_a_bot_that_fails_ends_its_call_with_a_server_error(daphne, campaign, acme):
     # A script stored before validation existed (or edited past it): the bot raises on its first step.
     broken = Campaign.objects.create(workspace=acme, name="Broken", account=campaign.account,
@@ -174,3 +189,15 @@ def test_a_peer_that_never_answers_our_close_is_cut_off(daphne, campaign, globex
         except ConnectionResetError:  # autobahn aborts the connection: a reset, not a FIN
             rest = b""
         assert rest == b""  # the server ended the connection all the same (a timeout fails here)
+
+
+def test_calls_go_on_and_end_normally_while_redis_is_down(transactional_db, tmp_path, settings, campaign):
+    # Redis as cache, channel layer and broker, unreachable: only the live view and the start news wait.
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    no_redis = processes.start_daphne(tmp_path, REDIS_URL=f"redis://127.0.0.1:{processes.free_port()}/1")
+    try:
+        assert_a_following_call_works(no_redis, campaign)
+        processes.wait_until(lambda: "could not announce its stream's start" in no_redis.output(), timeout=20,
+                             what="the start news to be retried")
+    finally:
+        no_redis.stop()
