@@ -1,13 +1,12 @@
 from django.contrib import admin
 
 from callbacks.models import WebhookEvent
-from tenancy.admin import WorkspaceScopedAdmin
+from tenancy.admin import RecordAdmin
 
 
 @admin.register(WebhookEvent)
-class WebhookEventAdmin(WorkspaceScopedAdmin):
+class WebhookEventAdmin(RecordAdmin):
     list_display = ["kind", "method", "received_at", "call", "outcome"]
     list_filter = ["kind", "outcome", "workspace"]
     search_fields = ["body"]
     list_select_related = ["call"]
-    raw_id_fields = ["call"]

@@ -1,9 +1,27 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.urls import reverse
 from django.utils.html import format_html_join
 
-from campaigns.models import Call, Campaign, CampaignEvent, Contact, DoNotCall
-from tenancy.admin import WorkspaceScopedAdmin
+from campaigns import lifecycle
+from campaigns.models import Call, Campaign, CampaignEvent, Contact, DoNotCall, InvalidTransition
+from tenancy.admin import RecordAdmin, WorkspaceScopedAdmin
+
+
+def lifecycle_action(action: str):
+    """An admin action that calls lifecycle.<action>_campaign for each selected campaign."""
+
+    @admin.action(description=f"{action.capitalize()} selected campaigns", permissions=["change"])
+    def act(model_admin, request, campaigns):
+        for campaign in campaigns:
+            try:
+                getattr(lifecycle, f"{action}_campaign")(campaign, by=request.user)
+            except InvalidTransition as exc:
+                model_admin.message_user(request, f"{campaign}: {exc}", messages.ERROR)
+            else:
+                model_admin.message_user(request, f"{campaign}: {campaign.state}.", messages.SUCCESS)
+
+    act.__name__ = action
+    return act
 
 
 @admin.register(Campaign)
@@ -11,11 +29,22 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     list_display = ["name", "workspace", "state", "connect_mode", "bot_kind", "contacts_total", "contacts_done"]
     list_filter = ["state", "connect_mode", "bot_kind", "workspace"]
     search_fields = ["name"]
-    readonly_fields = [f.name for f in Campaign._meta.fields if f.name.startswith(("contacts_", "calls_"))]
+    # State changes only through the lifecycle (the actions); counters and pacing are the engine's.
+    readonly_fields = [
+        "state", "last_error", "created_by", "contacts_total", "contacts_done", "calls_total", "calls_live",
+        "calls_answered", "calls_busy", "calls_no_answer", "calls_failed", "talk_seconds",
+        "pace_credit", "paced_at", "pace_factor", "backoff_until",
+    ]
+    actions = [lifecycle_action(action) for action in lifecycle.ACTIONS]
+
+    def save_model(self, request, campaign, form, change):
+        if not change:
+            campaign.created_by = request.user
+        super().save_model(request, campaign, form, change)
 
 
 @admin.register(CampaignEvent)
-class CampaignEventAdmin(WorkspaceScopedAdmin):
+class CampaignEventAdmin(RecordAdmin):
     list_display = ["campaign", "action", "by", "at", "note"]
     list_filter = ["action", "workspace"]
     list_select_related = ["campaign", "by"]
@@ -27,7 +56,11 @@ class ContactAdmin(WorkspaceScopedAdmin):
     list_filter = ["state", "outcome", "workspace"]
     search_fields = ["phone", "name"]
     list_select_related = ["campaign"]
-    raw_id_fields = ["campaign"]
+    # The dialer moves a contact along; its campaign's counters count it.
+    readonly_fields = ["workspace", "campaign", "state", "attempts", "next_attempt_at", "outcome"]
+
+    def has_add_permission(self, request):
+        return False  # contacts arrive by import, which checks them and keeps the campaign's counters
 
 
 @admin.register(DoNotCall)
@@ -38,13 +71,12 @@ class DoNotCallAdmin(WorkspaceScopedAdmin):
 
 
 @admin.register(Call)
-class CallAdmin(WorkspaceScopedAdmin):
+class CallAdmin(RecordAdmin):
     list_display = ["phone", "campaign", "attempt", "state", "disposition", "duration", "created_at"]
     list_filter = ["state", "disposition", "disconnected_by", "workspace"]
     search_fields = ["phone", "exotel_sid", "leg_sid"]
     list_select_related = ["campaign"]
-    raw_id_fields = ["campaign", "contact"]
-    readonly_fields = ["token", "recordings"]
+    readonly_fields = ["recordings"]
     date_hierarchy = "created_at"
 
     @admin.display(description="Recordings")

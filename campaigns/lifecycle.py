@@ -16,6 +16,7 @@ from django.utils import timezone
 from campaigns.models import Call, Campaign, CampaignEvent, Contact, InvalidTransition
 
 State = Campaign.State
+ACTIONS = ("start", "pause", "resume", "cancel")  # what people do; each names <action>_campaign below
 
 
 def _change(campaign: Campaign, new: State, *, by, action: str, note: str = "", last_error: str | None = None,

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from campaigns import lifecycle
 from campaigns.views import calls, campaigns, contacts
 
 app_name = "campaigns"
@@ -14,7 +15,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/calls.csv", campaigns.campaign_export, name="export"),
     *[
         path(f"campaigns/<int:pk>/{action}/", campaigns.campaign_action, {"action": action}, name=action)
-        for action in campaigns.ACTIONS
+        for action in lifecycle.ACTIONS
     ],
     path("campaigns/<int:pk>/contacts/upload/", contacts.upload, name="upload"),
     path("campaigns/<int:pk>/contacts/preview/<str:key>/", contacts.preview, name="preview"),

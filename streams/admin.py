@@ -8,7 +8,7 @@ from django.utils.html import format_html
 from streams import prompts
 from streams.models import Prompt, StreamSession
 from streams.views import recording_response
-from tenancy.admin import WorkspaceScopedAdmin
+from tenancy.admin import RecordAdmin, WorkspaceScopedAdmin
 
 
 def audio_player(url: str):
@@ -16,13 +16,12 @@ def audio_player(url: str):
 
 
 @admin.register(StreamSession)
-class StreamSessionAdmin(WorkspaceScopedAdmin):
+class StreamSessionAdmin(RecordAdmin):
     list_display = ["stream_sid", "call", "direction", "bot_kind", "sample_rate", "started_at", "stop_reason",
                     "close_code", "disposition"]
     list_filter = ["direction", "bot_kind", "stop_reason", "sample_rate", "workspace"]
     search_fields = ["stream_sid", "call__phone"]
     list_select_related = ["call"]
-    raw_id_fields = ["call"]
     readonly_fields = ["caller_audio", "bot_audio"]
 
     def get_urls(self):

@@ -16,6 +16,11 @@ def _check_owner_rules(actor: Membership, target_role: str, current_role: str | 
         raise MembershipRefused("Only an owner can grant or take away the owner role.")
 
 
+def _check_not_self(membership: Membership, actor: Membership) -> None:
+    if membership.pk == actor.pk:
+        raise MembershipRefused("Ask another admin to change your own membership: no one locks themself out.")
+
+
 def _check_not_last_owner(membership: Membership) -> None:
     # Locked while counted: two concurrent demotions must not each see the other owner still there.
     owners = Membership.objects.select_for_update().filter(workspace=membership.workspace_id, role=Role.OWNER)
@@ -42,6 +47,7 @@ def add_member(workspace: Workspace, *, email: str, role: str, actor: Membership
 
 @transaction.atomic
 def change_role(membership: Membership, role: str, *, actor: Membership) -> Membership:
+    _check_not_self(membership, actor)
     _check_owner_rules(actor, role, membership.role)
     if role != Role.OWNER:
         _check_not_last_owner(membership)
@@ -52,6 +58,7 @@ def change_role(membership: Membership, role: str, *, actor: Membership) -> Memb
 
 @transaction.atomic
 def remove_member(membership: Membership, *, actor: Membership) -> None:
+    _check_not_self(membership, actor)
     _check_owner_rules(actor, membership.role, membership.role)
     _check_not_last_owner(membership)
     membership.delete()

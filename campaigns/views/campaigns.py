@@ -11,8 +11,6 @@ from campaigns.models import Call, Campaign, InvalidTransition
 from tenancy.access import role_required, scoped
 from tenancy.models import Role
 
-ACTIONS = ("start", "pause", "resume", "cancel")  # each names lifecycle.<action>_campaign
-
 
 @role_required(Role.VIEWER)
 def overview(request):
