@@ -137,10 +137,12 @@ WEBHOOKS = [
 
 @role_required(Role.VIEWER)
 def endpoints(request):
-    """Where Exotel reaches this workspace: the echo test stream, the webhooks, stream credentials."""
+    """Where Exotel reaches this workspace: the echo test stream for every member; for admins, the
+    webhooks (whose token lets anyone report call outcomes) and the stream credentials."""
+    is_admin = request.membership.can(Role.ADMIN)
     form = StreamCredentialsForm(instance=request.workspace)
     if request.method == "POST":
-        if not request.membership.can(Role.ADMIN):
+        if not is_admin:
             raise PermissionDenied("Stream credentials need the admin role.")
         form = StreamCredentialsForm(request.POST, instance=request.workspace)
         if form.is_valid():
@@ -149,7 +151,7 @@ def endpoints(request):
             return redirect("tenancy:endpoints")
     return render(request, "tenancy/endpoints.html", {
         "test_url": stream_services.test_stream_url(request.workspace),
-        "webhooks": [(label, links.webhook_url(request.workspace, kind)) for kind, label in WEBHOOKS],
+        "webhooks": [(label, links.webhook_url(request.workspace, kind)) for kind, label in WEBHOOKS] if is_admin else [],
         "form": form,
     })
 

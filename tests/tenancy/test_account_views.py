@@ -113,9 +113,16 @@ def test_charlie_cannot_touch_acmes_account_or_exophone(charlie_client, campaign
     assert Exophone.objects.get(pk=exophone.pk).number == "+918047491899"
 
 
-def test_the_endpoints_page_shows_the_echo_test_url_and_webhooks(bob_client, acme):
-    page = bob_client.get(reverse("tenancy:endpoints")).content.decode()
+def test_the_endpoints_page_shows_admins_the_echo_test_url_and_webhooks(alice_client, acme):
+    page = alice_client.get(reverse("tenancy:endpoints")).content.decode()
     assert "/streams/test/" in page and acme.webhook_token in page
+
+
+def test_a_viewer_gets_the_echo_test_url_but_never_the_webhook_token(bob_client, acme):
+    page = bob_client.get(reverse("tenancy:endpoints")).content.decode()
+    assert "/streams/test/" in page
+    assert acme.webhook_token not in page and "/hooks/" not in page
+    assert bob_client.post(reverse("tenancy:rotate_webhook_token")).status_code == 403
 
 
 def test_an_admin_sets_stream_credentials_and_rotates_webhook_urls(alice_client, bob_client, acme):
