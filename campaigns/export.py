@@ -1,11 +1,13 @@
 """Every call of a campaign as CSV, streamed in keyset batches so a million rows never sit in memory.
 
 Django buffers a synchronous iterator whole when it serves it over ASGI (and an asynchronous one
-under WSGI), so the view picks the flavour that matches the server it runs under.
+under WSGI), so the view picks the flavour that matches the server it runs under. Every CSV we
+write goes through `write_rows`, which keeps spreadsheets from running what tenants and webhooks typed.
 """
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator, Iterator
 
 from asgiref.sync import sync_to_async
@@ -21,9 +23,27 @@ _FIELDS = [("contact__name" if c == "contact_name" else c) for c in COLUMNS]
 BATCH = 5000
 
 
+# OWASP's CSV-injection rule: a spreadsheet takes a cell starting with one of these for a formula.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+# A signed plain number computes nothing, so it stays as it is: E.164 phone numbers (+919876543210)
+# remain themselves for scripts and for re-import, and "-3" stays a number.
+PLAIN_NUMBER = re.compile(r"[+-]?\d+(\.\d+)?")
+
+
+def defused(value):
+    """The cell as text a spreadsheet shows and never evaluates: OWASP's leading single quote."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not PLAIN_NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
+def write_rows(out, rows) -> None:
+    csv.writer(out).writerows([defused(value) for value in row] for row in rows)
+
+
 def _csv(rows) -> str:
     out = io.StringIO()
-    csv.writer(out).writerows(rows)
+    write_rows(out, rows)
     return out.getvalue()
 
 

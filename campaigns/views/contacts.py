@@ -1,5 +1,3 @@
-import csv
-
 from django.contrib import messages
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -7,7 +5,7 @@ from django.urls import reverse
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
-from campaigns import donotcall, imports
+from campaigns import donotcall, export, imports
 from campaigns.forms import ConfirmImportForm, DoNotCallForm, UploadForm
 from campaigns.models import Campaign, DoNotCall
 from tenancy.access import role_required, scoped
@@ -58,9 +56,7 @@ def preview_errors(request, pk, key):
         raise Http404(str(exc)) from None
     response = HttpResponse(content_type="text/csv")
     response["Content-Disposition"] = content_disposition_header(True, f"rejected-rows-{campaign.pk}.csv")
-    writer = csv.writer(response)
-    writer.writerow(["line", "phone", "problem"])
-    writer.writerows((e.line, e.phone, e.reason) for e in report.errors)
+    export.write_rows(response, [("line", "phone", "problem"), *((e.line, e.phone, e.reason) for e in report.errors)])
     return response
 
 
