@@ -1,68 +1,237 @@
-"""Walks the URLconf: every route that takes an object id must hide acme's rows from charlie.
+"""Walks every route as a hostile tenant would: nothing of acme may be reached, changed or shown.
 
-For each such route, charlie requests it (GET and POST) with the id of every row acme owns; each
-answer must be 404 (or 403 / 405) and no row anywhere may change.
+charlie (owner of globex) requests every pattern of the URLconf, GET and POST, with each value he
+could try: the ids of acme's rows for integer parameters; for string ones his own webhook token, his
+test-stream token re-pointed at acme, acme's ids and slug. Staff of globex walk the admin in each
+role (while only a viewer in acme), and the WebSocket routes are dialled with the same values.
+No answer may contain acme's name, numbers, emails or tokens; a request that names acme's row by
+id is refused; acme's rows end as they began.
 """
 
+import asyncio
 import itertools
+import re
 
 import pytest
+from channels.testing import WebsocketCommunicator
 from django.apps import apps
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.contrib.contenttypes.models import ContentType
+from django.urls import URLResolver, get_resolver
+from django.urls.resolvers import RegexPattern
 
 from callbacks.models import WebhookEvent
-from campaigns.models import DoNotCall
-from streams.models import StreamSession
-from tests.conftest import make_call
+from campaigns import imports
+from campaigns.models import CampaignEvent, DoNotCall
+from config.asgi import application
+from streams import services as stream_services
+from streams.models import Prompt, StreamSession
+from streams.routing import websocket_urlpatterns
+from tenancy.models import Exophone, Membership, Role, Workspace
+from tests.campaigns.test_contact_views import private_media  # noqa: F401 (a fixture: the upload's stash)
+from tests.conftest import make_account, make_call, make_campaign, make_contact, make_user, signed_in
 
 TENANT_APPS = ["tenancy", "campaigns", "streams", "callbacks"]
 REFUSED = {403, 404, 405}
+PARAMETER = re.compile(r"<(?:(?P<kind>\w+):)?(?P<name>\w+)>")
+# Logging out would end the session the sweep walks with; nothing else is left out.
+SKIPPED = {"logout/", "admin/logout/"}
 
 
-def routes_with_ids(patterns=None, namespace=""):
-    """(url name, [int kwargs]) for every named route with integer parameters, admin excluded."""
-    for entry in patterns if patterns is not None else get_resolver().url_patterns:
+def routes(patterns=None, prefix=""):
+    """Every pattern of the URLconf as its full route, regex groups written as <name>."""
+    for entry in get_resolver().url_patterns if patterns is None else patterns:
+        route = prefix + str(entry.pattern)
+        if isinstance(entry.pattern, RegexPattern):
+            route = prefix + re.sub(r"\(\?P<(\w+)>[^)]*\)", r"<\1>", str(entry.pattern)).strip("^$")
         if isinstance(entry, URLResolver):
-            if entry.namespace == "admin":
-                continue
-            inner = f"{namespace}{entry.namespace}:" if entry.namespace else namespace
-            yield from routes_with_ids(entry.url_patterns, inner)
-        elif isinstance(entry, URLPattern) and entry.name:
-            converters = entry.pattern.converters
-            ints = [name for name, conv in converters.items() if type(conv).__name__ == "IntConverter"]
-            if ints and len(ints) == len(converters):
-                yield f"{namespace}{entry.name}", ints
+            yield from routes(entry.url_patterns, route)
+        elif route not in SKIPPED:
+            yield route
 
 
-def snapshot():
-    return {
-        model._meta.label: list(model._default_manager.order_by("pk").values())
-        for app in TENANT_APPS
-        for model in apps.get_app_config(app).get_models()
-    }
+def fill(route: str, values) -> list[str]:
+    """The route with every combination of candidate values for its parameters."""
+    def substitute(combination) -> str:
+        chosen = iter(combination)
+        return "/" + PARAMETER.sub(lambda _: str(next(chosen)), route)
+
+    params = PARAMETER.findall(route)
+    return [substitute(c) for c in itertools.product(*(values(route, kind, name) for kind, name in params))]
+
+
+def tenant_models():
+    return [model for app in TENANT_APPS for model in apps.get_app_config(app).get_models()]
+
+
+def rows_of(workspace, model):
+    if model is Workspace:
+        return model.objects.filter(pk=workspace.pk)
+    if model is get_user_model():
+        return model.objects.filter(memberships__workspace=workspace)
+    return model._default_manager.filter(workspace=workspace)
+
+
+def snapshot(acme) -> dict:
+    models = [*tenant_models(), get_user_model()]
+    return {m._meta.label: list(rows_of(acme, m).order_by("pk").values()) for m in models}
+
+
+def body(response) -> str:
+    content = b"".join(response.streaming_content) if response.streaming else response.content
+    return content.decode(errors="replace") + response.headers.get("Location", "")
+
+
+class Acme:
+    """acme with a row in every tenant table, and what of it must never reach anyone outside."""
+
+    def __init__(self, acme, globex, charlie):
+        acme.name = "Acme Sweep Corp"
+        acme.save()
+        members = [make_user("alice@example.org", acme, Role.OWNER), make_user("bob@example.org", acme, Role.VIEWER)]
+        account = make_account(acme, label="Acme Vault Line", account_sid="acmevault1")
+        exophone = Exophone.objects.create(workspace=acme, account=account, number="+918047400777")
+        campaign = make_campaign(acme, name="Acme Renewals Sweep", account=account, exophone=exophone)
+        contact = make_contact(campaign, name="Zenobia Quill", phone="+919900011122")
+        self.call = make_call(campaign, contact=contact, exotel_sid="acmeexotelsid0001")
+        CampaignEvent.objects.create(workspace=acme, campaign=campaign, action="started")
+        DoNotCall.objects.create(workspace=acme, phone="+919812345678", reason="Zenobia asked")
+        StreamSession.objects.create(workspace=acme, call=self.call, stream_sid="MZacmestream01",
+                                     started_at=self.call.created_at)
+        WebhookEvent.objects.create(workspace=acme, kind=WebhookEvent.Kind.STATUS, method="POST", call=self.call,
+                                    body="CallSid=acmeexotelsid0001&Status=completed")
+        Prompt.objects.create(workspace=acme, name="acme-greeting", audio="prompts/acme-greeting.wav")
+        self.stash_key = imports.stash(campaign, imports.parse("phone\n+919900011133\n", region="IN"))
+        self.workspace, self.charlie = acme, charlie
+        self.secrets = [
+            acme.name, acme.webhook_token, *(user.email for user in members), account.label, account.account_sid,
+            exophone.number, campaign.name, contact.name, contact.phone, "+919812345678", self.call.token,
+            "MZacmestream01", stream_services.test_stream_token(acme),
+        ]
+        # What globex holds, so charlie's pages have rows of their own to show.
+        other = make_campaign(globex, name="Globex winback")
+        make_call(other, contact=make_contact(other, name="Gus", phone="+919811100001"))
+        self.ids = {m: [row.pk for row in rows_of(acme, m)] for m in [*tenant_models(), get_user_model()]}
+        globex_ids = {row.pk for m in tenant_models() for row in rows_of(globex, m)}
+        self.any_ids = sorted({pk for pks in self.ids.values() for pk in pks} - globex_ids)
+        globex_test_token = stream_services.test_stream_token(globex)
+        self.strings = [globex.webhook_token, f"{acme.pk}:{globex_test_token.partition(':')[2]}", self.stash_key,
+                        str(self.call.pk), acme.slug, "caller", "bot"]
+        self.form = {  # every form and webhook field a route reads, naming acme's rows
+            "workspace": acme.pk, "post": "yes", "role": "owner", "key": self.stash_key, "phone": "+919811100002",
+            "CallSid": self.call.exotel_sid, "CustomField": self.call.token, "Status": "completed",
+        }
+
+    def assert_hidden(self, response, url):
+        shown = body(response)
+        leaked = [secret for secret in self.secrets if secret in shown]
+        assert not leaked, f"{url} ({response.status_code}) shows acme's {leaked}"
 
 
 @pytest.fixture
-def acme_rows(acme, bob, campaign):
-    call = make_call(campaign)
-    DoNotCall.objects.create(workspace=acme, phone="+919812345678")
-    StreamSession.objects.create(workspace=acme, call=call, stream_sid="MZ1", started_at=call.created_at)
-    WebhookEvent.objects.create(workspace=acme, kind=WebhookEvent.Kind.STATUS, method="POST", call=call)
-    return sorted(
-        {row.pk for app in TENANT_APPS for model in apps.get_app_config(app).get_models() for row in model.objects.all()}
-    )
+def acme_data(acme, globex, charlie, private_media):  # noqa: F811
+    return Acme(acme, globex, charlie)
 
 
-def test_the_sweep_finds_routes_to_walk():
-    assert len(list(routes_with_ids())) >= 2
+def test_the_sweep_walks_every_route():
+    walked = list(routes())
+    assert {"campaigns/<int:pk>/", "hooks/<str:token>/status", "admin/<app_label>/"} <= set(walked)
+    assert "admin/campaigns/call/<path:object_id>/change/" in walked
 
 
-def test_charlie_cannot_reach_any_of_acmes_rows(charlie_client, acme_rows):
-    before = snapshot()
-    for name, kwargs in routes_with_ids():
-        for ids in itertools.product(acme_rows, repeat=len(kwargs)):
-            url = reverse(name, kwargs=dict(zip(kwargs, ids, strict=True)))
-            for method in (charlie_client.get, charlie_client.post):
-                status = method(url).status_code
-                assert status in REFUSED, f"{method.__name__.upper()} {url} answered {status} to charlie"
-    assert snapshot() == before
+def charlies_value(acme: Acme):
+    """For any parameter: acme's ids where an integer goes, else the strings charlie could try."""
+    return lambda route, kind, name: acme.any_ids if kind == "int" else acme.strings
+
+
+@pytest.mark.django_db
+def test_charlie_reaches_nothing_of_acme_on_any_route(charlie_client, acme_data):
+    before = snapshot(acme_data.workspace)
+    for route in routes():
+        if route.startswith("admin/"):
+            continue  # the admin is walked by staff, below
+        for url in fill(route, charlies_value(acme_data)):
+            for response in (charlie_client.get(url), charlie_client.post(f"{url}?call={acme_data.call.token}",
+                                                                          acme_data.form)):
+                acme_data.assert_hidden(response, url)
+                if "<int:" in route:
+                    assert response.status_code in REFUSED, f"{url} answered {response.status_code} to charlie"
+    assert snapshot(acme_data.workspace) == before
+
+
+def admin_model(route: str):
+    parts = route.split("/")
+    try:
+        return apps.get_model(parts[1], parts[2])
+    except (LookupError, IndexError, ValueError):
+        return None
+
+
+def action_names(model_admin) -> list[str]:
+    return ["delete_selected", *(a if isinstance(a, str) else a.__name__ for a in model_admin.actions or [])]
+
+
+def admin_requests(acme: Acme):
+    """(method, url, data) for every admin route, plus add pages, filters, searches and lookups naming acme."""
+    def values(route, kind, name):
+        if name == "app_label":
+            return sorted({model._meta.app_label for model in admin.site._registry})
+        if name == "url":
+            return ["no-such-page/"]
+        if name == "content_type_id":
+            return [ContentType.objects.get_for_model(model).pk for model in acme.ids if acme.ids[model]]
+        model = admin_model(route)
+        return [str(pk) for pk in acme.ids.get(model) or [0]] if model else acme.any_ids
+
+    for route in routes():
+        if route.startswith("admin/"):
+            for url in fill(route, values):
+                yield "get", url, {}
+                yield "post", url, acme.form
+    for model, model_admin in admin.site._registry.items():
+        base = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        ids = acme.ids.get(model) or [0]
+        for name in action_names(model_admin):
+            yield "post", base, {"action": name, "_selected_action": ids, "post": "yes"}
+        yield "get", f"{base}?q=Zenobia&workspace__id__exact={acme.workspace.pk}", {}
+        for field in model._meta.fields:
+            if field.many_to_one and field.related_model in acme.ids:
+                for pk in acme.ids[field.related_model]:
+                    yield "get", f"{base}add/?{field.name}={pk}", {}
+        for field in model_admin.autocomplete_fields:
+            yield "get", (f"/admin/autocomplete/?app_label={model._meta.app_label}&model_name="
+                          f"{model._meta.model_name}&field_name={field}&term="), {}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("role", list(Role))
+def test_staff_of_another_workspace_see_nothing_of_acme_in_the_admin(role, acme_data, globex, django_user_model):
+    sam = django_user_model.objects.create_user("sam@example.org", email="sam@example.org", is_staff=True)
+    sam.user_permissions.set(Permission.objects.all())
+    Membership.objects.create(user=sam, workspace=globex, role=role)
+    Membership.objects.create(user=sam, workspace=acme_data.workspace, role=Role.VIEWER)  # no admin rights there
+    client = signed_in(sam)
+    before = snapshot(acme_data.workspace)
+    for method, url, data in admin_requests(acme_data):
+        acme_data.assert_hidden(getattr(client, method)(url, data), url)
+    # sam's acme membership is a viewer's before and after: the snapshot covers it too.
+    assert snapshot(acme_data.workspace) == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_no_websocket_route_opens_to_charlie_with_acmes_values(acme_data, charlie):
+    cookie = f"sessionid={signed_in(charlie).cookies['sessionid'].value}".encode()
+    headers = [(b"cookie", cookie), (b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
+    urls = [url for pattern in websocket_urlpatterns for url in fill(str(pattern.pattern), charlies_value(acme_data))]
+    assert {url.split("/")[1] for url in urls} == {"streams", "live"}
+
+    async def dial(url: str) -> bool:
+        socket = WebsocketCommunicator(application, url, headers=headers)
+        connected, _ = await socket.connect()
+        await socket.disconnect()
+        return connected
+
+    opened = [url for url in urls if asyncio.run(dial(url))]
+    assert not opened, f"{opened} opened to charlie"
