@@ -1,4 +1,3 @@
-from django import forms
 from django.contrib import admin
 from django.http import FileResponse
 from django.shortcuts import get_object_or_404
@@ -8,7 +7,7 @@ from django.utils.html import format_html
 from streams import prompts
 from streams.models import Prompt, StreamSession
 from streams.views import recording_response
-from tenancy.admin import RecordAdmin, WorkspaceScopedAdmin
+from tenancy.admin import RecordAdmin, SameWorkspaceForm, WorkspaceScopedAdmin
 
 
 def audio_player(url: str):
@@ -47,7 +46,7 @@ class StreamSessionAdmin(RecordAdmin):
         return self._player(session, "bot")
 
 
-class PromptForm(forms.ModelForm):
+class PromptForm(SameWorkspaceForm):
     class Meta:
         model = Prompt
         fields = ["workspace", "name", "audio"]

@@ -8,6 +8,7 @@ services as the dashboard, as admin actions.
 
 from functools import partial
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
 from django.contrib.auth import get_user_model
@@ -40,8 +41,22 @@ def staff_filter(request, model) -> Q:
     return Q(pk__in=[])  # a table this rule does not know how to scope shows nothing
 
 
+class SameWorkspaceForm(forms.ModelForm):
+    """Every row a form links to belongs to the row's own workspace, even for staff of several."""
+
+    def clean(self):
+        cleaned = super().clean()
+        workspace = cleaned["workspace"].pk if cleaned.get("workspace") else self.instance.workspace_id
+        for name, value in list(cleaned.items()):
+            if getattr(value, "workspace_id", workspace) != workspace:
+                self.add_error(name, "Choose one of the same workspace's.")
+        return cleaned
+
+
 class WorkspaceScopedAdmin(admin.ModelAdmin):
     """Rows, foreign-key choices and relation filters, all limited by `staff_filter`."""
+
+    form = SameWorkspaceForm
 
     def get_queryset(self, request):
         return super().get_queryset(request).filter(staff_filter(request, self.model))

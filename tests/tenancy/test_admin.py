@@ -151,6 +151,15 @@ def campaign_form(campaign, **changes) -> dict:
     return {**fields, **changes}
 
 
+def test_staff_of_two_workspaces_cannot_link_rows_across_them(django_user_model, acme, globex, campaign, globex_call):
+    both = make_staff(django_user_model, acme, Role.ADMIN)
+    Membership.objects.create(user=both, workspace=globex, role=Role.ADMIN)
+    form = campaign_form(campaign, name="Crossed", account=globex_call.campaign.account_id)
+    response = signed_in(both).post("/admin/campaigns/campaign/add/", form)
+    assert "same workspace" in response.content.decode()
+    assert not Campaign.objects.filter(name="Crossed").exists()
+
+
 def test_an_admin_edit_keeps_what_the_engine_counts_meanwhile(staff_client, campaign):
     def engine_counts_a_call(sender, instance, **kwargs):
         # The dispatcher's F() update lands between the admin's read and its write.
