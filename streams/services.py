@@ -1,6 +1,6 @@
 """Database work of a stream, done at its two ends only: binding at the handshake and `start`,
-and the session's record at the close. Everything here is synchronous; consumers call it through
-`database_sync_to_async`, never per media frame.
+and the session's record at the close; and the one broker message, `announce_start`. Everything here
+is synchronous; consumers call it through `database_sync_to_async`, never per media frame.
 """
 
 from __future__ import annotations
