@@ -9,9 +9,9 @@ Counters: `calls_live` counts calls not yet final (queued through unknown): the 
 concurrency cap; `calls_answered` counts calls that were ever answered; busy / no-answer / failed
 count final outcomes; `talk_seconds` adds the duration of completed calls.
 
-Stale calls (`reap_stale_calls`, on beat): a call still `queued` long after it was made lost its
-task (a worker died holding it) and is sent again, which is safe because `place_call` claims with a
-conditional update; a call stuck in `dialing` with no sid lost its worker between claim and answer, so
+Stale calls (`reap_stale_calls`, on beat): a call still `queued` long after its task was sent
+(`enqueued_at`) lost that task (a worker died holding it, a broker restart dropped it) and is sent
+again, once per loss, which is safe because `place_call` claims with a conditional update; a call stuck in `dialing` with no sid lost its worker between claim and answer, so
 whether Exotel got the request is unknown: it becomes `unknown`. An `unknown` call is resolved by any
 callback carrying its token; after its time limit plus CALL_UNKNOWN_GRACE_SECONDS with none, it is failed
 and the retry policy decides.
@@ -21,7 +21,7 @@ import datetime
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from campaigns import lifecycle
@@ -29,21 +29,28 @@ from campaigns.models import Call, Campaign, Contact
 
 State = Call.State
 OUTCOME_COUNTERS = {State.BUSY: "calls_busy", State.NO_ANSWER: "calls_no_answer", State.FAILED: "calls_failed"}
+REAP_BATCH = 1000  # calls per kind per reap; the oldest first, so the rest follow on the next one
 SETTABLE = {"exotel_sid", "leg_sid", "duration", "recording_url", "error", "detailed_status", "disposition",
             "disconnected_by"}
 
 
+def lock(call: Call) -> Call:
+    """The call as it is now, its row locked until the caller's transaction ends."""
+    return Call.objects.select_for_update().get(pk=call.pk)
+
+
 def advance(call: Call, new: State, *, at: datetime.datetime | None = None, retry: bool = True,
-            **fields) -> bool:
+            if_still: State | None = None, **fields) -> bool:
     """Move `call` to `new` if the rules allow; False (nothing changed) if they do not.
 
     `fields` fill blanks only (a sid, a duration, an error), never overwrite what is known.
     `retry=False` makes a failure final for the contact (a number Exotel can never dial).
+    `if_still` applies the change only if the call is still in the state the caller decided from.
     """
     # No savepoint when a caller's transaction holds us (a webhook's): each one is a round trip.
     with transaction.atomic(savepoint=False):
-        locked = Call.objects.select_for_update().get(pk=call.pk)
-        if new not in Call.TRANSITIONS.get(locked.state, ()):
+        locked = lock(call)
+        if new not in Call.TRANSITIONS.get(locked.state, ()) or if_still not in (None, locked.state):
             return False
         answered_before = locked.answered_at is not None
         changed = locked.transition(new, at=at) + fill_blanks(locked, fields)
@@ -69,7 +76,7 @@ def fill(call: Call, **fields) -> bool:
     if not any(value not in (None, "") for value in fields.values()):
         return False
     with transaction.atomic(savepoint=False):
-        locked = Call.objects.select_for_update().get(pk=call.pk)
+        locked = lock(call)
         filled = fill_blanks(locked, fields)
         if filled:
             locked.save(update_fields=filled)
@@ -128,25 +135,51 @@ def _settle_contact(call: Call, *, retry: bool, now: datetime.datetime) -> dict:
 def reap_stale_calls(*, now: datetime.datetime | None = None) -> tuple[list[int], int, int]:
     """Resend lost queued calls, mark stuck dialling calls unknown, time out unknown ones.
 
-    Returns (queued call ids to send again, calls made unknown, unknown calls failed).
+    Returns (queued call ids to send again, calls made unknown, unknown calls failed). Each query
+    filters and orders in SQL, oldest first, so a batch never hides the calls behind it.
     """
     now = now or timezone.now()
-    queued_stale = datetime.timedelta(seconds=settings.CALL_QUEUED_STALE_SECONDS)
+    lost = claim_lost_calls(now=now)
     # Well beyond the client's 15 s answer timeout by default: a live request is never taken for lost.
     dialing_stale = datetime.timedelta(seconds=settings.CALL_DIALING_STALE_SECONDS)
-    lost = list(
-        Call.objects.filter(state=State.QUEUED, created_at__lt=now - queued_stale, campaign__state=Campaign.State.RUNNING)
-        .exclude(dialed_at__gte=now - queued_stale)  # put back by a transient error: its retry is due later
-        .values_list("pk", flat=True)[:1000]
-    )
     # The worker stopped between claim and Exotel's answer: the request may or may not have left.
     stuck = Call.objects.filter(
         state=State.DIALING, dialed_at__lt=now - dialing_stale, exotel_sid="", leg_sid=""
     ).update(state=State.UNKNOWN)
     expired = 0
-    grace = datetime.timedelta(seconds=settings.CALL_UNKNOWN_GRACE_SECONDS)
-    unknown = Call.objects.filter(state=State.UNKNOWN, dialed_at__lt=now - grace).select_related("campaign")
-    for call in unknown[:1000]:
-        if call.dialed_at + datetime.timedelta(seconds=call.campaign.time_limit) + grace < now:
-            expired += advance(call, State.FAILED, at=now, error="No callback arrived for a call whose outcome was unknown.")
+    for call in expired_unknown_calls(now=now)[:REAP_BATCH]:
+        expired += advance(call, State.FAILED, at=now, if_still=State.UNKNOWN,
+                           error="No callback arrived for a call whose outcome was unknown.")
     return lost, stuck, expired
+
+
+def claim_lost_calls(*, now: datetime.datetime) -> list[int]:
+    """Queued calls whose task is overdue by CALL_QUEUED_STALE_SECONDS: lost with a worker or broker.
+
+    Each is stamped as sent again in the same transaction, so one loss is resent once (by one
+    reaper: the rows are locked, SKIP LOCKED), and again only if that message is lost too.
+    """
+    overdue = now - datetime.timedelta(seconds=settings.CALL_QUEUED_STALE_SECONDS)
+    with transaction.atomic():
+        lost = list(
+            Call.objects.select_for_update(skip_locked=True, of=("self",))
+            .filter(state=State.QUEUED, enqueued_at__lt=overdue, campaign__state=Campaign.State.RUNNING)
+            .order_by("enqueued_at")
+            .values_list("pk", flat=True)[:REAP_BATCH]
+        )
+        Call.objects.filter(pk__in=lost).update(enqueued_at=now)
+    return lost
+
+
+def expired_unknown_calls(*, now: datetime.datetime):
+    """Unknown calls past their campaign's time limit plus CALL_UNKNOWN_GRACE_SECONDS, oldest first.
+
+    One condition per distinct time limit (there are few) keeps the test in SQL on every database.
+    """
+    grace = datetime.timedelta(seconds=settings.CALL_UNKNOWN_GRACE_SECONDS)
+    unknown = Call.objects.filter(state=State.UNKNOWN)
+    limits = unknown.values_list("campaign__time_limit", flat=True).order_by().distinct()
+    past_limit = Q(pk__in=[])
+    for limit in limits:
+        past_limit |= Q(campaign__time_limit=limit, dialed_at__lt=now - grace - datetime.timedelta(seconds=limit))
+    return unknown.filter(past_limit).order_by("dialed_at")

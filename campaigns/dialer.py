@@ -9,6 +9,7 @@ do-not-call list at that moment are skipped and reported as such; the rest get a
 queries per campaign whatever the number of contacts: the claims walk the `contact_due` index.
 """
 
+import datetime
 import logging
 
 import httpx
@@ -93,7 +94,8 @@ def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[in
         )
         call_ids = [call.pk for call in new_calls]
         if call_ids:
-            transaction.on_commit(lambda: send_place_calls(call_ids))
+            # Robust: with the broker down the calls wait in their rows, and the reaper sends them.
+            transaction.on_commit(lambda: send_place_calls(call_ids), robust=True)
     # Nothing left to claim, or only blocked numbers: the campaign may be done.
     if (budget and not contacts) or (skipped and not dialling):
         lifecycle.complete_if_done(campaign_id)
@@ -139,7 +141,7 @@ def queue_calls(campaign: Campaign, contacts: list[Contact], *, now) -> list[Cal
     )
     return Call.objects.bulk_create(
         Call(workspace_id=campaign.workspace_id, campaign=campaign, contact=contact, attempt=contact.attempts + 1,
-             phone=contact.phone, created_at=now)
+             phone=contact.phone, created_at=now, enqueued_at=now)
         for contact in contacts
     )
 
@@ -254,7 +256,11 @@ def bot_stream_url(call: Call) -> str:
 
 def requeue(call: Call, *, countdown: float, now) -> None:
     """Exotel certainly never took the request: the same attempt goes again later."""
-    if calls.advance(call, Call.State.QUEUED, at=now):
+    with transaction.atomic():
+        if not calls.advance(call, Call.State.QUEUED, at=now):
+            return
+        # Due later, not lost: the reaper counts its staleness from when it is due.
+        Call.objects.filter(pk=call.pk).update(enqueued_at=now + datetime.timedelta(seconds=countdown))
         transaction.on_commit(lambda: tasks.place_call.apply_async((call.pk,), countdown=countdown))
 
 

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from campaigns import accounts, calls, dialer
 from campaigns.models import Call, Campaign
-from exotel.errors import ExotelError
+from exotel.errors import ExotelError, OutcomeUnknownError, RejectedError
 
 log = logging.getLogger(__name__)
 # Exotel acks an action at once (202); a slower answer must not hold the webhook past its 1 s ack.
@@ -43,9 +43,27 @@ def answer_leg(call_id: int) -> None:
         if say_error:
             log.warning("call %s: greeting refused: %s", call.pk, say_error)
         if stream_error:
-            # Without a stream the caller would hear the greeting forever: end the call, say why.
-            calls.advance(call, Call.State.FAILED, error=f"start_stream refused: {stream_error}")
-            _quietly(client.hangup_leg, call.leg_sid)
+            stream_not_started(client, call, stream_error)
+
+
+def stream_not_started(client, call: Call, error: Exception) -> None:
+    """start_stream failed: end a call that would hear the greeting for ever, unless it ended already.
+
+    An answer that never came (a timeout) may hide a stream that did start: the call is left to its
+    leg events. A refusal of a leg that has ended (the callee hung up first) is no failure of ours:
+    `leg_terminated` settles the call as answered. Only a leg we had to hang up fails the call.
+    """
+    log.warning("call %s: start_stream failed: %s", call.pk, error)
+    if isinstance(error, OutcomeUnknownError):
+        return
+    try:
+        client.hangup_leg(call.leg_sid)
+    except RejectedError as refused:
+        log.warning("call %s: the leg had ended already: %s", call.pk, refused)
+        return
+    except ExotelError as hangup_error:
+        log.warning("call %s: hangup_leg failed: %s", call.pk, hangup_error)
+    calls.advance(call, Call.State.FAILED, if_still=Call.State.IN_PROGRESS, error=f"start_stream refused: {error}")
 
 
 def _say(client, leg_sid: str, text: str):
@@ -70,9 +88,11 @@ def stream_started(call_id: int) -> None:
 
 
 def store_dead_air(call: Call, first_audio_at) -> None:
-    if call.answered_at is None:
+    # Read afresh: the answer may have been stamped since `call` was read; once stamped it never moves.
+    answered_at = Call.objects.filter(pk=call.pk).values_list("answered_at", flat=True).get()
+    if answered_at is None:
         return
-    dead_air = max(0, round((first_audio_at - call.answered_at).total_seconds() * 1000))
+    dead_air = max(0, round((first_audio_at - answered_at).total_seconds() * 1000))
     Call.objects.filter(Q(dead_air_ms__isnull=True) | Q(dead_air_ms__gt=dead_air), pk=call.pk).update(
         dead_air_ms=dead_air
     )

@@ -273,6 +273,8 @@ class Call(models.Model):
     leg_sid = models.CharField(max_length=64, blank=True, db_index=True)
     state = models.CharField(max_length=12, choices=State.choices, default=State.QUEUED)
     created_at = models.DateTimeField(default=timezone.now)
+    # When its place_call task was sent (a delayed retry: when it is due); see calls.reap_stale_calls.
+    enqueued_at = models.DateTimeField(default=timezone.now)
     dialed_at = models.DateTimeField(null=True, blank=True)
     ringing_at = models.DateTimeField(null=True, blank=True)
     answered_at = models.DateTimeField(null=True, blank=True)
@@ -292,6 +294,7 @@ class Call(models.Model):
             models.Index(fields=["campaign", "state"], name="call_campaign_state"),
             models.Index(fields=["campaign", "-created_at", "-id"], name="call_campaign_page"),
             models.Index(fields=["workspace", "-created_at", "-id"], name="call_workspace_page"),
+            models.Index(fields=["state", "enqueued_at"], name="call_state_enqueued"),  # the reaper's
         ]
 
     def __str__(self):

@@ -72,6 +72,9 @@ def apply(event: WebhookEvent, request) -> Answer:
         return Answer(404, {"error": "no such call"}) if event.kind == Kind.STREAM_URL else Answer()
     try:
         with transaction.atomic():  # the outcome commits with what it describes: one commit
+            # Every decision below reads the call as it is now, under its row lock: a row read
+            # before the lock may predate an event applied meanwhile (an answer before an end).
+            call = calls.lock(call)
             changed, answer = APPLIERS[event.kind](call, report, event.received_at)
             _mark(event, Outcome.APPLIED if changed else Outcome.DUPLICATE, "", call)
     except Exception as error:
@@ -119,7 +122,9 @@ def apply_leg_event(call: Call, event: parsing.LegEvent, at) -> tuple[bool, Answ
     elif event.name == "leg_answered":
         changed = calls.advance(call, State.IN_PROGRESS, at=at, **sids)
         if changed:  # once per call, however often Exotel repeats the event; inline: dead air
-            transaction.on_commit(lambda: legs.answer_leg(call.pk))
+            # Robust: a follow-up that fails is logged; it must not turn the applied (and
+            # committed) event into a failed one, nor answer 500 for a retry that changes nothing.
+            transaction.on_commit(lambda: legs.answer_leg(call.pk), robust=True)
     elif event.name in ("leg_terminated", "leg_failed_to_create"):
         state = parsing.leg_end_state(event, answered=call.answered_at is not None)
         error = "" if state == State.COMPLETED else parsing.leg_failure(event)
@@ -127,7 +132,7 @@ def apply_leg_event(call: Call, event: parsing.LegEvent, at) -> tuple[bool, Answ
     elif event.name == "say_completed":
         changed = bool(Call.objects.filter(pk=call.pk, greeting_ended_at__isnull=True).update(greeting_ended_at=at))
     elif event.name == "stream_started":  # the stream server reports it too; the first one stops the greeting
-        transaction.on_commit(lambda: legs.stream_started(call.pk))
+        transaction.on_commit(lambda: legs.stream_started(call.pk), robust=True)
         changed = True
     else:  # connecting, play events and anything new: nothing to change
         changed = calls.fill(call, **sids)

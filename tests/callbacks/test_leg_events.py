@@ -1,8 +1,11 @@
 """Leg events (the HTTPS JSON form): progress, the answer that starts stream and greeting, the end."""
 
+import pytest
+
 from callbacks.models import WebhookEvent
-from campaigns import legs
-from campaigns.models import Call
+from callbacks.services import applying
+from campaigns import calls, legs
+from campaigns.models import Call, Contact
 from tests.callbacks.replay import replay
 
 
@@ -51,3 +54,34 @@ def test_a_leg_event_finds_its_call_by_token_before_the_leg_sid_is_saved(acme, c
     replay(acme, "leg_ringing", token=call.token, leg="f00dfeed")
     call.refresh_from_db()
     assert (call.state, call.leg_sid) == ("ringing", "f00dfeed")
+
+
+def test_the_end_of_a_leg_answered_meanwhile_is_judged_on_the_call_as_it_is_now(acme, leg_call, monkeypatch):
+    """`leg_answered` commits between our reading of the call and our lock on it (another request)."""
+    find_call = applying.find_call
+
+    def answered_while_we_looked(*args):
+        found = find_call(*args)
+        calls.advance(Call.objects.get(pk=found.pk), Call.State.IN_PROGRESS)
+        return found
+
+    monkeypatch.setattr(applying, "find_call", answered_while_we_looked)
+    replay(acme, "leg_terminated_busy", call=leg_call)
+
+    leg_call.refresh_from_db()
+    assert leg_call.state == Call.State.COMPLETED
+    assert Contact.objects.get(pk=leg_call.contact_id).outcome == "completed"  # not retried as failed
+
+
+@pytest.mark.django_db(transaction=True)  # the follow-up runs on a real commit, as in production
+def test_a_failing_follow_up_leaves_the_answer_applied_and_acknowledged(acme, leg_call, monkeypatch):
+    def exotel_unreachable(call_id):
+        raise ConnectionError("Exotel did not answer")
+
+    monkeypatch.setattr(legs, "answer_leg", exotel_unreachable)
+
+    response = replay(acme, "leg_answered", call=leg_call)
+
+    assert response.status_code == 200
+    assert WebhookEvent.objects.get().outcome == WebhookEvent.Outcome.APPLIED
+    assert Call.objects.get(pk=leg_call.pk).state == Call.State.IN_PROGRESS

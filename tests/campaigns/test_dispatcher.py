@@ -164,7 +164,7 @@ def test_the_reaper_resends_lost_calls_and_settles_calls_whose_worker_died(campa
     start(campaign, alice, contacts=3, max_attempts=2, retry_after_minutes=0)
     lost, stuck, timed_out = (make_contact_call(campaign, state) for state in ("queued", "dialing", "unknown"))
     long_ago = NOON_FRIDAY - datetime.timedelta(seconds=campaign.time_limit + 600)
-    Call.objects.update(created_at=long_ago, dialed_at=long_ago)
+    Call.objects.update(created_at=long_ago, enqueued_at=long_ago, dialed_at=long_ago)
     Call.objects.filter(pk=lost.pk).update(dialed_at=None)
     Call.objects.filter(pk=stuck.pk).update(dialed_at=NOON_FRIDAY - datetime.timedelta(minutes=2))
 

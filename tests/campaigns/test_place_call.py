@@ -228,3 +228,40 @@ def test_a_worker_killed_between_the_request_and_the_database_write_never_dials_
     call.refresh_from_db()
     assert (call.state, call.exotel_sid) == (Call.State.COMPLETED, "CAfromexotel")
     assert Contact.objects.get().outcome == "completed"
+
+
+def leg_in(sim, call, *states):
+    """A predicate: the simulator holds the call's leg in one of `states`."""
+    return lambda: any(c["sid"] == call.leg_sid and c["leg_state"] in states
+                       for c in httpx.get(f"{sim.url}/_sim/calls").json())
+
+
+def answered_leg(campaign, sim, **campaign_fields) -> Call:
+    """A Legs call the simulator has answered, as our leg_answered webhook leaves it."""
+    call = queued_call(campaign, connect_mode=Campaign.ConnectMode.LEGS, **campaign_fields)
+    dialer.place_call(call.pk)
+    call.refresh_from_db()
+    processes.wait_until(leg_in(sim, call, "answered", "terminated"), timeout=10, what="the leg to be answered")
+    Call.objects.filter(pk=call.pk).update(state=Call.State.IN_PROGRESS, answered_at=timezone.now())
+    return call
+
+
+def test_a_stream_refused_on_a_live_leg_hangs_it_up_and_fails_the_call(campaign, sim):
+    call = answered_leg(campaign, sim, greeting_text="")
+    faults(sim, {"endpoint": "actions", "kind": "status", "status": 400, "times": 1})
+
+    legs.answer_leg(call.pk)
+
+    call.refresh_from_db()
+    assert call.state == Call.State.FAILED and "start_stream refused" in call.error
+    processes.wait_until(leg_in(sim, call, "terminated"), timeout=5, what="the leg to be hung up")
+
+
+def test_a_stream_refused_because_the_callee_hung_up_first_leaves_the_call_to_its_end_event(campaign, sim):
+    call = answered_leg(campaign, sim, greeting_text="Namaste")
+    processes.wait_until(leg_in(sim, call, "terminated"), timeout=10, what="the callee to hang up")
+
+    legs.answer_leg(call.pk)  # too late: Exotel refuses actions on an ended leg
+
+    call.refresh_from_db()
+    assert call.state == Call.State.IN_PROGRESS and not call.error  # leg_terminated settles it as answered
