@@ -19,6 +19,10 @@ from campaigns.models import Call, Campaign
 from tenancy.models import ExotelAccount, Workspace
 
 PAGE_SIZE = 50
+# The answer rate is answered calls over finished calls: a call counts once it has ended, as
+# answered if it ever was (a completed call was, even if its `answered` callback never came).
+FINISHED = Q(state__in=Call.FINAL_STATES)
+ANSWERED_AND_FINISHED = FINISHED & (Q(answered_at__isnull=False) | Q(state=Call.State.COMPLETED))
 CHART_HOURS = 24
 CHARTS_FOR = 30  # seconds a campaign's charts are reused: live figures come from the counters
 
@@ -94,8 +98,8 @@ def overview(workspace: Workspace) -> dict:
     start, end = day_bounds(timezone.localdate(timezone=zoneinfo.ZoneInfo(workspace.time_zone)), workspace.time_zone)
     today = Call.objects.filter(workspace=workspace, created_at__gte=start, created_at__lt=end).aggregate(
         total=Count("pk"),
-        ended=Count("pk", filter=Q(state__in=Call.FINAL_STATES)),
-        answered=Count("pk", filter=Q(answered_at__isnull=False)),
+        ended=Count("pk", filter=FINISHED),
+        answered=Count("pk", filter=ANSWERED_AND_FINISHED),
         talk=Avg("duration", filter=Q(answered_at__isnull=False)),
     )
     return {
@@ -145,8 +149,8 @@ def hourly(campaign: Campaign, *, hours: int = CHART_HOURS, now: datetime.dateti
         .values("hour")
         .annotate(
             n=Count("pk"),
-            ended=Count("pk", filter=Q(state__in=Call.FINAL_STATES)),
-            answered=Count("pk", filter=Q(answered_at__isnull=False)),
+            ended=Count("pk", filter=FINISHED),
+            answered=Count("pk", filter=ANSWERED_AND_FINISHED),
         )
     }
     series = []
@@ -183,9 +187,12 @@ def live_calls(campaign: Campaign, *, limit: int = 50) -> list[Call]:
 
 
 def counters(campaign: Campaign) -> dict:
-    """The small JSON the campaign page polls: columns of one row, no aggregate."""
+    """The small JSON the campaign page polls: columns of one row and one count of its live calls."""
     fields = [f.name for f in Campaign._meta.fields if f.name.startswith(("contacts_", "calls_"))]
-    answer_rate = rate(campaign.calls_answered, campaign.calls_total - campaign.calls_live)
+    # `calls_answered` counts answered calls as they are answered; those still on the line (a few:
+    # the concurrency cap bounds them) have not finished, so they are not in the rate yet.
+    talking = Call.objects.filter(campaign=campaign, state=Call.State.IN_PROGRESS).count() if campaign.calls_live else 0
+    answer_rate = rate(campaign.calls_answered - talking, campaign.calls_total - campaign.calls_live)
     return {
         "state": campaign.state,
         "state_label": campaign.get_state_display(),
