@@ -100,14 +100,20 @@ if REDIS_URL:
     }
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
+    # An unacknowledged message (its worker died) comes back after this long. Redis's default hour,
+    # kept: a delayed retry (Retry-After) waits unacknowledged in a worker and must not come back
+    # early, and a lost place_call needs no redelivery (the reaper resends it from its row).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
     # Shared by every process: the live view's watcher counts (streams.live) live here. A Redis that
     # hangs instead of refusing must not hold a live stream that asks it for long.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
                           "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
-    # kombu's filesystem transport lets web, worker and beat on one machine share a queue.
+    # kombu's filesystem transport lets web, worker and beat on one machine share a queue; ours
+    # writes each message atomically (config/filequeue.py), so no reader sees half of one.
     CELERY_BROKER_URL = "filesystem://"
+    CELERY_BROKER_TRANSPORT = "config.filequeue:Transport"
     _queue, _control = VAR_DIR / "queue", VAR_DIR / "queue-control"
     for _folder in (_queue, _control):
         _folder.mkdir(parents=True, exist_ok=True)
@@ -120,7 +126,16 @@ else:
     }
     CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
-CELERY_TASK_ACKS_LATE = True  # a worker killed mid-task leaves the message for another
+# Every task is idempotent in its row (a place_call delivered twice dials once), so a message is
+# acknowledged only when its task has run, and a pool process killed mid-task puts it back.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+# A broker restart is a pause, not an end: workers and beat reconnect for as long as it takes,
+# from startup on. A task running when the connection drops finishes (its outcome is in the
+# database); its acknowledgement is lost, and the redelivered message finds nothing left to do.
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
 # The dispatcher's tick; a tick that waited past the next one is dropped, never run late in a pile.
