@@ -9,11 +9,11 @@ from tests.conftest import PASSWORD
 pytestmark = pytest.mark.e2e
 
 
-def sign_in(base_url: str, email: str) -> httpx.Client:
+def sign_in(base_url: str, email: str, password: str = PASSWORD) -> httpx.Client:
     client = httpx.Client(base_url=base_url, follow_redirects=True)
     form = client.get("/login/")
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
-    client.post("/login/", data={"username": email, "password": PASSWORD, "csrfmiddlewaretoken": csrf})
+    client.post("/login/", data={"username": email, "password": password, "csrfmiddlewaretoken": csrf})
     return client
 
 

@@ -2,27 +2,36 @@
 
 Starts the simulator, daphne, a Celery worker and beat as child processes, seeds a demo workspace
 whose Exotel account points at the simulator with a small running campaign, prints where to sign
-in, and stops every child on Ctrl-C. Run again, it reuses what it seeded.
+in once the web server answers, and stops every child on Ctrl-C or SIGTERM. A child that exits is
+logged and started again (sooner or later: one that keeps failing waits longer each time); the
+others keep running. Run again, it reuses what it seeded.
 """
 
 import json
+import logging
 import os
 import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from campaigns import imports, lifecycle
 from campaigns.models import Campaign
+from config.celery import app as celery_app
 from tenancy import services as tenancy
 from tenancy.models import Exophone, ExotelAccount
 
+log = logging.getLogger(__name__)
 EMAIL, PASSWORD = "demo@example.org", "demo-password"
+STABLE_SECONDS = 60  # a child that ran this long before exiting is restarted at once
+MAX_RESTART_DELAY = 30
 ACCOUNT_SID, API_KEY, API_TOKEN = "DEMO0001", "demo-key", "demo-token"
 
 # Each demo contact's fate at the simulator: most answer and talk, a few do not.
@@ -46,17 +55,30 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--port", type=int, default=8000, help="The dashboard's port.")
         parser.add_argument("--simulator-port", type=int, default=8765)
+        parser.add_argument("--stop-after", type=float, metavar="SECONDS",
+                            help="Stop by itself after this long (a soak); fail if any process had to be restarted.")
 
-    def handle(self, *args, port, simulator_port, **options):
+    def handle(self, *args, port, simulator_port, stop_after, **options):
         call_command("migrate", verbosity=0)
         campaign = seed(simulator_url=f"http://127.0.0.1:{simulator_port}")
-        children = start_children(port=port, simulator_port=simulator_port)
-        self.stdout.write(self.style.SUCCESS(
-            f"\nDashboard: http://127.0.0.1:{port}/  (sign in as {EMAIL} / {PASSWORD})\n"
-            f"Demo campaign: http://127.0.0.1:{port}{campaign.get_absolute_url()}\n"
-            "Ctrl-C stops everything.\n"
-        ))
-        supervise(children)
+        celery_app.control.purge()  # messages an earlier run left behind
+        env = {"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **os.environ, "PYTHONUNBUFFERED": "1"}
+        children = [Child(name, argv, env) for name, argv in commands(port=port, simulator_port=simulator_port)]
+        for child in children:
+            child.start()
+
+        def announce():
+            self.stdout.write(self.style.SUCCESS(
+                f"\nDashboard: http://127.0.0.1:{port}/  (sign in as {EMAIL} / {PASSWORD})\n"
+                f"Demo campaign: http://127.0.0.1:{port}{campaign.get_absolute_url()}\n"
+                "Ctrl-C stops everything.\n"
+            ))
+
+        supervise(children, ready=lambda: answers(f"http://127.0.0.1:{port}/login/"), announce=announce,
+                  stop_after=stop_after)
+        restarts = {child.name: child.restarts for child in children if child.restarts}
+        if stop_after and restarts:
+            raise CommandError(f"processes had to be restarted: {restarts}")
 
 
 def seed(*, simulator_url: str) -> Campaign:
@@ -90,36 +112,91 @@ def simulator_config() -> Path:
     return path
 
 
-def start_children(*, port: int, simulator_port: int) -> list[subprocess.Popen]:
+def commands(*, port: int, simulator_port: int) -> list[tuple[str, list[str]]]:
     python = sys.executable
-    commands = [
-        [python, "-m", "exotel.simulator", "--port", str(simulator_port), "--config", str(simulator_config()),
-         "--account", f"{ACCOUNT_SID}:{API_KEY}:{API_TOKEN}", "--log", str(Path(settings.VAR_DIR) / "simulator.jsonl")],
-        [python, "-m", "config.server", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-        [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2", "--purge"],
-        [python, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO",
-         "-s", str(Path(settings.VAR_DIR) / "celerybeat-schedule")],
+    return [
+        ("simulator", [python, "-m", "exotel.simulator", "--port", str(simulator_port),
+                       "--config", str(simulator_config()), "--account", f"{ACCOUNT_SID}:{API_KEY}:{API_TOKEN}",
+                       "--log", str(Path(settings.VAR_DIR) / "simulator.jsonl")]),
+        ("web", [python, "-m", "config.server", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]),
+        # One worker: gossip and mingle would only add broker traffic.
+        ("worker", [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2",
+                    "--without-gossip", "--without-mingle"]),
+        ("beat", [python, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO",
+                  "-s", str(Path(settings.VAR_DIR) / "celerybeat-schedule")]),
     ]
-    env = {"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **os.environ, "PYTHONUNBUFFERED": "1"}
-    # Each child in its own process group, so Ctrl-C reaches them only through us, in order.
-    return [subprocess.Popen(argv, env=env, start_new_session=True) for argv in commands]
 
 
-def supervise(children: list[subprocess.Popen]) -> None:
-    """Wait until Ctrl-C, SIGTERM or a child's death, then stop them all."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up as Ctrl-C does
+@dataclass
+class Child:
+    """One process of the demo, started again whenever it exits."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    failures: int = 0  # exits in a row, each within STABLE_SECONDS of its start
+    restarts: int = 0
+    restart_at: float | None = None
+
+    def start(self) -> None:
+        # Its own process group, so Ctrl-C reaches it only through us, in order.
+        self.process = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+        self.started_at, self.restart_at = time.monotonic(), None
+        log.info("demo: %s started (pid %d)", self.name, self.process.pid)
+
+    def keep_running(self) -> None:
+        """Start the child again if it exited: at once the first time, then ever more slowly."""
+        now = time.monotonic()
+        if self.restart_at is None:
+            code = self.process.poll()
+            if code is None:
+                return
+            self.failures = self.failures + 1 if now - self.started_at < STABLE_SECONDS else 1
+            delay = min(2 ** (self.failures - 1) - 1, MAX_RESTART_DELAY)
+            log.error("demo: %s exited with code %s; starting it again in %d s", self.name, code, delay)
+            self.restart_at = now + delay
+        if now >= self.restart_at:
+            self.restarts += 1
+            self.start()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait(self) -> None:
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def answers(url: str) -> bool:
     try:
-        while all(child.poll() is None for child in children):
+        return httpx.get(url, timeout=1).status_code < 500
+    except httpx.HTTPError:
+        return False
+
+
+def supervise(children: list[Child], *, ready, announce, stop_after: float | None = None) -> None:
+    """Keep every child running until Ctrl-C, SIGTERM or `stop_after` seconds; `announce` once `ready()`."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM cleans up as Ctrl-C does
+    announced = False
+    deadline = time.monotonic() + stop_after if stop_after else None
+    try:
+        while deadline is None or time.monotonic() < deadline:
+            for child in children:
+                child.keep_running()
+            if not announced and ready():
+                announce()
+                announced = True
             time.sleep(0.5)
-        sys.stderr.write("A process of the demo exited; stopping the others.\n")
     except KeyboardInterrupt:
         pass
     finally:
         for child in reversed(children):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
+            child.stop()
         for child in children:
-            try:
-                child.wait(10)
-            except subprocess.TimeoutExpired:
-                child.kill()
+            child.wait()
