@@ -1,8 +1,12 @@
-"""Faults during a real run: a killed worker, Exotel's 429 and 5xx, repeated and reordered webhooks.
+"""Faults during a real run: a killed worker, a Redis restart, Exotel's 429 and 5xx, repeated and
+reordered webhooks.
 
 Nothing is lost (every contact ends as planned) and nothing is doubled (every number is dialled
 once, the counters add up, replayed callbacks change nothing).
 """
+
+import shutil
+import subprocess
 
 import httpx
 import pytest
@@ -95,3 +99,45 @@ def test_repeated_and_reordered_status_callbacks_change_nothing(services, acme, 
     assert after == before
     replays = WebhookEvent.objects.order_by("-received_at")[: len(delivered)]
     assert {event.outcome for event in replays} == {WebhookEvent.Outcome.DUPLICATE}
+
+
+def start_redis(tmp_path, port: int) -> processes.Service:
+    """A Redis of this test's own, without persistence: a restart loses every queued message."""
+    log = tmp_path / "redis.log"
+    argv = [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+    service = processes.Service("redis", subprocess.Popen(argv, stdout=log.open("a"), stderr=subprocess.STDOUT), log)
+    processes.wait_until(lambda: "Ready to accept connections" in service.output().rsplit("Server initialized", 1)[-1],
+                         timeout=10, what="redis to start")
+    return service
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="restarting Redis needs redis-server here")
+def test_a_redis_restart_loses_no_call_and_doubles_none(services, acme, alice):
+    started, tmp_path = services
+    port = processes.free_port()
+    redis = start_redis(tmp_path, port)
+    env = {**FAST_REAPER, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
+    plan = [(f"+9194{i:08d}", "answer") for i in range(1, 13)]
+    config = tmp_path / "sim.json"
+    simulator_config(config, plan)
+    sim = processes.start_simulator(tmp_path, ":".join(ACCOUNT), config=config)
+    web = processes.start_daphne(tmp_path, **env)
+    worker = processes.start_worker(tmp_path, public_base_url=web.url, **env)
+    beat = processes.start_beat(tmp_path, public_base_url=web.url, DISPATCH_SECONDS="1", **env)
+    started += [sim, web, worker, beat]
+    campaign = running_campaign(acme, alice, plan, sim, max_attempts=2, max_concurrent=3, time_limit=8)
+
+    processes.wait_until(lambda: Call.objects.filter(campaign=campaign).count() >= 3, timeout=30,
+                         what="the campaign to be under way")
+    redis.stop()  # every message waiting in Redis is gone
+    processes.wait_until(lambda: "Connection to broker lost" in worker.output(), timeout=10, what="the worker to notice")
+    redis = start_redis(tmp_path, port)
+    started.insert(0, redis)  # stopped last
+
+    wait_for_completion(campaign, [sim, web, worker, beat], timeout=120)
+
+    dials = dials_per_number(wire_log(sim))
+    assert set(dials) == {number for number, _ in plan} and set(dials.values()) == {1}
+    for contact in Contact.objects.filter(campaign=campaign):
+        assert (contact.state, contact.outcome) == ("done", "completed"), contact.phone
+    assert campaign.calls_live == 0
