@@ -11,10 +11,11 @@ count final outcomes; `talk_seconds` adds the duration of completed calls.
 
 Stale calls (`reap_stale_calls`, on beat): a call still `queued` long after its task was sent
 (`enqueued_at`) lost that task (a worker died holding it, a broker restart dropped it) and is sent
-again, once per loss, which is safe because `place_call` claims with a conditional update; a call stuck in `dialing` with no sid lost its worker between claim and answer, so
-whether Exotel got the request is unknown: it becomes `unknown`. An `unknown` call is resolved by any
-callback carrying its token; after its time limit plus CALL_UNKNOWN_GRACE_SECONDS with none, it is failed
-and the retry policy decides.
+again, once per loss, which is safe because `place_call` claims with a conditional update; a call
+stuck in `dialing` with no sid lost its worker between claim and answer, so whether Exotel got the
+request is unknown: it becomes `unknown`, never dialled again as the same attempt. An `unknown`
+call is resolved by any callback carrying its token; after its time limit plus
+CALL_UNKNOWN_GRACE_SECONDS with none, it is failed and the retry policy decides.
 """
 
 import datetime
