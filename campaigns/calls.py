@@ -6,8 +6,9 @@ after `completed`, changes nothing), and in the same transaction moves the campa
 with F() updates and settles the contact when the call ends.
 
 Counters: `calls_live` counts calls not yet final (queued through unknown): the dispatcher's
-concurrency cap; `calls_answered` counts calls that were ever answered; busy / no-answer / failed
-count final outcomes; `talk_seconds` adds the duration of completed calls.
+concurrency cap; like busy / no-answer / failed, `calls_answered` counts calls that have ended (those
+that were answered), so answered over ended calls is the answer rate; `talk_seconds` adds the
+duration of completed calls.
 
 Stale calls (`reap_stale_calls`, on beat): a call still `queued` long after its task was sent
 (`enqueued_at`) lost that task (a worker died holding it, a broker restart dropped it) and is sent
@@ -53,13 +54,9 @@ def advance(call: Call, new: State, *, at: datetime.datetime | None = None, retr
         locked = lock(call)
         if new not in Call.TRANSITIONS.get(locked.state, ()) or if_still not in (None, locked.state):
             return False
-        answered_before = locked.answered_at is not None
         changed = locked.transition(new, at=at) + fill_blanks(locked, fields)
         locked.save(update_fields=changed)
         counters = {}
-        # A completed call was answered even when its `answered` callback lost the race to `terminal`.
-        if not answered_before and (locked.answered_at or new == State.COMPLETED):
-            counters["calls_answered"] = F("calls_answered") + 1
         if new in Call.FINAL_STATES:
             counters.update(_final_counters(locked))
             counters.update(_settle_contact(locked, retry=retry, now=at or timezone.now()))
@@ -102,6 +99,9 @@ def fill_blanks(call: Call, fields: dict) -> list[str]:
 
 def _final_counters(call: Call) -> dict:
     counters = {"calls_live": F("calls_live") - 1}
+    # A completed call was answered even when its `answered` callback lost the race to `terminal`.
+    if call.answered_at or call.state == State.COMPLETED:
+        counters["calls_answered"] = F("calls_answered") + 1
     if call.state in OUTCOME_COUNTERS:
         counters[OUTCOME_COUNTERS[call.state]] = F(OUTCOME_COUNTERS[call.state]) + 1
     if call.state == State.COMPLETED and call.duration:

@@ -187,12 +187,10 @@ def live_calls(campaign: Campaign, *, limit: int = 50) -> list[Call]:
 
 
 def counters(campaign: Campaign) -> dict:
-    """The small JSON the campaign page polls: columns of one row and one count of its live calls."""
+    """The small JSON the campaign page polls: columns of one row, no aggregate."""
     fields = [f.name for f in Campaign._meta.fields if f.name.startswith(("contacts_", "calls_"))]
-    # `calls_answered` counts answered calls as they are answered; those still on the line (a few:
-    # the concurrency cap bounds them) have not finished, so they are not in the rate yet.
-    talking = Call.objects.filter(campaign=campaign, state=Call.State.IN_PROGRESS).count() if campaign.calls_live else 0
-    answer_rate = rate(campaign.calls_answered - talking, campaign.calls_total - campaign.calls_live)
+    # Both count ended calls only (campaigns.calls): a call still on the line is in neither.
+    answer_rate = rate(campaign.calls_answered, campaign.calls_total - campaign.calls_live)
     return {
         "state": campaign.state,
         "state_label": campaign.get_state_display(),
