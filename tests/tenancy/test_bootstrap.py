@@ -15,7 +15,8 @@ def test_it_creates_a_workspace_and_its_owner(db, client):
     assert "Created" in bootstrap(workspace="demo", email="owner@example.org", password="pw-123456")
     membership = Membership.objects.get(workspace__slug="demo")
     assert membership.role == Role.OWNER
-    assert client.login(username="owner@example.org", password="pw-123456")
+    signed_in = client.post("/login/", {"username": "owner@example.org", "password": "pw-123456"})
+    assert signed_in.status_code == 302 and client.session["_auth_user_id"] == str(membership.user_id)
 
 
 def test_running_it_again_changes_nothing(db):
