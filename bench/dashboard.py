@@ -227,7 +227,6 @@ def main() -> None:
 
     settings.DEBUG = False
     connection.force_debug_cursor = False
-    bench_import(workspace)
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     started = time.perf_counter()
     response = client.get(reverse("campaigns:export", args=[big.pk]))
@@ -240,33 +239,6 @@ def main() -> None:
     print(f"\nexport of the big campaign: {rows - 1} rows, {size / 2**20:.0f} MB in {elapsed:.1f} s "
           f"({(rows - 1) / elapsed:,.0f} rows/s), peak memory grew {grown:.0f} MB")
 
-
-def bench_import(workspace, rows: int = 50_000) -> None:
-    """Check and import a CSV of `rows` contacts (1% invalid, 1% repeated) into a fresh campaign."""
-    from campaigns import imports
-    from campaigns.models import Campaign
-
-    Campaign.objects.filter(workspace=workspace, name="Import bench").delete()
-    template = Campaign.objects.filter(workspace=workspace).first()
-    campaign = Campaign.objects.create(workspace=workspace, name="Import bench", account=template.account,
-                                       exophone=template.exophone)
-    lines = ["phone,name,plan,city"]
-    for i in range(rows):
-        phone = "12345" if i % 100 == 7 else f"09{(i if i % 100 != 8 else i - 1):09d}"[:11]
-        lines.append(f"{phone},Name {i},gold,Pune")
-    text = "\n".join(lines) + "\n"
-    started = time.perf_counter()
-    parsed = imports.parse(text, region="IN")
-    parsed_in = time.perf_counter() - started
-    started = time.perf_counter()
-    imports.check(campaign, parsed)
-    checked_in = time.perf_counter() - started
-    started = time.perf_counter()
-    report = imports.import_contacts(campaign, parsed)
-    imported_in = time.perf_counter() - started
-    print(f"\nimport of {rows} CSV rows: upload (parse, E.164) {parsed_in:.1f} s; preview (check) {checked_in:.1f} s; "
-          f"import (check again, write) {imported_in:.1f} s: {report.imported} contacts, "
-          f"{len(report.errors)} rows reported")
 
 if __name__ == "__main__":
     main()

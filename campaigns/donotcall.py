@@ -1,10 +1,11 @@
 """The workspace's do-not-call list: numbers the dialer must never ring, added by hand, file or opt-out."""
 
+import csv
 from dataclasses import dataclass, field
 
 from django.db import transaction
 
-from campaigns import imports
+from campaigns import csvfile, imports
 from campaigns.models import DoNotCall
 from tenancy.models import Workspace
 
@@ -16,7 +17,7 @@ class NotAPhoneNumber(ValueError):
 def add_number(workspace: Workspace, raw: str, *, region: str, reason: str = "",
                source: str = DoNotCall.Source.MANUAL) -> tuple[DoNotCall, bool]:
     """Put a number on the list (idempotent); returns (entry, created)."""
-    phone = imports.normalise(raw.strip(), region)
+    phone = csvfile.normalise(raw.strip(), region)
     if phone is None:
         raise NotAPhoneNumber(f"{raw!r} is not a valid phone number.")
     return DoNotCall.objects.get_or_create(
@@ -28,23 +29,24 @@ def add_number(workspace: Workspace, raw: str, *, region: str, reason: str = "",
 class ListReport:
     added: int = 0
     already: int = 0
-    errors: list[imports.RowError] = field(default_factory=list)
+    errors: list[csvfile.RowError] = field(default_factory=list)
 
 
 @transaction.atomic
-def import_numbers(workspace: Workspace, text: str, *, region: str, reason: str = "") -> ListReport:
-    """Add every valid number of a CSV (a phone column, other columns ignored) to the list."""
+def import_numbers(workspace: Workspace, file, *, region: str, reason: str = "") -> ListReport:
+    """Add every valid number of a CSV file (a phone column, other columns ignored) to the list."""
     report = ListReport()
-    rows = imports.first_occurrences(imports.parse(text, region=region).rows, report.errors)
-    phones = [row.phone for row in rows]
-    existing = imports.existing_phones(DoNotCall.objects.filter(workspace=workspace), phones)
-    fresh = [
-        DoNotCall(workspace=workspace, phone=p, reason=reason, source=DoNotCall.Source.UPLOAD)
-        for p in phones
-        if p not in existing
-    ]
-    for chunk in imports.chunks(fresh):
+    reader = csv.reader(csvfile.Lines(file))
+    header = csvfile.read_header(reader)
+    checks = csvfile.FileChecks()
+    for window in csvfile.windows(csvfile.read_rows(reader, header, region)):
+        phones = [row.phone for row in checks.keep(window, report.errors)]
+        existing = imports.phones_among(DoNotCall.objects.filter(workspace=workspace), phones)
         # A concurrent add of the same number is the same wish, not an error.
-        DoNotCall.objects.bulk_create(chunk, ignore_conflicts=True)
-    report.added, report.already = len(fresh), len(existing)
+        DoNotCall.objects.bulk_create([
+            DoNotCall(workspace=workspace, phone=p, reason=reason, source=DoNotCall.Source.UPLOAD)
+            for p in phones if p not in existing
+        ], ignore_conflicts=True)
+        report.added += len(phones) - len(existing)
+        report.already += len(existing)
     return report

@@ -13,7 +13,6 @@ REGIONS = sorted(
     ((r, f"{r} (+{phonenumbers.country_code_for_region(r)})") for r in phonenumbers.SUPPORTED_REGIONS),
 )
 DEFAULT_REGION = "IN"
-MAX_UPLOAD_BYTES = 20 * 1024 * 1024
 # Each bot checks its own settings where it is defined (streams.bots); echo takes none.
 BOT_VALIDATORS = {
     Campaign.BotKind.SCRIPT: lambda spec: script.validate_script(spec),
@@ -109,20 +108,20 @@ class CampaignForm(forms.ModelForm):
 
 
 class UploadForm(forms.Form):
-    file = forms.FileField(label="CSV file", help_text="First line: column names; one must be phone.")
+    # The country first: a file stopped on its way in (too large) loses the fields sent after it.
     region = forms.ChoiceField(
         choices=REGIONS, initial=DEFAULT_REGION, label="Country of numbers without +",
     )
+    file = forms.FileField(label="CSV file", help_text="First line: column names; one must be phone.")
 
-    def clean_file(self):
-        upload = self.cleaned_data["file"]
-        if upload.size > MAX_UPLOAD_BYTES:
-            raise forms.ValidationError(f"The file is larger than {MAX_UPLOAD_BYTES // 2**20} MB: split it.")
-        return upload
+    def __init__(self, *args, refused: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.refused = refused  # why campaigns.uploads stopped the file, if it did
 
-
-class ConfirmImportForm(forms.Form):
-    key = forms.CharField(widget=forms.HiddenInput)
+    def full_clean(self):
+        super().full_clean()
+        if self.refused:
+            self.errors["file"] = self.error_class([self.refused])  # instead of "This field is required."
 
 
 class DoNotCallForm(forms.Form):

@@ -1,194 +1,107 @@
-"""Contact import from CSV: validate every row, report each rejected one by line, keep every valid one.
+"""Contact import from CSV: every row imported or reported by its line, in bounded time and memory.
 
-Three steps. `parse` reads the file once, when it is uploaded: CSV, and every phone to E.164 with
-`phonenumbers` (the slow part: about 50 µs a row). The parsed rows wait in storage under an
-unguessable key (`stash`). `check` then judges them against the campaign (repeats in the file,
-already a contact, on the do-not-call list) for the preview, writing nothing; `import_contacts`
-checks again inside a transaction that locks the campaign row, so what is written cannot drift from
-a report (another import, a new do-not-call entry), and writes every valid row in batches. Checks
-against the database take one query per thousand rows, never one per row.
+An upload (`ContactUpload`) takes three steps; the two heavy ones run as Celery tasks (campaigns.tasks):
+- `receive`, in the request: refuses a finished campaign and a file whose first line names no phone
+  column, then keeps the file as it came, in storage.
+- `check_upload` reads the file line by line within campaigns.csvfile's bounds, brings every phone to E.164
+  with `phonenumbers` (the slow part: about 50 µs a row), keeps the parsed rows (rows.jsonl) and judges
+  them against the campaign (repeats in the file, already a contact, on the do-not-call list) for the
+  preview, writing no contact.
+- `import_upload`, once the operator confirms, judges the parsed rows again and writes them in windows
+  of a thousand, each in its own short transaction under the campaign's row lock: the check stays true
+  until its insert, and nothing (a status callback's counter update) waits longer than one window.
+Each window costs one query for the campaign's contacts and one for the do-not-call list, never one
+per row. Rejected rows go to rejected.csv, which the pages offer for download.
 """
 
 import csv
 import io
 import json
-import re
-import secrets
-from collections.abc import Iterable
+import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
+from datetime import timedelta
 
-import phonenumbers
-from django.core.files.base import ContentFile
+from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
+from django.utils import timezone
 
-from campaigns.models import Campaign, Contact, DoNotCall
+from campaigns import export
+from campaigns.csvfile import FileChecks, ImportRefused, Lines, Row, RowError, read_header, read_rows, windows
+from campaigns.models import Campaign, Contact, ContactUpload, DoNotCall
 
-PHONE_HEADERS = ("phone", "phone_number", "number", "mobile", "msisdn")
-NAME_HEADERS = ("name", "full_name")
+State = ContactUpload.State
+
 NAME_MAX = Contact._meta.get_field("name").max_length
-BATCH = 1000  # rows per INSERT and per IN (…) lookup: under SQLite's parameter limit
 PREVIEW_ROWS = 10
 ERRORS_SHOWN = 500
-
-
-class ImportRefused(Exception):
-    """The file as a whole cannot be imported (no phone column, not UTF-8, finished campaign)."""
-
-
-@dataclass(frozen=True)
-class RowError:
-    line: int
-    phone: str
-    reason: str
-
-
-@dataclass
-class Row:
-    """One data row as read: its first line, the phone as typed and in E.164 ("" if invalid)."""
-
-    line: int
-    raw_phone: str
-    phone: str
-    name: str
-    variables: dict
-
-
-@dataclass
-class Parsed:
-    columns: list[str]
-    variables: list[str]
-    rows: list[Row]
+KEEP_UNCONFIRMED = timedelta(days=1)
+SOURCE, PARSED, REJECTED = "upload.csv", "rows.jsonl", "rejected.csv"
 
 
 @dataclass
 class Report:
-    """What a file holds for a campaign: the rows to import and every rejected row with its line."""
+    """What an upload holds, or what its import did: counts, and the first rows of each kind."""
 
     columns: list[str] = field(default_factory=list)
     variables: list[str] = field(default_factory=list)
-    valid: list[Contact] = field(default_factory=list)
-    errors: list[RowError] = field(default_factory=list)
+    rows: int = 0
+    valid: int = 0
+    rejected: int = 0
     imported: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    errors: list[dict] = field(default_factory=list)
+    sample: list[dict] = field(default_factory=list)
 
-    @property
-    def rows(self) -> int:
-        return len(self.valid) + len(self.errors)
-
-    def error_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for error in self.errors:
+    def add(self, valid: list[Row], errors: list[RowError]) -> None:
+        self.rows += len(valid) + len(errors)
+        self.valid += len(valid)
+        self.rejected += len(errors)
+        for error in errors:
             reason = "duplicate in the file" if error.reason.startswith("duplicate") else error.reason
-            counts[reason] = counts.get(reason, 0) + 1
-        return counts
+            self.reasons[reason] = self.reasons.get(reason, 0) + 1
+        self.errors += [asdict(e) for e in errors[: ERRORS_SHOWN - len(self.errors)]]
+        self.sample += [{"phone": r.phone, "name": r.name, "variables": r.variables}
+                        for r in valid[: PREVIEW_ROWS - len(self.sample)]]
 
 
-def decode(data: bytes) -> str:
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportRefused(
-            f"The file is not UTF-8 text (byte {exc.start}). Save it as 'CSV UTF-8' and upload it again."
-        ) from exc
+class Judge:
+    """Rows judged for one campaign a window at a time, in file order (each window's errors by line)."""
+
+    def __init__(self, campaign: Campaign):
+        self.campaign = campaign
+        self.file_checks = FileChecks()
+
+    def window(self, rows: list[Row]) -> tuple[list[Row], list[RowError]]:
+        """The rows to import and the rejected ones."""
+        errors: list[RowError] = []
+        kept = []
+        for row in self.file_checks.keep(rows, errors):
+            if len(row.name) > NAME_MAX:
+                errors.append(RowError(row.line, row.phone, f"name longer than {NAME_MAX} characters"))
+            else:
+                kept.append(row)
+        phones = [row.phone for row in kept]
+        in_campaign = phones_among(Contact.objects.filter(campaign=self.campaign), phones)
+        on_dnc = phones_among(DoNotCall.objects.filter(workspace_id=self.campaign.workspace_id), phones)
+        valid = []
+        for row in kept:
+            if row.phone in in_campaign:
+                errors.append(RowError(row.line, row.phone, "already in this campaign"))
+            elif row.phone in on_dnc:
+                errors.append(RowError(row.line, row.phone, "on the do-not-call list"))
+            else:
+                valid.append(row)
+        errors.sort(key=lambda e: e.line)
+        return valid, errors
 
 
-def _pick(headers: list[str], candidates: tuple[str, ...]) -> int | None:
-    normal = [h.strip().lower().replace(" ", "_") for h in headers]
-    return next((normal.index(c) for c in candidates if c in normal), None)
-
-
-def normalise(raw: str, region: str) -> str | None:
-    """The number in E.164, or None if it is not a valid phone number."""
-    try:
-        number = phonenumbers.parse(raw, region)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def parse(text: str, *, region: str) -> Parsed:
-    """Every data row of a CSV with the line it starts on and its phone in E.164 ("" when invalid)."""
-    reader = csv.reader(io.StringIO(text))
-    try:
-        headers = [h.strip() for h in next(reader)]
-    except StopIteration:
-        raise ImportRefused("The file is empty.") from None
-    phone_at = _pick(headers, PHONE_HEADERS)
-    if phone_at is None:
-        raise ImportRefused(f"No phone column: the first line must name one, e.g. {', '.join(PHONE_HEADERS)}.")
-    name_at = _pick(headers, NAME_HEADERS)
-    extra = [(i, h) for i, h in enumerate(headers) if i not in (phone_at, name_at) and h]
-    rows = []
-    line = reader.line_num + 1
-    for values in reader:
-        # csv counts physical lines, so a quoted value spanning lines still gets its true line number.
-        start, line = line, reader.line_num + 1
-        if not any(v.strip() for v in values):
-            continue  # blank lines are layout, not rows
-        cells = [v.strip() for v in values] + [""] * (len(headers) - len(values))
-        raw = cells[phone_at]
-        rows.append(Row(
-            line=start, raw_phone=raw, phone=(normalise(raw, region) or "") if raw else "",
-            name=cells[name_at] if name_at is not None else "",
-            variables={h: cells[i] for i, h in extra if cells[i]},
-        ))
-    return Parsed(headers, [h for _, h in extra], rows)
-
-
-def chunks(items: list, size: int = BATCH) -> Iterable[list]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
-def existing_phones(queryset, phones: list[str]) -> set[str]:
-    found: set[str] = set()
-    for chunk in chunks(phones):
-        found.update(queryset.filter(phone__in=chunk).values_list("phone", flat=True))
-    return found
-
-
-def first_occurrences(rows: list[Row], errors: list[RowError]) -> list[Row]:
-    """The rows whose phone is valid and first in the file; the others go to `errors`."""
-    first_line: dict[str, int] = {}
-    kept = []
-    for row in rows:
-        if not row.raw_phone:
-            errors.append(RowError(row.line, "", "no phone number"))
-        elif not row.phone:
-            errors.append(RowError(row.line, row.raw_phone, "invalid phone number"))
-        elif row.phone in first_line:
-            errors.append(RowError(row.line, row.phone, f"duplicate of line {first_line[row.phone]}"))
-        else:
-            first_line[row.phone] = row.line
-            kept.append(row)
-    return kept
-
-
-def check(campaign: Campaign, parsed: Parsed) -> Report:
-    """Judge parsed rows for `campaign` without writing anything."""
-    report = Report(columns=parsed.columns, variables=parsed.variables)
-    rows = []
-    for row in first_occurrences(parsed.rows, report.errors):
-        if len(row.name) > NAME_MAX:
-            report.errors.append(RowError(row.line, row.phone, f"name longer than {NAME_MAX} characters"))
-        else:
-            rows.append(row)
-    phones = [row.phone for row in rows]
-    in_campaign = existing_phones(Contact.objects.filter(campaign=campaign), phones)
-    on_dnc = existing_phones(DoNotCall.objects.filter(workspace_id=campaign.workspace_id), phones)
-    for row in rows:
-        if row.phone in in_campaign:
-            report.errors.append(RowError(row.line, row.phone, "already in this campaign"))
-        elif row.phone in on_dnc:
-            report.errors.append(RowError(row.line, row.phone, "on the do-not-call list"))
-        else:
-            report.valid.append(Contact(workspace_id=campaign.workspace_id, campaign=campaign, phone=row.phone,
-                                        name=row.name, variables=row.variables))
-    report.errors.sort(key=lambda e: e.line)
-    return report
+def phones_among(queryset, phones: list[str]) -> set[str]:
+    """Which of (at most BATCH) `phones` the queryset's rows hold."""
+    return set(queryset.filter(phone__in=phones).values_list("phone", flat=True))
 
 
 def refuse_finished(campaign: Campaign) -> None:
@@ -196,52 +109,147 @@ def refuse_finished(campaign: Campaign) -> None:
         raise ImportRefused(f"The campaign is {campaign.state}: it takes no more contacts.")
 
 
-def import_contacts(campaign: Campaign, parsed: Parsed) -> Report:
-    """Write every valid row as a contact of `campaign`; returns the report of what happened."""
-    with transaction.atomic():
-        # The lock serialises imports into one campaign, so the check below stays true until commit.
-        campaign = Campaign.objects.select_for_update().get(pk=campaign.pk)
-        refuse_finished(campaign)
-        report = check(campaign, parsed)
-        for chunk in chunks(report.valid):
-            Contact.objects.bulk_create(chunk)
-        report.imported = len(report.valid)
-        Campaign.objects.filter(pk=campaign.pk).update(contacts_total=F("contacts_total") + report.imported)
-    return report
+# Files of an upload, in storage under its campaign's folder.
+
+def path(upload: ContactUpload, name: str) -> str:
+    return f"imports/{upload.workspace_id}/{upload.campaign_id}/{upload.pk}/{name}"
 
 
-# Between upload and import the parsed rows wait in storage under an unguessable name in their
-# campaign's folder, so a key used with another workspace's campaign finds nothing.
-_KEY = re.compile(r"^[A-Za-z0-9_-]{20,64}$")
-EXPIRED = "That upload is unknown or has expired: upload the file again."
+def _keep(upload: ContactUpload, name: str, file) -> None:
+    file.seek(0)
+    default_storage.delete(path(upload, name))  # a task run twice writes its file again
+    default_storage.save(path(upload, name), File(file))
 
 
-def _stash_path(campaign: Campaign, key: str) -> str:
-    if not _KEY.match(key):
-        raise ImportRefused(EXPIRED)
-    return f"imports/{campaign.workspace_id}/{campaign.pk}/{key}.json"
+def _forget(upload: ContactUpload, *names: str) -> None:
+    for name in names:
+        default_storage.delete(path(upload, name))
 
 
-def receive(campaign: Campaign, data: bytes, *, region: str) -> str:
-    """An uploaded file, read and parsed once and kept for its preview; returns the preview's key."""
+@contextmanager
+def rejected_csv(upload: ContactUpload) -> Iterator[Callable[[list[RowError]], None]]:
+    """A writer of the upload's rejected.csv, kept in storage when the block ends without an error."""
+    with tempfile.TemporaryFile() as file:
+        text = io.TextIOWrapper(file, encoding="utf-8", newline="")
+        export.write_rows(text, [("line", "phone", "problem")])  # cells a spreadsheet would run are defused
+        yield lambda errors: export.write_rows(text, ((e.line, e.phone, e.reason) for e in errors))
+        text.flush()
+        _keep(upload, REJECTED, text.detach())
+
+
+def _progress(upload: ContactUpload, done: int, total: int) -> None:
+    percent = min(99, 100 * done // max(total, 1))
+    if percent // 5 != upload.progress // 5:  # each write is a commit: one per 5% is enough for a bar
+        upload.progress = percent
+        ContactUpload.objects.filter(pk=upload.pk).update(progress=percent)
+
+
+# The three steps.
+
+def receive(campaign: Campaign, file, *, region: str, user) -> ContactUpload:
+    """An uploaded file, kept for `check_upload` once its first line names a phone column."""
     refuse_finished(campaign)
-    return stash(campaign, parse(decode(data), region=region))
+    read_header(csv.reader(Lines(file)))
+    with transaction.atomic():
+        upload = ContactUpload.objects.create(workspace_id=campaign.workspace_id, campaign=campaign,
+                                              created_by=user, region=region)
+        _keep(upload, SOURCE, file)
+    return upload
 
 
-def stash(campaign: Campaign, parsed: Parsed) -> str:
-    key = secrets.token_urlsafe(24)
-    default_storage.save(_stash_path(campaign, key), ContentFile(json.dumps(asdict(parsed)).encode()))
-    return key
+def check_upload(upload_id: int) -> None:
+    """Read, parse and judge every row of an upload for its preview; keep the parsed rows for the import."""
+    upload = ContactUpload.objects.select_related("campaign").filter(pk=upload_id, state=State.CHECKING).first()
+    if upload is None:
+        return  # forgotten, or checked already (the task delivered twice)
+    size = default_storage.size(path(upload, SOURCE))
+    try:
+        with (default_storage.open(path(upload, SOURCE), "rb") as source, tempfile.TemporaryFile() as parsed,
+              rejected_csv(upload) as reject):
+            lines = Lines(source)
+            reader = csv.reader(lines)
+            header = read_header(reader)
+            report, judge = Report(header.columns, header.variables), Judge(upload.campaign)
+            for window in windows(read_rows(reader, header, upload.region)):
+                parsed.writelines(json.dumps(list(vars(row).values())).encode() + b"\n" for row in window)
+                valid, errors = judge.window(window)
+                report.add(valid, errors)
+                reject(errors)
+                _progress(upload, lines.bytes_read, size)
+            _keep(upload, PARSED, parsed)
+    except ImportRefused as exc:
+        ContactUpload.objects.filter(pk=upload.pk).update(state=State.REFUSED, message=str(exc))
+        _forget(upload, SOURCE, PARSED)
+        return
+    ContactUpload.objects.filter(pk=upload.pk).update(state=State.READY, progress=100, report=asdict(report))
 
 
-def unstash(campaign: Campaign, key: str) -> Parsed:
-    path = _stash_path(campaign, key)
-    if not default_storage.exists(path):
-        raise ImportRefused(EXPIRED)
-    with default_storage.open(path, "rb") as stored:
-        data = json.load(stored)
-    return Parsed(data["columns"], data["variables"], [Row(**row) for row in data["rows"]])
+def confirm(upload: ContactUpload) -> bool:
+    """Mark a checked upload for import; False if it is not waiting for a confirmation (any more)."""
+    return bool(ContactUpload.objects.filter(pk=upload.pk, state=State.READY).update(state=State.IMPORTING, progress=0))
 
 
-def discard(campaign: Campaign, key: str) -> None:
-    default_storage.delete(_stash_path(campaign, key))
+def import_upload(upload_id: int) -> None:
+    """Write the confirmed upload's valid rows as contacts, a window at a time; reject the rest by line."""
+    upload = ContactUpload.objects.select_related("campaign").filter(pk=upload_id, state=State.IMPORTING).first()
+    if upload is None:
+        return
+    report = Report(upload.report["columns"], upload.report["variables"])
+    judge, message = Judge(upload.campaign), ""
+    with default_storage.open(path(upload, PARSED), "rb") as parsed, rejected_csv(upload) as reject:
+        for window in windows(Row(*json.loads(line)) for line in parsed):
+            try:
+                with transaction.atomic():
+                    valid, errors = _write(judge, window)
+                    report.add(valid, errors)
+                    _progress(upload, report.rows, upload.report["rows"])
+            except ImportRefused as exc:
+                message = f"{exc} The import stopped at line {window[0].line}."
+                break
+            reject(errors)
+    report.imported = report.valid
+    _forget(upload, SOURCE, PARSED)
+    ContactUpload.objects.filter(pk=upload.pk).update(state=State.IMPORTED, progress=100, message=message,
+                                                      report=asdict(report))
+
+
+def _write(judge: Judge, rows: list[Row]) -> tuple[list[Row], list[RowError]]:
+    # Locked for one window only: imports into one campaign take turns, so the check holds until the insert.
+    campaign = judge.campaign = Campaign.objects.select_for_update().get(pk=judge.campaign.pk)
+    refuse_finished(campaign)
+    valid, errors = judge.window(rows)
+    # A contact added meanwhile by other means (the admin) is skipped, not an error that loses the window.
+    Contact.objects.bulk_create([
+        Contact(workspace_id=campaign.workspace_id, campaign=campaign, phone=r.phone, name=r.name,
+                variables=r.variables) for r in valid
+    ], ignore_conflicts=True)
+    Campaign.objects.filter(pk=campaign.pk).update(contacts_total=F("contacts_total") + len(valid))
+    return valid, errors
+
+
+def import_now(campaign: Campaign, file, *, region: str, user=None) -> ContactUpload:
+    """The three steps one after the other, in this process (the demo's seed, the benchmark)."""
+    upload = receive(campaign, file, region=region, user=user)
+    check_upload(upload.pk)
+    upload.refresh_from_db()
+    if confirm(upload):
+        import_upload(upload.pk)
+        upload.refresh_from_db()
+    return upload
+
+
+def rejected_rows(upload: ContactUpload):
+    """The upload's rejected.csv, open for reading, or None once it is gone."""
+    name = path(upload, REJECTED)
+    return default_storage.open(name, "rb") if default_storage.exists(name) else None
+
+
+def forget_stale_uploads() -> int:
+    """Delete uploads that were not confirmed within KEEP_UNCONFIRMED, with their files."""
+    stale = ContactUpload.objects.filter(created_at__lt=timezone.now() - KEEP_UNCONFIRMED,
+                                         state__in=[State.CHECKING, State.READY, State.REFUSED])
+    forgotten = 0
+    for upload in stale.iterator():
+        _forget(upload, SOURCE, PARSED, REJECTED)
+        forgotten += ContactUpload.objects.filter(pk=upload.pk, state=upload.state).delete()[0]
+    return forgotten

@@ -213,6 +213,37 @@ class Contact(models.Model):
         self.state = new
 
 
+
+class ContactUpload(models.Model):
+    """A contact file from its upload to its import; tasks do the reading and writing (campaigns.imports)."""
+
+    class State(models.TextChoices):
+        CHECKING = "checking"  # a task reads and checks every row
+        READY = "ready"  # the preview is shown, waiting for the operator's confirmation
+        IMPORTING = "importing"
+        IMPORTED = "imported"
+        REFUSED = "refused"  # the file as a whole cannot be imported: see message
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="uploads")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    region = models.CharField(max_length=3)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.CHECKING)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent of the current step.")
+    message = models.CharField(max_length=500, blank=True)
+    report = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["state", "created_at"], name="upload_state_age")]
+
+    def __str__(self):
+        return f"upload {self.pk} to {self.campaign_id} ({self.state})"
+
+    def get_absolute_url(self):
+        return reverse("campaigns:upload_status", args=[self.campaign_id, self.pk])
+
 class DoNotCall(models.Model):
     class Source(models.TextChoices):
         UPLOAD = "upload"

@@ -6,7 +6,7 @@ to run twice; with acks_late a task whose worker died is delivered again.
 
 from celery import shared_task
 
-from campaigns import dialer, legs
+from campaigns import dialer, imports, legs
 
 
 @shared_task
@@ -30,3 +30,21 @@ def place_call(call_id: int) -> None:
 def stream_started(call_id: int) -> None:
     """Enqueued by the stream server (delay_on_commit) when a call's stream starts."""
     legs.stream_started(call_id)
+
+
+@shared_task
+def check_upload(upload_id: int) -> None:
+    """Enqueued by the upload page: read and judge every row of a contact file for its preview."""
+    imports.check_upload(upload_id)
+
+
+@shared_task
+def import_upload(upload_id: int) -> None:
+    """Enqueued when the operator confirms a previewed upload."""
+    imports.import_upload(upload_id)
+
+
+@shared_task
+def forget_stale_uploads() -> None:
+    """Beat, hourly: delete uploads nobody confirmed within a day."""
+    imports.forget_stale_uploads()

@@ -148,6 +148,8 @@ CELERY_BEAT_SCHEDULE = {
                  "options": {"expires": DISPATCH_SECONDS * 2}},
     "reap-calls": {"task": "campaigns.tasks.reap_calls", "schedule": env.float("REAP_SECONDS", default=30.0),
                    "options": {"expires": 60}},
+    "forget-uploads": {"task": "campaigns.tasks.forget_stale_uploads", "schedule": 3600.0,
+                       "options": {"expires": 3600}},
 }
 # campaigns/calls.py: a call still queued this long lost its task (resent); one still dialling lost
 # its worker mid-request (made unknown until a callback with its token settles it).
@@ -185,6 +187,13 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env("STATIC_ROOT", default=None)  # set where collectstatic runs (the Docker image)
 WHITENOISE_USE_FINDERS = True  # serve straight from static/ when collectstatic has not run
+# Uploaded files (contacts, do-not-call lists) past this size are refused as they arrive (campaigns.uploads).
+UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_MB", default=20) * 2**20
+FILE_UPLOAD_HANDLERS = [
+    "campaigns.uploads.BoundedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 MEDIA_URL = "media/"
 MEDIA_ROOT = env("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 # Recordings go through the storage API; object storage is a matter of this setting.

@@ -1,81 +1,87 @@
+from django.conf import settings
 from django.contrib import messages
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.urls import reverse
-from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
-from campaigns import donotcall, export, imports
-from campaigns.forms import ConfirmImportForm, DoNotCallForm, UploadForm
-from campaigns.models import Campaign, DoNotCall
+from campaigns import donotcall, imports, tasks, uploads
+from campaigns.forms import DoNotCallForm, UploadForm
+from campaigns.models import Campaign, ContactUpload, DoNotCall
 from tenancy.access import role_required, scoped
 from tenancy.models import Role
 
 DNC_SHOWN = 200
 
 
+def wants_json(request) -> bool:
+    return request.headers.get("Accept") == "application/json"
+
+
 @role_required(Role.OPERATOR)
 def upload(request, pk):
-    """Read the file once and send the operator to its preview (as JSON to the page's script)."""
+    """Receive a contact file and send the operator to its page, where a task's progress shows."""
     campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
-    form = UploadForm(request.POST or None, request.FILES or None)
+    form = UploadForm(request.POST or None, request.FILES or None, refused=uploads.refusal(request))
     if form.is_valid():
         try:
-            key = imports.receive(campaign, form.cleaned_data["file"].read(), region=form.cleaned_data["region"])
+            received = imports.receive(campaign, form.cleaned_data["file"], region=form.cleaned_data["region"],
+                                       user=request.user)
         except imports.ImportRefused as exc:
             form.add_error("file", str(exc))
         else:
-            url = reverse("campaigns:preview", args=[campaign.pk, key])
-            if request.headers.get("Accept") == "application/json":
-                return JsonResponse({"preview": url})
-            return redirect(url)
-    return render(request, "campaigns/upload.html", {"campaign": campaign, "form": form})
+            tasks.check_upload.delay_on_commit(received.pk)
+            if wants_json(request):
+                return JsonResponse({"next": received.get_absolute_url()})
+            return redirect(received)
+    if form.errors and wants_json(request):
+        # The page's script shows this beside the form rather than sending the file a second time.
+        return JsonResponse({"error": " ".join(e for errors in form.errors.values() for e in errors)}, status=400)
+    return render(request, "campaigns/upload.html", {
+        "campaign": campaign, "form": form, "max_bytes": settings.UPLOAD_MAX_BYTES, "limit": uploads.limit_text(),
+    })
+
+
+def scoped_upload(request, pk, upload) -> ContactUpload:
+    return get_object_or_404(scoped(request, ContactUpload).select_related("campaign"), pk=upload, campaign_id=pk)
 
 
 @role_required(Role.OPERATOR)
-def preview(request, pk, key):
-    campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
-    try:
-        report = imports.check(campaign, imports.unstash(campaign, key))
-    except imports.ImportRefused as exc:
-        messages.error(request, str(exc))
-        return redirect("campaigns:upload", campaign.pk)
+def upload_status(request, pk, upload):
+    """An upload's page: its check's progress, then its preview, then its import's progress and outcome."""
+    upload = scoped_upload(request, pk, upload)
     return render(request, "campaigns/preview.html", {
-        "campaign": campaign, "report": report, "confirm": ConfirmImportForm(initial={"key": key}),
-        "sample": report.valid[: imports.PREVIEW_ROWS], "errors": report.errors[: imports.ERRORS_SHOWN],
+        "campaign": upload.campaign, "upload": upload, "report": imports.Report(**upload.report),
     })
 
 
 @role_required(Role.OPERATOR)
-def preview_errors(request, pk, key):
-    """Every row the import would reject, as CSV, for files with more than the preview shows."""
-    campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
-    try:
-        report = imports.check(campaign, imports.unstash(campaign, key))
-    except imports.ImportRefused as exc:
-        raise Http404(str(exc)) from None
-    response = HttpResponse(content_type="text/csv")
-    response["Content-Disposition"] = content_disposition_header(True, f"rejected-rows-{campaign.pk}.csv")
-    export.write_rows(response, [("line", "phone", "problem"), *((e.line, e.phone, e.reason) for e in report.errors)])
-    return response
+def upload_progress(request, pk, upload):
+    """Polled by the upload's page while a task works on it."""
+    upload = scoped_upload(request, pk, upload)
+    return JsonResponse({"state": upload.state, "progress": upload.progress})
+
+
+@role_required(Role.OPERATOR)
+def upload_rejected(request, pk, upload):
+    """Every row the import would reject (or did), as CSV, for files with more than the page shows."""
+    upload = scoped_upload(request, pk, upload)
+    rejected = imports.rejected_rows(upload)
+    if rejected is None:
+        raise Http404("This upload has no list of rejected rows.")
+    return FileResponse(rejected, as_attachment=True, filename=f"rejected-rows-{upload.campaign_id}.csv",
+                        content_type="text/csv")
 
 
 @require_POST
 @role_required(Role.OPERATOR)
-def confirm_import(request, pk):
-    campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
-    form = ConfirmImportForm(request.POST)
-    try:
-        if not form.is_valid():
-            raise imports.ImportRefused(imports.EXPIRED)
-        key = form.cleaned_data["key"]
-        report = imports.import_contacts(campaign, imports.unstash(campaign, key))
-    except imports.ImportRefused as exc:
-        messages.error(request, str(exc))
-        return redirect("campaigns:upload", campaign.pk)
-    imports.discard(campaign, key)
-    messages.success(request, f"Imported {report.imported} contacts; {len(report.errors)} rows were not imported.")
-    return redirect(campaign)
+def confirm_import(request, pk, upload):
+    upload = scoped_upload(request, pk, upload)
+    if imports.confirm(upload):
+        tasks.import_upload.delay_on_commit(upload.pk)
+    else:
+        messages.error(request, "This upload is not waiting for a confirmation: it was imported already, or "
+                                "is still being checked.")
+    return redirect(upload)
 
 
 @role_required(Role.VIEWER)
@@ -120,13 +126,13 @@ def dnc_remove(request, pk):
 @require_POST
 @role_required(Role.OPERATOR)
 def dnc_import(request):
-    form = UploadForm(request.POST, request.FILES)
+    form = UploadForm(request.POST, request.FILES, refused=uploads.refusal(request))
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
         return redirect("campaigns:dnc")
     try:
-        text = imports.decode(form.cleaned_data["file"].read())
-        report = donotcall.import_numbers(request.workspace, text, region=form.cleaned_data["region"])
+        report = donotcall.import_numbers(request.workspace, form.cleaned_data["file"],
+                                          region=form.cleaned_data["region"])
     except imports.ImportRefused as exc:
         messages.error(request, str(exc))
         return redirect("campaigns:dnc")

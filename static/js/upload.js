@@ -1,47 +1,50 @@
-// Contact upload: show the upload's progress, then the import's, instead of a frozen page.
+// Contact upload: refuse a file that is too large before sending it, then show the upload's progress.
 (function () {
   "use strict";
-  var upload = document.getElementById("upload-form");
-  if (upload) {
-    upload.addEventListener("submit", function (event) {
-      if (!upload.querySelector("input[type=file]").files.length) return; // let the server say what is missing
-      event.preventDefault();
-      var bar = document.getElementById("upload-bar");
-      var status = document.getElementById("upload-status");
-      document.getElementById("upload-progress").hidden = false;
-      upload.querySelector("button[type=submit]").disabled = true;
-      var xhr = new XMLHttpRequest();
-      xhr.open("POST", upload.action || window.location.href);
-      xhr.setRequestHeader("Accept", "application/json");
-      xhr.upload.addEventListener("progress", function (e) {
-        if (!e.lengthComputable) return;
-        bar.value = Math.round((100 * e.loaded) / e.total);
-        // Sent: the server now reads every row (about 20,000 a second) before it answers.
-        status.textContent = e.loaded < e.total ? bar.value + "%" : "Checking every row…";
-      });
-      xhr.addEventListener("load", function () {
-        var body = null;
-        try { body = JSON.parse(xhr.responseText); } catch (err) { body = null; }
-        if (xhr.status === 200 && body && body.preview) {
-          status.textContent = "Opening the preview…";
-          window.location.assign(body.preview);
-        } else {
-          // A form error: submit the plain way so the server's page shows it at the field.
-          HTMLFormElement.prototype.submit.call(upload);
-        }
-      });
-      xhr.addEventListener("error", function () {
-        status.textContent = "The upload failed: check the connection and try again.";
-        upload.querySelector("button[type=submit]").disabled = false;
-      });
-      xhr.send(new FormData(upload));
-    });
+  var form = document.getElementById("upload-form");
+  if (!form) return;
+  var status = document.getElementById("upload-status");
+  var button = form.querySelector("button[type=submit]");
+
+  function stop(message) {
+    status.textContent = message;
+    status.className = "error";
+    document.getElementById("upload-progress").hidden = true;
+    button.disabled = false;
   }
-  var confirm = document.getElementById("import-form");
-  if (confirm) {
-    confirm.addEventListener("submit", function () {
-      document.getElementById("import-progress").hidden = false;
-      window.setTimeout(function () { confirm.querySelector("button[type=submit]").disabled = true; }, 0);
+
+  form.addEventListener("submit", function (event) {
+    var file = form.querySelector("input[type=file]").files[0];
+    if (!file) return; // let the server say what is missing
+    event.preventDefault();
+    if (file.size > Number(form.dataset.maxBytes)) {
+      stop("The file is larger than " + form.dataset.limit + ": split it into smaller files.");
+      return;
+    }
+    var bar = document.getElementById("upload-bar");
+    document.getElementById("upload-progress").hidden = false;
+    status.className = "";
+    status.textContent = "";
+    button.disabled = true;
+    var xhr = new XMLHttpRequest();
+    xhr.open("POST", form.action || window.location.href);
+    xhr.setRequestHeader("Accept", "application/json");
+    xhr.upload.addEventListener("progress", function (e) {
+      if (e.lengthComputable) bar.value = Math.round((100 * e.loaded) / e.total);
     });
-  }
+    xhr.addEventListener("load", function () {
+      var body = null;
+      try { body = JSON.parse(xhr.responseText); } catch (err) { body = null; }
+      if (xhr.status === 200 && body && body.next) {
+        status.textContent = "Received: opening its page…";
+        window.location.assign(body.next);
+      } else {
+        stop((body && body.error) || "The server refused the file (HTTP " + xhr.status + ").");
+      }
+    });
+    xhr.addEventListener("error", function () {
+      stop("The upload failed: check the connection and try again.");
+    });
+    xhr.send(new FormData(form));
+  });
 })();

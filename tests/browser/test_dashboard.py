@@ -5,6 +5,7 @@ from playwright.sync_api import expect
 
 from campaigns.models import Campaign, Contact
 from tenancy.models import Exophone, ExotelAccount
+from tests import processes
 from tests.browser.conftest import shoot, sign_in, signed_in
 from tests.conftest import PASSWORD
 
@@ -20,7 +21,15 @@ CSV = (
 )
 
 
-def test_an_operator_connects_exotel_creates_a_campaign_and_uploads_contacts(page, alice, acme, tmp_path):
+@pytest.fixture
+def worker(server, tmp_path, settings):
+    """Checks and imports uploaded contacts, as in production."""
+    worker = processes.start_worker(tmp_path, public_base_url=server.url, MEDIA_ROOT=settings.MEDIA_ROOT)
+    yield worker
+    worker.stop()
+
+
+def test_an_operator_connects_exotel_creates_a_campaign_and_uploads_contacts(page, worker, alice, acme, tmp_path):
     sign_in(page, alice.email)
     shoot(page, "overview-empty")
 
