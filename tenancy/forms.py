@@ -77,19 +77,27 @@ class ExophoneForm(forms.ModelForm):
         return data
 
 
-class MemberForm(forms.Form):
-    email = forms.EmailField()
+class InviteForm(forms.Form):
+    email = forms.EmailField(help_text="We mail a link to this address; only its owner can accept.")
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
-    password = forms.CharField(
-        required=False, widget=forms.PasswordInput, label="First password",
-        help_text="Only for someone without an account yet; they should change it after signing in.",
-    )
 
-    def clean_password(self):
-        password = self.cleaned_data["password"]
-        if password:
-            validate_password(password)
-        return password
+
+class NewAccountForm(forms.Form):
+    """The password of an account created through an invitation's link (its address is the invited one)."""
+
+    password1 = forms.CharField(label="Choose a password", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+    password2 = forms.CharField(label="The same again", widget=forms.PasswordInput(attrs={"autocomplete": "new-password"}))
+
+    def clean(self):
+        data = super().clean()
+        if data.get("password1") and data.get("password1") != data.get("password2"):
+            self.add_error("password2", "The two passwords differ.")
+        elif data.get("password1"):
+            try:
+                validate_password(data["password1"])
+            except forms.ValidationError as exc:
+                self.add_error("password1", exc)
+        return data
 
 
 class RoleForm(forms.Form):

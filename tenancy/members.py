@@ -1,9 +1,19 @@
 """Who belongs to a workspace and with which role; the rules that keep a workspace governable."""
 
-from django.contrib.auth import get_user_model
-from django.db import transaction
+from datetime import timedelta
 
-from tenancy.models import Membership, Role, Workspace
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import signing
+from django.core.mail import send_mail
+from django.db import transaction
+from django.urls import reverse
+from django.utils import timezone
+
+from tenancy.models import Invitation, Membership, Role, Workspace
+
+INVITATION_LASTS = timedelta(days=7)
+INVITATION_SALT = "tenancy.invitation"
 
 
 class MembershipRefused(Exception):
@@ -28,21 +38,64 @@ def _check_not_last_owner(membership: Membership) -> None:
         raise MembershipRefused("A workspace needs an owner: make someone else owner first.")
 
 
-@transaction.atomic
-def add_member(workspace: Workspace, *, email: str, role: str, actor: Membership, password: str = "") -> Membership:
-    """Add a user (created with `password` if new) to the workspace."""
+def invite(workspace: Workspace, *, email: str, role: str, actor: Membership) -> Invitation:
+    """Invite an address and mail it the link. Whether an account has that address is neither used nor told:
+    only its owner, signed in (or creating the account through the link), can accept."""
     _check_owner_rules(actor, role)
-    User = get_user_model()
     email = email.strip().lower()
-    user = User.objects.filter(username__iexact=email).first()
-    if user is None:
-        if not password:
-            raise MembershipRefused(f"No user {email} exists yet: give a first password to create one.")
-        user = User.objects.create_user(username=email, email=email, password=password)
-    membership, created = Membership.objects.get_or_create(user=user, workspace=workspace, defaults={"role": role})
-    if not created:
-        raise MembershipRefused(f"{email} is already a member ({membership.role}).")
+    if Membership.objects.filter(workspace=workspace, user__username__iexact=email).exists():
+        raise MembershipRefused(f"{email} is already a member.")
+    # Inviting again renews the link (and its role) instead of making a second one.
+    invitation, _ = Invitation.objects.update_or_create(workspace=workspace, email=email, defaults={
+        "role": role, "invited_by": actor.user, "expires_at": timezone.now() + INVITATION_LASTS,
+    })
+    link = settings.PUBLIC_BASE_URL + reverse("tenancy:invitation", args=[invitation_token(invitation)])
+    send_mail(
+        f"Join {workspace.name} on AgentStream",
+        f"{actor.user.email or actor.user.username} invites you to the workspace {workspace.name} as {role}.\n\n"
+        f"Accept within {INVITATION_LASTS.days} days, signed in with this address (or creating its account):\n"
+        f"{link}\n",
+        None, [email],
+    )
+    return invitation
+
+
+def invitation_token(invitation: Invitation) -> str:
+    return signing.dumps(invitation.pk, salt=INVITATION_SALT)
+
+
+def find_invitation(token: str) -> Invitation | None:
+    """The pending invitation a link names, or None if the link is forged, used, withdrawn or expired."""
+    try:
+        pk = signing.loads(token, salt=INVITATION_SALT, max_age=INVITATION_LASTS)
+    except signing.BadSignature:
+        return None
+    return Invitation.objects.select_related("workspace").filter(pk=pk, expires_at__gt=timezone.now()).first()
+
+
+@transaction.atomic
+def accept(invitation: Invitation, user) -> Membership:
+    """Make the invited address's account a member with the invited role; the invitation is then used up."""
+    invitation = Invitation.objects.select_for_update().filter(pk=invitation.pk).first()
+    if invitation is None:
+        raise MembershipRefused("This invitation was used or withdrawn meanwhile.")
+    if user.username.lower() != invitation.email:
+        raise MembershipRefused(f"This invitation is for {invitation.email}: sign in with that address to accept it.")
+    membership, _ = Membership.objects.get_or_create(user=user, workspace_id=invitation.workspace_id,
+                                                     defaults={"role": invitation.role})
+    invitation.delete()
     return membership
+
+
+@transaction.atomic
+def join_with_new_account(invitation: Invitation, password: str):
+    """Create the invited address's account (the link reached its mailbox) and accept; returns the user."""
+    User = get_user_model()
+    if User.objects.filter(username__iexact=invitation.email).exists():
+        raise MembershipRefused(f"An account for {invitation.email} exists: sign in to accept.")
+    user = User.objects.create_user(username=invitation.email, email=invitation.email, password=password)
+    accept(invitation, user)
+    return user
 
 
 @transaction.atomic

@@ -75,6 +75,24 @@ class Membership(models.Model):
         return Role(self.role).rank >= Role(role).rank
 
 
+
+class Invitation(models.Model):
+    """An offer to join a workspace, sent to an address; only that address's account can accept it."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="invitations")
+    email = models.EmailField()
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    invited_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["email"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "email"], name="one_invitation_per_address")]
+
+    def __str__(self):
+        return f"{self.email} to {self.workspace} ({self.role})"
+
 class ExotelAccount(models.Model):
     class Region(models.TextChoices):
         MUMBAI = "mumbai", "Mumbai (api.in.exotel.com)"

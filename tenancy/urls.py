@@ -15,6 +15,8 @@ urlpatterns = [
     path("members/", views.member_list, name="members"),
     path("members/<int:pk>/role/", views.member_role, name="member_role"),
     path("members/<int:pk>/remove/", views.member_remove, name="member_remove"),
+    path("invitations/<int:pk>/withdraw/", views.invitation_withdraw, name="invitation_withdraw"),
+    path("invitations/<str:token>/", views.invitation, name="invitation"),
     path("endpoints/", views.endpoints, name="endpoints"),
     path("endpoints/rotate/", views.rotate_webhook_token, name="rotate_webhook_token"),
 ]

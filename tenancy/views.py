@@ -1,7 +1,9 @@
 from django.contrib import messages
+from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
@@ -10,8 +12,15 @@ from exotel.errors import ExotelError
 from streams import services as stream_services
 from tenancy import access, members
 from tenancy.access import role_required, scoped
-from tenancy.forms import ExophoneForm, ExotelAccountForm, MemberForm, RoleForm, StreamCredentialsForm
-from tenancy.models import Exophone, ExotelAccount, Membership, Role
+from tenancy.forms import (
+    ExophoneForm,
+    ExotelAccountForm,
+    InviteForm,
+    NewAccountForm,
+    RoleForm,
+    StreamCredentialsForm,
+)
+from tenancy.models import Exophone, ExotelAccount, Invitation, Membership, Role
 
 
 @require_POST
@@ -85,17 +94,56 @@ def exophone_delete(request, pk):
 
 @role_required(Role.ADMIN)
 def member_list(request):
-    form = MemberForm(request.POST or None)
+    form = InviteForm(request.POST or None)
     if form.is_valid():
+        email = form.cleaned_data["email"].lower()
         try:
-            membership = members.add_member(request.workspace, actor=request.membership, **form.cleaned_data)
+            members.invite(request.workspace, actor=request.membership, **form.cleaned_data)
+        except members.MembershipRefused as exc:
+            messages.error(request, str(exc))
+        except OSError as exc:  # the mail server refused or is down; the invitation waits to be sent again
+            messages.error(request, f"The invitation to {email} could not be mailed ({exc}): try again.")
+        else:
+            # The same answer whether an account has this address or not.
+            messages.success(request, f"Invitation mailed to {email}. Its link works for "
+                                      f"{members.INVITATION_LASTS.days} days, for that address only.")
+            return redirect("tenancy:members")
+    return render(request, "tenancy/members.html", {
+        "form": form, "roles": Role.choices, "now": timezone.now(),
+        "members": scoped(request, Membership).select_related("user").order_by("user__email"),
+        "invitations": scoped(request, Invitation),
+    })
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def invitation_withdraw(request, pk):
+    invitation = get_object_or_404(scoped(request, Invitation), pk=pk)
+    invitation.delete()
+    messages.success(request, f"The invitation to {invitation.email} is withdrawn: its link no longer works.")
+    return redirect("tenancy:members")
+
+
+def invitation(request, token):
+    """Where an invitation's link leads: accept it signed in as the invited address, or create that account."""
+    invitation = members.find_invitation(token)
+    if invitation is None:
+        return render(request, "tenancy/invitation.html", {"invitation": None}, status=404)
+    form = None if request.user.is_authenticated else NewAccountForm(request.POST or None)
+    if request.method == "POST" and (form is None or form.is_valid()):
+        try:
+            if form is None:
+                members.accept(invitation, request.user)
+            else:
+                user = members.join_with_new_account(invitation, form.cleaned_data["password1"])
+                login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         except members.MembershipRefused as exc:
             messages.error(request, str(exc))
         else:
-            messages.success(request, f"{membership.user.email} added as {membership.role}.")
-            return redirect("tenancy:members")
-    rows = scoped(request, Membership).select_related("user").order_by("user__email")
-    return render(request, "tenancy/members.html", {"form": form, "members": rows, "roles": Role.choices})
+            access.switch_workspace(request, invitation.workspace_id)
+            messages.success(request, f"Welcome to {invitation.workspace.name}: you are {invitation.role}.")
+            return redirect("campaigns:overview")
+    return render(request, "tenancy/invitation.html", {"invitation": invitation, "form": form})
 
 
 @require_POST
