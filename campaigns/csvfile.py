@@ -6,6 +6,7 @@ row. A file that breaks a bound, is not UTF-8 or holds a NUL is refused with the
 """
 
 import csv
+import functools
 import itertools
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -88,6 +89,7 @@ def _pick(headers: list[str], candidates: tuple[str, ...]) -> int | None:
     return next((normal.index(c) for c in candidates if c in normal), None)
 
 
+@functools.lru_cache(maxsize=4096)  # a file that repeats its rows parses each number once
 def normalise(raw: str, region: str) -> str | None:
     """The number in E.164, or None if it is not a valid phone number."""
     try:
