@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from campaigns import export
-from tests.campaigns.test_contact_views import private_media, upload  # noqa: F401 (a fixture)
+from campaigns.models import ContactUpload
 from tests.conftest import make_call, make_contact
 
 pytestmark = pytest.mark.django_db
@@ -43,8 +43,10 @@ def test_the_calls_export_defuses_what_webhooks_and_uploads_brought(bob_client, 
     )
 
 
-def test_the_rejected_rows_download_defuses_the_uploaded_cells(alice_client, campaign):
+@pytest.mark.usefixtures("private_media")
+def test_the_rejected_rows_download_defuses_the_uploaded_cells(alice_client, campaign, upload):
     data = b'phone,name\n"=HYPERLINK(""http://evil.example"",""x"")",Bad\n@SUM(A1),Worse\n'
-    key = alice_client.get(upload(alice_client, campaign, data).url).context["confirm"].initial["key"]
-    rows = read(alice_client.get(reverse("campaigns:rejected", args=[campaign.pk, key])).content.decode())
+    upload(alice_client, campaign, data)
+    response = alice_client.get(reverse("campaigns:rejected", args=[campaign.pk, ContactUpload.objects.get().pk]))
+    rows = read(b"".join(response.streaming_content).decode())
     assert [row[1] for row in rows[1:]] == ["'" + HOSTILE[0], "'@SUM(A1)"]

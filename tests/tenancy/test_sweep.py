@@ -9,6 +9,7 @@ id is refused; acme's rows end as they began.
 """
 
 import asyncio
+import io
 import itertools
 import re
 
@@ -30,7 +31,7 @@ from streams import services as stream_services
 from streams.models import Prompt, StreamSession
 from streams.routing import websocket_urlpatterns
 from tenancy.models import Exophone, Membership, Role, Workspace
-from tests.campaigns.test_contact_views import private_media  # noqa: F401 (a fixture: the upload's stash)
+from tests.campaigns.conftest import private_media  # noqa: F401 (a fixture: the upload's files)
 from tests.conftest import make_account, make_call, make_campaign, make_contact, make_user, signed_in
 
 TENANT_APPS = ["tenancy", "campaigns", "streams", "callbacks"]
@@ -103,12 +104,13 @@ class Acme:
         WebhookEvent.objects.create(workspace=acme, kind=WebhookEvent.Kind.STATUS, method="POST", call=self.call,
                                     body="CallSid=acmeexotelsid0001&Status=completed")
         Prompt.objects.create(workspace=acme, name="acme-greeting", audio="prompts/acme-greeting.wav")
-        self.stash_key = imports.stash(campaign, imports.parse("phone\n+919900011133\n", region="IN"))
+        upload = imports.receive(campaign, io.BytesIO(b"phone\n+919900011133\n"), region="IN", user=members[0])
+        imports.check_upload(upload.pk)
         self.workspace, self.charlie = acme, charlie
         self.secrets = [
             acme.name, acme.webhook_token, *(user.email for user in members), account.label, account.account_sid,
             exophone.number, campaign.name, contact.name, contact.phone, "+919812345678", self.call.token,
-            "MZacmestream01", stream_services.test_stream_token(acme),
+            "MZacmestream01", stream_services.test_stream_token(acme), "+919900011133",
         ]
         # What globex holds, so charlie's pages have rows of their own to show.
         other = make_campaign(globex, name="Globex winback")
@@ -117,10 +119,10 @@ class Acme:
         globex_ids = {row.pk for m in tenant_models() for row in rows_of(globex, m)}
         self.any_ids = sorted({pk for pks in self.ids.values() for pk in pks} - globex_ids)
         globex_test_token = stream_services.test_stream_token(globex)
-        self.strings = [globex.webhook_token, f"{acme.pk}:{globex_test_token.partition(':')[2]}", self.stash_key,
+        self.strings = [globex.webhook_token, f"{acme.pk}:{globex_test_token.partition(':')[2]}",
                         str(self.call.pk), acme.slug, "caller", "bot"]
         self.form = {  # every form and webhook field a route reads, naming acme's rows
-            "workspace": acme.pk, "post": "yes", "role": "owner", "key": self.stash_key, "phone": "+919811100002",
+            "workspace": acme.pk, "post": "yes", "role": "owner", "phone": "+919811100002",
             "CallSid": self.call.exotel_sid, "CustomField": self.call.token, "Status": "completed",
         }
 
