@@ -8,7 +8,6 @@ raw record stays). Idempotency comes from the call's state rules (`campaigns.cal
 repeated or late delivery finds nothing left to change.
 """
 
-import json
 import logging
 from dataclasses import dataclass, field
 
@@ -34,34 +33,25 @@ class Answer:
 
 def record(workspace, kind: str, request) -> WebhookEvent:
     """The raw delivery, committed before anything else happens to it."""
+    query = {storable(key): [storable(v) for v in values] for key, values in request.GET.lists()}
     return WebhookEvent.objects.create(
         workspace=workspace, kind=kind, method=request.method,
-        query={key: values if len(values) > 1 else values[0] for key, values in request.GET.lists()},
-        body=request.body.decode("utf-8", "replace"), content_type=request.content_type or "",
-        headers={name: request.META[name] for name in KEPT_HEADERS if name in request.META},
+        query={key: values if len(values) > 1 else values[0] for key, values in query.items()},
+        body=storable(request.body.decode("utf-8", "replace")),
+        content_type=storable(request.content_type or "")[:100],
+        headers={name: storable(request.META[name]) for name in KEPT_HEADERS if name in request.META},
     )
 
 
-def fields_of(request) -> dict:
-    """Query and body fields of a delivery as one dict; a body that is not JSON or a form is an error."""
-    fields = {key: value for key, value in request.GET.items()}
-    if request.method != "POST" or not request.body:
-        return fields
-    if request.content_type == "application/json" or request.body.lstrip()[:1] == b"{":
-        try:
-            body = json.loads(request.body)
-        except ValueError as error:
-            raise parsing.Malformed(f"the body is not valid JSON: {error}") from None
-        if not isinstance(body, dict):
-            raise parsing.Malformed("the JSON body must be an object")
-        return {**fields, **body}
-    return {**fields, **request.POST.dict()}
+def storable(text: str) -> str:
+    """`text` with what the database cannot store (NUL, lone surrogates) replaced by U+FFFD."""
+    return parsing.UNSTORABLE.sub("\ufffd", text)
 
 
 def apply(event: WebhookEvent, request) -> Answer:
     """Parse the delivery, apply it to its call and store the outcome on the event."""
     try:
-        report = PARSERS[event.kind](fields_of(request))
+        report = PARSERS[event.kind](parsing.fields_of(request))
     except parsing.Malformed as error:
         _mark(event, Outcome.MALFORMED, str(error))
         return Answer(400, {"error": f"malformed {event.get_kind_display().lower()}: {error}"})

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from campaigns.models import Call
+from tenancy import weburls
 
 State = Call.State
 # Exotel's status words to our call states; `queued` tells us nothing we do not know.
@@ -35,6 +36,12 @@ STATUSES = {
     "cancelled": State.CANCELED,
 }
 STREAM_TOKEN = re.compile(r"/streams/([A-Za-z0-9_-]{8,64})(?:/|\?|$)")
+# What our columns hold (Call.exotel_sid, leg_sid, recording_url); longer is not Exotel's.
+MAX_SID, MAX_URL = 64, 500
+# Far beyond Exotel's longest call (time limit 14400 s): a longer duration is not a call's.
+MAX_SECONDS = 86400
+# Text the database cannot store: NUL (PostgreSQL refuses it) and lone surrogates (not UTF-8).
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
 
 
 class Malformed(ValueError):
@@ -85,16 +92,65 @@ def _seconds(value: Any, name: str) -> int | None:
     if not text:
         return None
     try:
-        return max(0, round(float(text)))
+        seconds = float(text)
     except ValueError:
-        raise Malformed(f"{name} must be a number of seconds, got {text!r}") from None
+        raise Malformed(f"{name} must be a number of seconds, got {text[:40]!r}") from None
+    if not 0 <= seconds <= MAX_SECONDS:  # also refuses inf and nan
+        raise Malformed(f"{name} must be between 0 and {MAX_SECONDS} seconds, got {text[:40]!r}")
+    return round(seconds)
+
+
+def _url(value: Any, name: str, schemes: tuple[str, ...] = weburls.WEB) -> str:
+    """A URL from Exotel, kept only if it is a web address we can store: never `javascript:`."""
+    url = _text(value)
+    if url and (len(url) > MAX_URL or not weburls.has_scheme(url, schemes)):
+        raise Malformed(f"{name} must be a {'/'.join(schemes)} URL of at most {MAX_URL} characters")
+    return url
 
 
 def _match(sid: str = "", leg_sid: str = "", token: str = "") -> Match:
     match = Match(sid=_text(sid), leg_sid=_text(leg_sid), token=_text(token))
     if not (match.sid or match.leg_sid or match.token):
         raise Malformed("nothing identifies the call: no CallSid, leg sid, CustomField or stream URL")
+    if len(match.sid) > MAX_SID or len(match.leg_sid) > MAX_SID:
+        raise Malformed(f"a call or leg sid is longer than {MAX_SID} characters")
     return match
+
+
+def load_json(text: str | bytes, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:  # RecursionError: nested deeper than Python's stack
+        raise Malformed(f"{what} is not valid JSON: {str(error)[:100]}") from None
+
+
+def refuse_unstorable(fields: dict) -> None:
+    """Malformed if any key or value, however deeply nested, holds text the database cannot store."""
+    pending = [fields]
+    while pending:  # a loop, not recursion: the JSON may be as deep as the parser allowed
+        value = pending.pop()
+        if isinstance(value, dict):
+            pending.extend(value)
+            pending.extend(value.values())
+        elif isinstance(value, list):
+            pending.extend(value)
+        elif isinstance(value, str) and UNSTORABLE.search(value):
+            raise Malformed("a field holds a NUL character or invalid Unicode")
+
+
+def fields_of(request) -> dict:
+    """Query and body fields of a delivery as one dict; a body that is not JSON or a form is an error."""
+    fields = {key: value for key, value in request.GET.items()}
+    if request.method == "POST" and request.body:
+        if request.content_type == "application/json" or request.body.lstrip()[:1] == b"{":
+            body = load_json(request.body, "the body")
+            if not isinstance(body, dict):
+                raise Malformed("the JSON body must be an object")
+            fields.update(body)
+        else:
+            fields.update(request.POST.dict())
+    refuse_unstorable(fields)
+    return fields
 
 
 def token_in_stream_url(url: str) -> str:
@@ -115,7 +171,7 @@ def parse_status(fields: dict[str, Any]) -> StatusReport:
         match=_match(sid=fields.get("callsid"), token=fields.get("customfield") or fields.get("call")),
         state=STATUSES[status],
         duration=duration if STATUSES[status] in Call.FINAL_STATES else None,
-        recording_url=_text(fields.get("recordingurl")),
+        recording_url=_url(fields.get("recordingurl"), "RecordingUrl"),
     )
 
 
@@ -127,10 +183,7 @@ def _stream_fields(fields: dict[str, Any]) -> dict[str, Any]:
     if isinstance(fields.get("stream"), dict):
         return lower_keys(fields["stream"])
     if _text(fields.get("stream")):
-        try:
-            stream = json.loads(fields["stream"])
-        except ValueError:
-            raise Malformed("Stream is neither nested keys nor a JSON object") from None
+        stream = load_json(fields["stream"], "Stream")
         if not isinstance(stream, dict):
             raise Malformed("Stream must be a JSON object")
         return lower_keys(stream)
@@ -140,12 +193,12 @@ def _stream_fields(fields: dict[str, Any]) -> dict[str, Any]:
 def parse_passthru(fields: dict[str, Any]) -> PassthruReport:
     fields = lower_keys(fields)
     stream = _stream_fields(fields)
-    token = fields.get("customfield") or token_in_stream_url(stream.get("streamurl"))
+    token = fields.get("customfield") or token_in_stream_url(_url(stream.get("streamurl"), "streamurl", weburls.STREAM + weburls.WEB))
     return PassthruReport(
         match=_match(sid=fields.get("callsid") or stream.get("callsid"), token=token),
         fields={
             "duration": _seconds(stream.get("duration"), "duration"),
-            "recording_url": _text(stream.get("recordingurl"))[:500],
+            "recording_url": _url(stream.get("recordingurl"), "recordingurl"),
             "error": _text(stream.get("error")),
             "disposition": _text(stream.get("disposition"))[:100],
             "disconnected_by": _text(stream.get("disconnectedby"))[:20],
