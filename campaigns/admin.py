@@ -4,6 +4,7 @@ from django.utils.html import format_html_join
 
 from campaigns import lifecycle
 from campaigns.models import Call, Campaign, CampaignEvent, Contact, DoNotCall, InvalidTransition
+from tenancy import weburls
 from tenancy.admin import RecordAdmin, WorkspaceScopedAdmin
 
 
@@ -82,7 +83,8 @@ class CallAdmin(RecordAdmin):
     @admin.display(description="Recordings")
     def recordings(self, call):
         """Exotel's recording and each stream's tracks, playable here (tracks served by the streams admin)."""
-        players = [("Exotel", call.recording_url)] if call.recording_url else []
+        # Exotel's URL came from outside: only a web address may reach src.
+        players = [("Exotel", call.recording_url)] if weburls.has_scheme(call.recording_url) else []
         for stream in call.streams.all() if call.pk else []:
             for track in ("caller", "bot"):
                 if getattr(stream, f"{track}_recording"):

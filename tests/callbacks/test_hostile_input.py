@@ -9,6 +9,7 @@ from django.urls import reverse
 from callbacks.models import WebhookEvent
 from campaigns.models import Call
 from tests.callbacks.replay import load
+from tests.conftest import make_call
 
 Outcome = WebhookEvent.Outcome
 
@@ -95,3 +96,14 @@ def test_a_token_that_cannot_be_ours_is_404_and_stored_nowhere(acme, call, token
     response = Client().post(f"/hooks/{token}/status", terminal(call))
     assert response.status_code == 404
     assert not WebhookEvent.objects.exists()
+
+
+def test_a_stored_script_url_never_reaches_href_or_src(bob_client, admin_client, campaign):
+    """A row stored before URLs were checked (or by any other path) is still not rendered as a link."""
+    call = make_call(campaign, recording_url="javascript:alert(document.domain)//.mp3")
+    pages = [bob_client.get(call.get_absolute_url()),
+             admin_client.get(reverse("admin:campaigns_call_change", args=[call.pk]))]
+    for page in pages:
+        html = page.content.decode()
+        assert page.status_code == 200
+        assert 'href="javascript:' not in html and 'src="javascript:' not in html
