@@ -11,6 +11,7 @@ Beyond daphne's defaults:
   with the table's code mapped as ours are (`exotel.protocol.wire_code`: too big is 4009), not by
   dropping the TCP connection, which a stream could only record as a bare 1006; the application's
   disconnect carries the code that was sent.
+- The access log names no secret: webhook and call tokens in paths are redacted (config.redaction).
 - Our closes are bounded in time, whatever the peer does: a peer that
   does not answer our close within `CLOSE_HANDSHAKE_SECONDS` is cut off (autobahn rounds the deadline
   down to a whole second, so it comes sooner, never later): every close from our side has ended the
@@ -21,6 +22,7 @@ from daphne.cli import CommandLineInterface
 from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
 
+from config.redaction import redact
 from exotel.protocol import CloseCode, wire_code
 
 MAX_MESSAGE_BYTES = 256 * 1024
@@ -44,6 +46,12 @@ class StreamProtocol(WebSocketProtocol):
 class StreamServer(Server):
     def __init__(self, *args, ready_callable=None, **kwargs) -> None:
         super().__init__(*args, ready_callable=lambda: self._configure(ready_callable), **kwargs)
+
+    def log_action(self, protocol, action, details) -> None:
+        # daphne's access log is written from here: redact before any logger sees the path.
+        if "path" in details:
+            details = {**details, "path": redact(details["path"])}
+        super().log_action(protocol, action, details)
 
     def _configure(self, ready_callable) -> None:
         # daphne calls this once its WebSocket factory exists and before it accepts a connection.
