@@ -1,4 +1,5 @@
-"""Settings: every value comes from the environment, with a default that runs on a laptop.
+"""Settings: every value comes from the environment, with a default that runs on a laptop (the
+secrets excepted: a laptop generates its own, production must give them).
 
 With no DATABASE_URL the data lives in a SQLite file; with no REDIS_URL Celery uses kombu's
 filesystem transport and Channels its in-memory layer, so one machine needs nothing installed.
@@ -11,6 +12,9 @@ from pathlib import Path
 
 import environ
 from csp.constants import NONE, SELF, UNSAFE_INLINE
+from django.core.exceptions import ImproperlyConfigured
+
+from config import devkeys
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -19,16 +23,31 @@ environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
 # Runtime state of the embedded defaults: the SQLite file, the filesystem queue, media.
 VAR_DIR = Path(env("VAR_DIR", default=str(BASE_DIR / "var")))
 
-SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-key-change-me-0123456789abcdefghijklmnop")
 DEBUG = env.bool("DEBUG", default=False)
+# Secrets come only from the environment: no default is written here, none is derived from another.
+# FIELD_ENCRYPTION_KEYS is comma-separated; the first encrypts, all decrypt, so keys can rotate.
+SECRET_KEY = env("SECRET_KEY", default="")
+FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+if not (SECRET_KEY and FIELD_ENCRYPTION_KEYS):
+    # A laptop (DEBUG, or DEV_KEYS: the demo, the tests) uses keys generated once into VAR_DIR.
+    if not env.bool("DEV_KEYS", default=DEBUG):
+        raise ImproperlyConfigured("Set SECRET_KEY and FIELD_ENCRYPTION_KEYS (see README, Configuration).")
+    _generated = devkeys.dev_keys(VAR_DIR)
+    SECRET_KEY = SECRET_KEY or _generated["SECRET_KEY"]
+    FIELD_ENCRYPTION_KEYS = FIELD_ENCRYPTION_KEYS or _generated["FIELD_ENCRYPTION_KEYS"].split(",")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost"])
 
 # The externally reachable base (https://…) from which stream (wss://…) and webhook URLs are built.
 PUBLIC_BASE_URL = env("PUBLIC_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[PUBLIC_BASE_URL])
 
-# Comma-separated; the first encrypts, all decrypt, so keys can rotate. Unset: derived from SECRET_KEY.
-FIELD_ENCRYPTION_KEYS = env.list("FIELD_ENCRYPTION_KEYS", default=[])
+# Outbound requests to URLs a tenant typed (tenancy/weburls.py): an account's API base URL must name
+# one of these hosts (fnmatch patterns; Exotel's documented API hosts), and no URL may reach a
+# private, loopback or link-local address, except loopback when it is allowed (the simulator).
+EXOTEL_API_HOSTS = env.list("EXOTEL_API_HOSTS", default=[
+    "api.in.exotel.com", "api.exotel.com", "cpaas-api.in.exotel.com", "cpaas-api.exotel.com",
+])
+OUTBOUND_ALLOW_LOOPBACK = env.bool("OUTBOUND_ALLOW_LOOPBACK", default=DEBUG)
 
 INSTALLED_APPS = [
     "daphne",
@@ -209,10 +228,11 @@ STORAGES = {
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
 
-# Hardened whenever the public base is https (production behind a TLS-terminating proxy); a laptop
-# on http://127.0.0.1 keeps plain cookies and no redirect.
+# Hardened whenever the public base is https; a laptop on http://127.0.0.1 keeps plain cookies and
+# no redirect. X-Forwarded-Proto is believed only when BEHIND_PROXY says a proxy in front sets it
+# (any client could send it otherwise).
 _HTTPS = PUBLIC_BASE_URL.startswith("https://")
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_PROXY", default=False) else None
 SECURE_SSL_REDIRECT = _HTTPS
 SESSION_COOKIE_SECURE = _HTTPS
 CSRF_COOKIE_SECURE = _HTTPS

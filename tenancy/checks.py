@@ -3,19 +3,6 @@ from django.core.checks import Tags, Warning, register
 
 
 @register(Tags.security, deploy=True)
-def check_encryption_keys(app_configs, **kwargs):
-    if settings.FIELD_ENCRYPTION_KEYS:
-        return []
-    return [
-        Warning(
-            "FIELD_ENCRYPTION_KEYS is not set: Exotel credentials are encrypted with a key derived "
-            "from SECRET_KEY, so rotating SECRET_KEY would make them unreadable.",
-            id="tenancy.W001",
-        )
-    ]
-
-
-@register(Tags.security, deploy=True)
 def check_public_base_url(app_configs, **kwargs):
     if settings.PUBLIC_BASE_URL.startswith("https://"):
         return []

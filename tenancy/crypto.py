@@ -24,8 +24,7 @@ def _cipher(secrets: tuple[str, ...]) -> MultiFernet:
 
 
 def cipher() -> MultiFernet:
-    secrets = tuple(settings.FIELD_ENCRYPTION_KEYS) or (settings.SECRET_KEY,)
-    return _cipher(secrets)
+    return _cipher(tuple(settings.FIELD_ENCRYPTION_KEYS))
 
 
 def encrypt(plain: str) -> str:

@@ -1,0 +1,13 @@
+"""The suite's settings: the product's own, run as on a laptop.
+
+Keys are generated into var/ (the suite has no secrets to protect) and the Exotel simulator on
+loopback may be reached. Set here, before config.settings reads the environment, so that the
+processes the end-to-end tests start inherit the same.
+"""
+
+import os
+
+os.environ.setdefault("DEV_KEYS", "true")
+os.environ.setdefault("OUTBOUND_ALLOW_LOOPBACK", "true")
+
+from config.settings import *  # noqa: E402, F403
