@@ -47,6 +47,7 @@ def ensure_database(url: str) -> None:
 def setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DEV_KEYS", "true")  # a benchmark's data is throwaway: a laptop's keys
     import django
 
     django.setup()

@@ -47,6 +47,7 @@ def setup_django(database_url: str, broker_url: str) -> None:
     ensure_database(database_url)
     os.environ["DATABASE_URL"], os.environ["REDIS_URL"] = database_url, broker_url
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    os.environ.setdefault("DEV_KEYS", "true")  # a benchmark's data is throwaway: a laptop's keys
     import django
 
     django.setup()

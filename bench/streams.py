@@ -106,7 +106,8 @@ def prepare_database(workdir: Path, base_url: str) -> tuple[dict[str, str], str]
     """A fresh SQLite database with one workspace; returns (server environment, its echo test URL)."""
     database = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{workdir / 'bench.sqlite3'}"
     env = {**os.environ, "DATABASE_URL": database, "PUBLIC_BASE_URL": base_url,
-           "MEDIA_ROOT": str(workdir / "media"), "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings"}
+           "MEDIA_ROOT": str(workdir / "media"), "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings",
+           "DEV_KEYS": "true"}
     env.pop("REDIS_URL", None)  # one process: the in-memory layer, as DESIGN.md's figures were measured
     script = ("import django; django.setup(); from django.core.management import call_command; "
               "call_command('migrate', verbosity=0); from tenancy.models import Workspace; "
