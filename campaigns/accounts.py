@@ -8,11 +8,21 @@ starts calls in between, so `stream_headroom` also counts our own unfinished cal
 
 import datetime
 
+from django.conf import settings
 from django.db.models import Sum
 from django.utils import timezone
 
 from campaigns.models import Campaign
 from exotel.client import Account, ExotelClient
+from exotel.errors import (
+    AuthenticationError,
+    ExotelError,
+    OutcomeUnknownError,
+    RateLimitedError,
+    TransientError,
+    ValidationError,
+)
+from tenancy import weburls
 from tenancy.models import ExotelAccount
 
 STREAMS_FRESH_FOR = datetime.timedelta(seconds=10)
@@ -30,8 +40,35 @@ def exotel_account(account: ExotelAccount) -> Account:
 
 
 def client_for(account: ExotelAccount, **options) -> ExotelClient:
-    """A blocking client for the account (decrypted credentials, region, override); close it after use."""
+    """A blocking client for the account (decrypted credentials, region, override); close it after use.
+
+    A base URL the tenant typed is checked first (tenancy.weburls): a refused one raises exotel's
+    ValidationError, so callers treat it as any request that could not be sent.
+    """
+    if account.api_base_url:
+        try:
+            weburls.check_outbound(account.api_base_url, hosts=settings.EXOTEL_API_HOSTS)
+        except weburls.Refused as exc:
+            raise ValidationError("API base URL", str(exc)) from None
     return ExotelClient(exotel_account(account), **options)
+
+
+def explain(error: ExotelError) -> str:
+    """What went wrong, for the page: our words, the HTTP status and Exotel's code, never the answer's body."""
+    if isinstance(error, ValidationError):
+        return str(error)  # ours: nothing was sent
+    status = f" (HTTP {error.status})" if error.status else ""
+    code = f" [code {error.code}]" if error.code else ""
+    return f"{FAILURES.get(type(error), 'Exotel refused the request')}{status}{code}."
+
+
+FAILURES = {
+    AuthenticationError: "Exotel refused the API key and token, or the account may not use this API",
+    RateLimitedError: "Exotel is rate limiting this account; try again in a minute",
+    TransientError: "Exotel could not be reached or failed to answer",
+    OutcomeUnknownError: "Exotel did not answer in time",
+    ExotelError: "Exotel's answer could not be read",
+}
 
 
 def refresh_stream_capacity(account: ExotelAccount, *, force: bool = False,

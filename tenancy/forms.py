@@ -1,7 +1,9 @@
 import phonenumbers
 from django import forms
+from django.conf import settings
 from django.contrib.auth.password_validation import validate_password
 
+from tenancy import weburls
 from tenancy.crypto import masked
 from tenancy.models import Exophone, ExotelAccount, Role, Workspace
 
@@ -37,6 +39,15 @@ class ExotelAccountForm(forms.ModelForm):
 
     def clean_api_token(self):
         return self._secret("api_token") if self.instance.pk else self.cleaned_data["api_token"]
+
+    def clean_api_base_url(self):
+        url = self.cleaned_data["api_base_url"]
+        if url:
+            try:  # what can be told without DNS; campaigns.accounts checks the address before each use
+                weburls.check_outbound(url, hosts=settings.EXOTEL_API_HOSTS, resolve=False)
+            except weburls.Refused as exc:
+                raise forms.ValidationError(f"{exc} The API base URL must be one of Exotel's API hosts.") from None
+        return url
 
     def validate_unique(self):
         # workspace is not a form field, so ModelForm would skip the (workspace, account_sid) check.

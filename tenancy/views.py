@@ -54,12 +54,12 @@ def account_form(request, pk=None):
 @require_POST
 @role_required(Role.ADMIN)
 def account_test(request, pk):
-    """Ask Exotel for the account's stream capacity; show the figures or Exotel's exact error."""
+    """Ask Exotel for the account's stream capacity; show the figures or what went wrong (never a remote body)."""
     account = get_object_or_404(scoped(request, ExotelAccount), pk=pk)
     try:
         accounts.refresh_stream_capacity(account, force=True)
     except ExotelError as exc:
-        messages.error(request, f"{account.label}: {type(exc).__name__}: {exc}")
+        messages.error(request, f"{account.label}: {accounts.explain(exc)}")
     else:
         messages.success(
             request,

@@ -17,13 +17,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from urllib.parse import urlsplit
 
 import websockets
 from django.core.exceptions import ValidationError
 
 from exotel import protocol
 from streams.runtime import Bot
+from tenancy import weburls
 
 log = logging.getLogger(__name__)
 
@@ -36,9 +36,10 @@ def validate_relay(spec: dict) -> None:
     if not isinstance(spec, dict) or set(spec) - {"url", "fallback_prompt"}:
         raise ValidationError('Relay settings are an object with "url" and optionally "fallback_prompt".')
     url = spec.get("url")
-    parts = urlsplit(url) if isinstance(url, str) else None
-    if parts is None or parts.scheme not in ("ws", "wss") or not parts.hostname:
-        raise ValidationError("The relay url must be a ws:// or wss:// address of your bot.")
+    try:  # what can be told without DNS; the address it resolves to is checked at each connect
+        weburls.check_outbound(url if isinstance(url, str) else "", weburls.STREAM, resolve=False)
+    except weburls.Refused as exc:
+        raise ValidationError(f"The relay url must be a ws:// or wss:// address of your bot: {exc}") from None
     prompt = spec.get("fallback_prompt", "")
     if not isinstance(prompt, str):
         raise ValidationError("fallback_prompt is the name of a prompt.")
@@ -67,12 +68,12 @@ class RelayBot(Bot):
         start, sid = self.stream.start, self.stream.sid
         params = {str(k): str(v) for k, v in {**self.stream.binding.variables, **start.custom_parameters}.items()}
         try:
-            self._ws = await asyncio.wait_for(websockets.connect(self.url, max_size=2**20, close_timeout=2), CONNECT_TIMEOUT)
+            self._ws = await asyncio.wait_for(self._connect(), CONNECT_TIMEOUT)
             await self._ws.send(protocol.exotel_connected_frame())
             await self._ws.send(protocol.exotel_start_frame(
                 self._next(), stream_sid=sid, call_sid=start.call_sid, account_sid=start.account_sid,
                 from_=start.from_, to=start.to, custom_parameters=params, sample_rate=self.stream.rate))
-        except (OSError, TimeoutError, websockets.WebSocketException) as exc:
+        except (OSError, TimeoutError, ValueError, websockets.WebSocketException) as exc:
             log.warning("stream %s: relay to %s failed: %s", sid, self.url, exc)
             self._ws = None
             await self._fail("relay_unreachable")
@@ -86,6 +87,12 @@ class RelayBot(Bot):
             log.warning("stream %s: relay bot at %s dropped", sid, self.url)
             self._ws = None
             await self._fail("relay_dropped")
+
+    async def _connect(self):
+        """Connect to the address that was checked, not the name again: no rebinding, no redirect elsewhere."""
+        address, port = await asyncio.to_thread(weburls.check_outbound, self.url, weburls.STREAM)
+        return await websockets.connect(self.url, host=address, port=port, proxy=None,
+                                        max_size=2**20, close_timeout=2)
 
     async def _from_bot(self, text: str | bytes) -> None:
         try:

@@ -122,3 +122,15 @@ async def test_a_bot_that_drops_fails_over(relay_campaign):
         await fallback_heard(exotel)
         await exotel.hang_up()
     assert (await Call.objects.aget(pk=call.pk)).disposition == "relay_dropped"
+
+
+async def test_a_relay_to_a_loopback_address_is_refused_unless_allowed(external_bot, relay_campaign, settings):
+    settings.OUTBOUND_ALLOW_LOOPBACK = False  # production: our own network is out of a tenant's reach
+    call = await asyncio.to_thread(relay_campaign, external_bot.url)
+    exotel = Exotel(f"/streams/{call.token}")
+    assert await exotel.connect()
+    await exotel.start()
+    await fallback_heard(exotel)
+    await exotel.hang_up()
+    assert external_bot.events == []
+    assert (await Call.objects.aget(pk=call.pk)).disposition == "relay_unreachable"
