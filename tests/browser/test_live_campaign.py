@@ -7,6 +7,7 @@ import datetime
 import json
 
 import pytest
+from playwright.sync_api import expect
 
 from campaigns.models import Call, Campaign
 from tests import processes
@@ -73,19 +74,17 @@ def test_the_counters_move_without_a_reload_and_a_finished_call_plays(page, worl
     page.get_by_text("Campaign running.").wait_for()
     page.evaluate("window.loadedOnce = true")  # the click's redirect was a load; none from here on
 
-    page.wait_for_function("Number(document.querySelector('#campaign [data-counter=calls_total]').textContent) > 0",
-                           timeout=30_000)
+    # Locator assertions, not wait_for_function: the pages' policy forbids the eval that one needs.
+    expect(page.locator('#campaign [data-counter="calls_total"]').first).not_to_have_text("0", timeout=30_000)
     page.locator("#live-calls tbody tr").first.wait_for(timeout=20_000)  # a live call is listed
     shoot(page, "campaign-running")
-    page.wait_for_function(
-        f"Number(document.querySelector('#campaign [data-counter=contacts_done]').textContent) === {len(PHONES)}",
-        timeout=60_000,
-    )
+    expect(page.locator('#campaign [data-counter="contacts_done"]').first).to_have_text(str(len(PHONES)),
+                                                                                         timeout=60_000)
     assert page.evaluate("window.loadedOnce") is True
     assert counter(page, "calls_answered") == len(PHONES)
     assert page.locator('#campaign [data-counter="state_label"]').inner_text() == "Completed"
     page.locator("#disposition-table").wait_for()  # the charts arrived beside the page
-    page.wait_for_function("document.querySelectorAll('#live-calls tbody tr').length === 0", timeout=10_000)
+    expect(page.locator("#live-calls tbody tr")).to_have_count(0, timeout=10_000)
     shoot(page, "campaign-completed")
 
     page.get_by_role("link", name="Browse calls").click()
