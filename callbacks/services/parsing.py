@@ -180,14 +180,14 @@ def _stream_fields(fields: dict[str, Any]) -> dict[str, Any]:
     nested = {key[7:-1]: value for key, value in fields.items() if key.startswith("stream[") and key.endswith("]")}
     if nested:
         return nested
-    if isinstance(fields.get("stream"), dict):
-        return lower_keys(fields["stream"])
-    if _text(fields.get("stream")):
-        stream = load_json(fields["stream"], "Stream")
-        if not isinstance(stream, dict):
-            raise Malformed("Stream must be a JSON object")
-        return lower_keys(stream)
-    return fields
+    stream = fields.get("stream")
+    if isinstance(stream, str):
+        stream = load_json(stream, "Stream") if stream.strip() else None
+    if stream is None:
+        return fields
+    if not isinstance(stream, dict):
+        raise Malformed("Stream must be a JSON object")
+    return lower_keys(stream)
 
 
 def parse_passthru(fields: dict[str, Any]) -> PassthruReport:

@@ -107,3 +107,10 @@ def test_a_stored_script_url_never_reaches_href_or_src(bob_client, admin_client,
         html = page.content.decode()
         assert page.status_code == 200
         assert 'href="javascript:' not in html and 'src="javascript:' not in html
+
+
+@pytest.mark.parametrize("stream", [[], 5, "[1]", "{"])
+def test_a_stream_field_that_is_no_object_is_refused(acme, call, stream):
+    url = reverse("callbacks:passthru", args=[acme.webhook_token])
+    body = json.dumps({"CallSid": call.exotel_sid, "Stream": stream})
+    assert_stored_and_refused(Client().post(url, body, content_type="application/json"), call)
