@@ -102,35 +102,31 @@ async def fallback_heard(exotel: Exotel) -> int:
     return sum(len(f.payload) for f in frames[:-1])
 
 
-async def test_an_unreachable_bot_gets_the_fallback_prompt(relay_campaign):
-    call = await asyncio.to_thread(relay_campaign, f"ws://127.0.0.1:{free_port()}/gone")
+async def failed_over(call) -> tuple[int, str]:
+    """Exotel's side of a call whose relay fails: bytes of fallback heard, and the call's disposition."""
     exotel = Exotel(f"/streams/{call.token}")
     assert await exotel.connect()
     await exotel.start()
-    assert await fallback_heard(exotel) >= 6400  # 400 ms at 8 kHz
+    heard = await fallback_heard(exotel)
     await exotel.hang_up()
-    assert (await Call.objects.aget(pk=call.pk)).disposition == "relay_unreachable"
+    return heard, (await Call.objects.aget(pk=call.pk)).disposition
+
+
+async def test_an_unreachable_bot_gets_the_fallback_prompt(relay_campaign):
+    call = await asyncio.to_thread(relay_campaign, f"ws://127.0.0.1:{free_port()}/gone")
+    heard, disposition = await failed_over(call)
+    assert heard >= 6400 and disposition == "relay_unreachable"  # 400 ms at 8 kHz
 
 
 async def test_a_bot_that_drops_fails_over(relay_campaign):
     bot = ExternalBot(drop_after_start=True)
     async with websockets.serve(bot.handle, "127.0.0.1", bot.port):
         call = await asyncio.to_thread(relay_campaign, bot.url)
-        exotel = Exotel(f"/streams/{call.token}")
-        assert await exotel.connect()
-        await exotel.start()
-        await fallback_heard(exotel)
-        await exotel.hang_up()
-    assert (await Call.objects.aget(pk=call.pk)).disposition == "relay_dropped"
+        assert (await failed_over(call))[1] == "relay_dropped"
 
 
 async def test_a_relay_to_a_loopback_address_is_refused_unless_allowed(external_bot, relay_campaign, settings):
     settings.OUTBOUND_ALLOW_LOOPBACK = False  # production: our own network is out of a tenant's reach
     call = await asyncio.to_thread(relay_campaign, external_bot.url)
-    exotel = Exotel(f"/streams/{call.token}")
-    assert await exotel.connect()
-    await exotel.start()
-    await fallback_heard(exotel)
-    await exotel.hang_up()
+    assert (await failed_over(call))[1] == "relay_unreachable"
     assert external_bot.events == []
-    assert (await Call.objects.aget(pk=call.pk)).disposition == "relay_unreachable"
