@@ -139,7 +139,7 @@ def acme_data(acme, globex, charlie, private_media):  # noqa: F811
 
 def test_the_sweep_walks_every_route():
     walked = list(routes())
-    assert {"campaigns/<int:pk>/", "hooks/<str:token>/status", "admin/<app_label>/"} <= set(walked)
+    assert {"campaigns/<int:pk>/", "hooks/<slug:token>/status", "admin/<app_label>/"} <= set(walked)
     assert "admin/campaigns/call/<path:object_id>/change/" in walked
 
 
