@@ -7,6 +7,9 @@ units evenly over the fewest chunks, so a long prompt never ends in an undersize
 
 Levels are dBFS relative to full scale 32768; digital silence reads `SILENCE_DBFS` (-120), not
 -inf, so meters and JSON never see an infinity.
+
+G.711 μ-law (the Legs API's `audio/x-mulaw`, one byte a sample) is two lookup tables built once
+with numpy, bit-exact with the CCITT reference coder (Sun's g711.c, which audioop also uses).
 """
 
 from __future__ import annotations
@@ -86,6 +89,34 @@ class Chunker:
     def clear(self) -> None:
         """Forget unsent audio (barge-in)."""
         self._buffer.clear()
+
+
+def _mulaw_tables() -> tuple[np.ndarray, np.ndarray]:
+    """(encode: int16 + 32768 -> μ-law byte, decode: μ-law byte -> int16), per g711.c."""
+    code = ~np.arange(256, dtype=np.int32) & 0xFF
+    magnitude = (((code & 0x0F) << 3) + 0x84) << ((code & 0x70) >> 4)
+    decode = np.where(code & 0x80, 0x84 - magnitude, magnitude - 0x84).astype("<i2")
+    pcm = np.arange(-32768, 32768, dtype=np.int32) >> 2                # 14-bit magnitude
+    mask = np.where(pcm < 0, 0x7F, 0xFF)
+    biased = np.minimum(np.abs(pcm), 8159) + 0x21
+    segment = np.searchsorted([0x3F, 0x7F, 0xFF, 0x1FF, 0x3FF, 0x7FF, 0xFFF, 0x1FFF], biased)
+    value = np.where(segment >= 8, 0x7F,
+                     (np.minimum(segment, 7) << 4) | ((biased >> (np.minimum(segment, 7) + 1)) & 0x0F))
+    return (value ^ mask).astype(np.uint8), decode
+
+
+_MULAW_ENCODE, _MULAW_DECODE = _mulaw_tables()
+
+
+def pcm_to_mulaw(pcm: bytes) -> bytes:
+    """16-bit PCM -> G.711 μ-law, one byte a sample."""
+    _check_even(pcm)
+    return _MULAW_ENCODE[np.frombuffer(pcm, dtype="<i2").astype(np.int32) + 32768].tobytes()
+
+
+def mulaw_to_pcm(data: bytes) -> bytes:
+    """G.711 μ-law -> 16-bit PCM."""
+    return _MULAW_DECODE[np.frombuffer(data, dtype=np.uint8)].tobytes()
 
 
 def pcm_to_wav(pcm: bytes, rate: int, *, channels: int = 1) -> bytes:

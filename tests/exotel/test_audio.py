@@ -1,6 +1,7 @@
 """Audio helpers: chunking rules (property-tested), WAV, resampling, levels."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -107,3 +108,26 @@ def test_levels_of_silence_and_full_scale():
 def test_bytes_per_ms():
     assert audio.bytes_per_ms(8000) == 16
     assert audio.bytes_per_ms(24000) == 48
+
+
+def test_mulaw_has_the_g711_code_points_and_round_trips():
+    assert audio.mulaw_to_pcm(bytes([0xFF, 0x80, 0x00])) == np.array([0, 32124, -32124], dtype="<i2").tobytes()
+    assert audio.pcm_to_mulaw(np.array([0, 32767, -32768], dtype="<i2").tobytes()) == bytes([0xFF, 0x80, 0x00])
+    codes = bytes(b for b in range(256) if b != 0x7F)  # 0x7F is "negative zero": it decodes to 0 -> 0xFF
+    assert audio.pcm_to_mulaw(audio.mulaw_to_pcm(codes)) == codes
+
+
+def test_mulaw_matches_the_reference_coder_on_every_sample():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        audioop = pytest.importorskip("audioop")  # CCITT g711.c; deprecated in 3.11, gone in 3.13
+    every = np.arange(-32768, 32768, dtype="<i2").tobytes()
+    assert audio.pcm_to_mulaw(every) == audioop.lin2ulaw(every, 2)
+    assert audio.mulaw_to_pcm(bytes(range(256))) == audioop.ulaw2lin(bytes(range(256)), 2)
+
+
+def test_mulaw_keeps_speech_within_a_decibel():
+    speech = tone(440, 8000, 0.5, amplitude=0.1)
+    assert abs(audio.rms_dbfs(audio.mulaw_to_pcm(audio.pcm_to_mulaw(speech))) - audio.rms_dbfs(speech)) < 1
+    with pytest.raises(ValueError):
+        audio.pcm_to_mulaw(b"\x00")
