@@ -191,15 +191,18 @@ def _section(obj: Mapping[str, Any], name: str) -> Mapping[str, Any]:
     return section
 
 
-def decode_payload(value: Any) -> bytes:
-    """Base64 PCM16 -> bytes; a bad encoding or half a sample is a payload error (1007)."""
+def decode_payload(value: Any, sample_width: int = 2) -> bytes:
+    """Base64 audio -> bytes; a bad encoding or part of a sample is a payload error (1007).
+
+    `sample_width` is 2 for PCM16 and 1 for μ-law (the Legs API's `audio/x-mulaw`).
+    """
     try:
-        pcm = base64.b64decode(value if isinstance(value, str) else "", validate=True)
+        audio = base64.b64decode(value if isinstance(value, str) else "", validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ProtocolError(f"payload is not base64: {exc}", CloseCode.INVALID_PAYLOAD) from exc
-    if not isinstance(value, str) or len(pcm) % 2:
-        raise ProtocolError("payload is not whole 16-bit samples", CloseCode.INVALID_PAYLOAD)
-    return pcm
+    if not isinstance(value, str) or len(audio) % sample_width:
+        raise ProtocolError(f"payload is not whole {8 * sample_width}-bit samples", CloseCode.INVALID_PAYLOAD)
+    return audio
 
 
 def _parse_start(obj: Mapping[str, Any], seq: int | None) -> Start:
@@ -252,12 +255,17 @@ def parse_frame(text: str | bytes) -> Event:
     return Unknown(event, obj)
 
 
-def parse_bot_frame(text: str | bytes) -> BotEvent:
-    """One bot -> Exotel frame (what the simulator receives)."""
+def parse_bot_frame(text: str | bytes, sample_width: int = 2) -> BotEvent:
+    """One bot -> Exotel frame (what the simulator receives).
+
+    The stream SID is optional here: the reference puts `stream_sid` on every bot frame, Exotel's
+    own samples spell it `streamSid` or echo whatever they were given. A frame without one reads
+    as "" and belongs to the stream it arrived on; only a different SID is the caller's concern.
+    """
     obj = _load(text)
     event, stream_sid = obj["event"], _either(obj, "stream_sid", "streamSid")
     if event == "media":
-        return BotMedia(stream_sid, decode_payload(_section(obj, "media").get("payload")))
+        return BotMedia(stream_sid, decode_payload(_section(obj, "media").get("payload"), sample_width))
     if event == "mark":
         name = _section(obj, "mark").get("name")
         if not isinstance(name, str) or not name:
@@ -316,11 +324,13 @@ def exotel_connected_frame() -> str:
 
 
 def exotel_start_frame(seq: int, *, stream_sid: str, call_sid: str, account_sid: str, from_: str,
-                       to: str, custom_parameters: Mapping[str, str], sample_rate: int) -> str:
+                       to: str, custom_parameters: Mapping[str, str], sample_rate: int,
+                       encoding: str = "audio/x-raw") -> str:
+    bit_rate = "8" if encoding == "audio/x-mulaw" else "16"
     return _dump({"event": "start", "sequence_number": str(seq), "stream_sid": stream_sid, "start": {
         "stream_sid": stream_sid, "call_sid": call_sid, "account_sid": account_sid, "from": from_,
         "to": to, "custom_parameters": dict(custom_parameters),
-        "media_format": {"encoding": "audio/x-raw", "sample_rate": str(sample_rate), "bit_rate": "16"}}})
+        "media_format": {"encoding": encoding, "sample_rate": str(sample_rate), "bit_rate": bit_rate}}})
 
 
 def exotel_media_frame(seq: int, stream_sid: str, chunk: int, timestamp_ms: int, pcm: bytes) -> str:

@@ -40,6 +40,25 @@ def test_every_bot_frame_round_trips_and_carries_stream_sid():
         protocol.BotMedia("MZ1", PCM), protocol.BotMark("MZ1", "m"), protocol.BotClear("MZ1")]
 
 
+def test_a_bot_frame_may_omit_or_camel_case_its_stream_sid():
+    payload = base64.b64encode(PCM).decode()
+    assert protocol.parse_bot_frame(json.dumps({"event": "media", "media": {"payload": payload}})) == (
+        protocol.BotMedia("", PCM))
+    assert protocol.parse_bot_frame('{"event": "mark", "streamSid": "MZ1", "mark": {"name": "m"}}') == (
+        protocol.BotMark("MZ1", "m"))
+
+
+def test_mulaw_payloads_are_whole_bytes_and_the_start_says_so():
+    frame = json.dumps({"event": "media", "stream_sid": "MZ1", "media": {"payload": "AAAA"}})  # 3 bytes
+    assert protocol.parse_bot_frame(frame, sample_width=1) == protocol.BotMedia("MZ1", bytes(3))
+    with pytest.raises(protocol.ProtocolError, match="16-bit"):
+        protocol.parse_bot_frame(frame)
+    start = json.loads(protocol.exotel_start_frame(1, stream_sid="MZ1", call_sid="CA1", account_sid="AC1",
+                                                   from_="+919800000001", to="+918047491899", custom_parameters={},
+                                                   sample_rate=8000, encoding="audio/x-mulaw"))
+    assert start["start"]["media_format"] == {"encoding": "audio/x-mulaw", "sample_rate": "8000", "bit_rate": "8"}
+
+
 def test_it_accepts_camel_case_sids_integer_numbers_and_extra_fields():
     frame = json.dumps({"event": "start", "sequenceNumber": 1, "streamSid": "MZ9", "extra": {"x": 1},
                         "start": {"streamSid": "MZ9", "callSid": "CA9", "accountSid": "AC9",
