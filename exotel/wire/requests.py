@@ -11,6 +11,10 @@ reference is silent we chose, and say so here:
   PascalCase repeated key like the voice-AI form, so `both` is spelt as both events.
 - Legs `start_stream.content_type`: the only example says `audio/x-mulaw;rate=8000`, but the stream
   protocol is 16-bit linear PCM, so we ask for `audio/x-l16;rate=<sample rate>`.
+  What we accept (the simulator): `audio/x-l16` and the reference's `audio/x-mulaw`, each at one of
+  the supported rates; μ-law streams carry one byte a sample both ways.
+- Legs `leg_event_endpoint`: we send an https:// endpoint (the HTTPS event form); the reference's
+  own example is `grpc://…`, which the simulator accepts too (`LEG_EVENT_SCHEMES_ACCEPTED`).
 - Custom stream parameters' 256-character budget counts the encoded `key=value` pairs joined by `&`.
 - The national dialled form is `0` + the national significant number (the field notes' example
   `07314852338`), whatever the country.
@@ -61,6 +65,10 @@ FLOW_CALLBACK_EVENTS = ("answered", "terminal")
 CALLBACK_CONTENT_TYPES = ("application/json", "multipart/form-data")
 RECORDING_CHANNELS = ("single", "dual")
 STREAM_DIRECTIONS = ("bidirectional", "unidirectional")
+# Legs start_stream content types -> the stream's `media_format.encoding` (see the docstring).
+STREAM_CONTENT_TYPES = {"audio/x-l16": "audio/x-raw", "audio/x-mulaw": "audio/x-mulaw"}
+LEG_EVENT_SCHEMES = ("http", "https")
+LEG_EVENT_SCHEMES_ACCEPTED = ("grpc", "http", "https")
 # Field notes: hang-up is an ExoML action, not a named one.
 HANGUP_EXOML = "<Flow><Hangup/></Flow>"
 _SID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
@@ -166,6 +174,17 @@ def _check_number(name: str, value: str) -> phonenumbers.PhoneNumber:
     return parsed
 
 
+def e164_from_dialled(number: str, region: str = "IN") -> str:
+    """A number as Exotel accepts it (E.164, or national with a leading 0) in E.164; else as given."""
+    try:
+        parsed = phonenumbers.parse(number, region)
+    except phonenumbers.NumberParseException:
+        return number
+    if not phonenumbers.is_possible_number(parsed):
+        return number
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+
+
 def dialled_number(e164: str, form: str, *, field_name: str = "From") -> str:
     """The number as sent to Exotel: E.164, or national with a leading 0 (per-account setting)."""
     parsed = _check_number(field_name, e164)
@@ -225,6 +244,26 @@ def _callback_fields(status_callback: str, events: tuple[str, ...], content_type
     return out
 
 
+def check_custom_parameters(params: Mapping[str, str]) -> str:
+    """The Voicebot applet's custom parameters (3 pairs, 256 characters), URL-encoded."""
+    if len(params) > CUSTOM_PARAMS_MAX:
+        raise ValidationError("custom_parameters", f"at most {CUSTOM_PARAMS_MAX} parameters, got {len(params)}")
+    encoded = urlencode(params)
+    _check_max_len("custom_parameters", encoded, CUSTOM_PARAMS_CHARS_MAX)
+    return encoded
+
+
+def parse_content_type(content_type: str) -> tuple[str, int]:
+    """`audio/x-mulaw;rate=8000` -> ("audio/x-mulaw", 8000): the stream's encoding and sample rate."""
+    media_type, _, params = content_type.partition(";")
+    rate = dict(p.strip().partition("=")[::2] for p in params.split(";") if p.strip()).get("rate", "")
+    encoding = STREAM_CONTENT_TYPES.get(media_type.strip().lower())
+    if encoding is None or not rate.isdigit() or int(rate) not in SAMPLE_RATES:
+        raise ValidationError("content_type", f"must be one of {', '.join(STREAM_CONTENT_TYPES)} with "
+                              f"rate={'|'.join(map(str, SAMPLE_RATES))}, got {content_type!r}")
+    return encoding, int(rate)
+
+
 def build_stream_url(base_ws_url: str, *, sample_rate: int = 8000,
                      custom_parameters: Mapping[str, str] | None = None) -> str:
     """The Voicebot URL with `?sample-rate=` and up to 3 custom parameters, all limits checked."""
@@ -232,12 +271,9 @@ def build_stream_url(base_ws_url: str, *, sample_rate: int = 8000,
     if sample_rate not in SAMPLE_RATES:
         raise ValidationError("sample-rate", f"must be one of {SAMPLE_RATES}, got {sample_rate!r}")
     params = dict(custom_parameters or {})
-    if len(params) > CUSTOM_PARAMS_MAX:
-        raise ValidationError("custom_parameters", f"at most {CUSTOM_PARAMS_MAX} parameters")
     if "sample-rate" in params:
         raise ValidationError("custom_parameters", "'sample-rate' is reserved")
-    encoded = urlencode(params)
-    _check_max_len("custom_parameters", encoded, CUSTOM_PARAMS_CHARS_MAX)
+    encoded = check_custom_parameters(params)
     query = urlencode({"sample-rate": sample_rate}) + (f"&{encoded}" if encoded else "")
     url = base_ws_url + ("&" if "?" in base_ws_url else "?") + query
     _check_max_len("StreamUrl", url, STREAM_URL_MAX)
@@ -301,10 +337,11 @@ def connect_to_flow(account: Account, call: FlowCall) -> Request[CallInfo]:
     return Request("POST", _connect_url(account), parse_call, form=tuple(fields))
 
 
-def create_leg(account: Account, leg: NewLeg) -> Request[LegInfo]:
+def create_leg(account: Account, leg: NewLeg, *,
+               event_schemes: tuple[str, ...] = LEG_EVENT_SCHEMES) -> Request[LegInfo]:
     _check_required("exophone", leg.exophone)
     # We implement the HTTPS form of leg events (field notes); the gRPC proto is not published.
-    _check_url("leg_event_endpoint", leg.leg_event_endpoint, ("http", "https"))
+    _check_url("leg_event_endpoint", leg.leg_event_endpoint, event_schemes)
     _check_seconds("ring_timeout", leg.ring_timeout)
     _check_seconds("time_limit", leg.time_limit)
     _check_max_len("custom_param", leg.custom_param, CUSTOM_FIELD_MAX)

@@ -335,3 +335,24 @@ def test_credentials_never_show_in_repr():
     assert "the-key" not in repr(account) and "the-token" not in repr(account)
     assert wire.Account(SID, "k", "t").api_base == "https://api.in.exotel.com"
     assert wire.Account(SID, "k", "t", region="singapore").cpaas_base == "https://cpaas-api.exotel.com"
+
+
+@pytest.mark.parametrize(("content_type", "expected"), [
+    ("audio/x-mulaw;rate=8000", ("audio/x-mulaw", 8000)),   # the reference's own example
+    ("audio/x-l16; rate=16000", ("audio/x-raw", 16000)),    # what we send
+])
+def test_a_start_stream_content_type_reads_as_an_encoding_and_a_rate(content_type, expected):
+    assert wire.requests.parse_content_type(content_type) == expected
+
+
+@pytest.mark.parametrize("content_type", ["audio/x-mulaw", "audio/wav;rate=8000", "audio/x-l16;rate=44100", ""])
+def test_an_unknown_content_type_names_the_field(content_type):
+    with pytest.raises(ValidationError) as caught:
+        wire.requests.parse_content_type(content_type)
+    assert caught.value.field == "content_type"
+
+
+@pytest.mark.parametrize(("number", "e164"), [
+    ("08047491899", "+918047491899"), ("+919876543210", "+919876543210"), ("12345", "12345")])
+def test_accepted_numbers_read_as_e164_where_they_can(number, e164):
+    assert wire.requests.e164_from_dialled(number) == e164
