@@ -42,7 +42,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--log", help="JSONL wire log: every request, callback and frame")
     parser.add_argument("--seed", type=int, default=0, help="seed for ring times and caller speech")
     parser.add_argument("--strict", action="store_true",
-                        help="close the stream with the fitting close code on a protocol violation")
+                        help="close the stream with the fitting close code on a protocol violation, "
+                             "chunk-size problems included (without it they degrade the audio and are "
+                             "logged as chunk warnings)")
     return parser.parse_args(argv)
 
 

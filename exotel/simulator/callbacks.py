@@ -17,7 +17,9 @@ the nested and JSON forms, as the field notes' example says); disposition and de
 
 Leg events: the HTTPS JSON form of the field notes, with `X-Exotel-Event-Sid` and
 `X-Exotel-Request-Id: <event_sid>-<attempt>`; up to 3 attempts on 408, 429, 5xx or a timeout,
-1 s timeout each; any 2xx is an ack, any other answer is final.
+1 s timeout each; any 2xx is an ack, any other answer is final. A `grpc://` endpoint (the
+reference's example; the proto is not published) is served in the same form at the config's
+`grpc_event_target`; without one, each event is logged as undelivered.
 
 Dynamic Voicebot URLs (`http(s)://` returning `{"url": "wss://..."}`): a GET with query
 `CallSid`, `CallFrom`, `CallTo`, `Direction`, `CustomField` (the reference names none; these
@@ -53,8 +55,10 @@ def now() -> datetime:
 
 
 class Deliveries:
-    def __init__(self, session: aiohttp.ClientSession, log: WireLog, retry_delay: float) -> None:
+    def __init__(self, session: aiohttp.ClientSession, log: WireLog, retry_delay: float,
+                 grpc_event_target: str = "") -> None:
         self.session, self.log, self.retry_delay = session, log, retry_delay
+        self.grpc_event_target = grpc_event_target
 
     async def _attempt(self, type_: str, method: str, url: str, attempt: int, log_body: Any,
                        **kwargs: Any) -> int | None:
@@ -104,9 +108,16 @@ class Deliveries:
             "data": {"leg_sid": call.sid, "account_sid": call.account_sid, "contact_uri": call.dialled,
                      "exophone": call.caller_id, "state": call.leg_state, "custom_param": call.custom_param},
         }
+        url = call.leg_event_endpoint
+        if url.startswith("grpc://"):
+            url = self.grpc_event_target
+            if not url:
+                self.log.write("callback", type="leg_event", method="POST", url=call.leg_event_endpoint,
+                               attempt=0, body=body, error="grpc:// endpoint and no grpc_event_target configured")
+                return
         for attempt in (1, 2, 3):
             headers = {"X-Exotel-Event-Sid": event_sid, "X-Exotel-Request-Id": f"{event_sid}-{attempt}"}
-            status = await self._attempt("leg_event", "POST", call.leg_event_endpoint, attempt, body,
+            status = await self._attempt("leg_event", "POST", url, attempt, body,
                                          json=body, headers=headers, timeout=LEG_EVENT_TIMEOUT)
             if status is not None and (200 <= status < 300 or (status < 500 and status not in RETRYABLE)):
                 return

@@ -35,6 +35,7 @@ from exotel.simulator.config import Fault, Flow, SimConfig
 from exotel.simulator.log import WireLog
 from exotel.simulator.recording import Recording
 from exotel.simulator.stream import StreamOutcome, StreamSession, StreamSpec
+from exotel.wire.requests import e164_from_dialled
 
 TERMINAL = ("completed", "busy", "no-answer", "failed")
 SAY_SECONDS_PER_CHAR = 0.06
@@ -65,6 +66,8 @@ class SimCall:
     leg_event_endpoint: str = ""
     custom_param: str = ""
     sample_rate: int | None = None  # Legs: from start_stream's content_type; else the URL's
+    encoding: str = "audio/x-raw"   # Legs: "audio/x-mulaw" when start_stream asked for it
+    bidirectional: bool = True      # False: StreamType/direction unidirectional, or a Stream applet
     created: datetime = field(default_factory=now)
     status: str = "queued"
     leg_state: str = "connecting"
@@ -86,7 +89,8 @@ class SimCall:
                 "stream_sid": self.stream_sid, "stream_url": self.stream_url, "custom_field": self.custom_field,
                 "created": timestamp(self.created), "answered": timestamp(self.answered_at),
                 "ended": timestamp(self.ended_at), "ended_by": outcome.ended_by if outcome else "",
-                "violations": outcome.violations if outcome else 0, "recording_url": self.recording_url}
+                "violations": outcome.violations if outcome else 0,
+                "chunk_warnings": outcome.chunk_warnings if outcome else 0, "recording_url": self.recording_url}
 
 
 class Simulator:
@@ -104,7 +108,8 @@ class Simulator:
     async def start(self, base_url: str) -> None:
         self.base_url = base_url
         self._loop = asyncio.get_running_loop()
-        self.deliveries = Deliveries(aiohttp.ClientSession(), self.log, self.config.callback_retry_delay)
+        self.deliveries = Deliveries(aiohttp.ClientSession(), self.log, self.config.callback_retry_delay,
+                                     self.config.grpc_event_target)
 
     async def stop(self) -> None:
         for task in list(self._tasks):
@@ -172,9 +177,10 @@ class Simulator:
             return self._end(call, "completed" if ended_by == "caller" else "failed")
         call.stream_url, call.stream_sid = url, "MZ" + secrets.token_hex(15)
         spec = StreamSpec(url=url, call_sid=call.sid, account_sid=call.account_sid, stream_sid=call.stream_sid,
-                          from_=call.number, to=call.caller_id, answered_at=answered,
+                          from_=call.number, to=e164_from_dialled(call.caller_id), answered_at=answered,
                           script=script_for(plan, rng), hangup_at=hangup_at, time_limit_at=time_limit_at,
-                          seed=self.seed, sample_rate=call.sample_rate)
+                          seed=self.seed, sample_rate=call.sample_rate, encoding=call.encoding,
+                          bidirectional=call.bidirectional)
 
         async def opened() -> None:
             if call.mode == "leg":
@@ -194,6 +200,8 @@ class Simulator:
             return call.stream_url, ""
         if call.mode == "flow":
             flow = self.flows.get(call.flow_id)
+            if flow:
+                call.bidirectional = flow.applet == "voicebot"
             return (await self.deliveries.resolve_stream_url(call, flow.voicebot_url) if flow else ""), ""
         assert call.stream_request
         deadlines = [t for t in (hangup_at, time_limit_at) if t is not None]
@@ -253,8 +261,9 @@ class Simulator:
 
     # --- Legs actions --------------------------------------------------------------------------
 
-    def start_stream(self, call: SimCall, url: str, sample_rate: int, action_sid: str) -> None:
-        call.sample_rate = sample_rate
+    def start_stream(self, call: SimCall, url: str, action_sid: str, *, sample_rate: int, encoding: str,
+                     bidirectional: bool) -> None:
+        call.sample_rate, call.encoding, call.bidirectional = sample_rate, encoding, bidirectional
         if call.stream_request and not call.stream_request.done():
             call.stream_request.set_result((url, action_sid))
 

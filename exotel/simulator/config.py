@@ -18,10 +18,12 @@ Format (every key optional; times in seconds; numbers keyed by E.164):
   "max_allowed_streams": {"AC123": 2},
   "default_max_allowed_streams": 100,
   "flows": {"4321": {"voicebot_url": "wss://bot/stream", "passthru_url": "https://app/passthru",
-                     "passthru_style": "flat", "record": false}},
-  "stream": {"frame_ms": 100, "ahead_limit_seconds": 2.0, "speech_dbfs": -20},
+                     "passthru_style": "flat", "record": false, "applet": "voicebot"}},
+  "stream": {"frame_ms": 100, "ahead_limit_seconds": 2.0, "speech_dbfs": -20,
+             "max_session_seconds": 3600},
   "active_streams_format": "json",
-  "callback_retry_delay": 0.5
+  "callback_retry_delay": 0.5,
+  "grpc_event_target": "https://app.example.com/exotel/leg-events"
 }
 
 - outcome: "answer" | "busy" | "no-answer" | "failed". ring_seconds: ringing before the outcome (a
@@ -37,7 +39,14 @@ Format (every key optional; times in seconds; numbers keyed by E.164):
   `times` limits a fault to the next N matching requests (0: all). PUT /_sim/faults replaces them.
 - max_allowed_streams: per account; a dial beyond it is refused with 429 (see calls.py).
 - flows: flow id -> its Voicebot URL (ws(s):// or http(s):// returning {"url": ...}) and Passthru;
-  passthru_style "flat" | "nested" | "json". PUT /_sim/flows/{flow_id} adds one at run time.
+  passthru_style "flat" | "nested" | "json"; applet "voicebot" (bidirectional, the default) or
+  "stream" (the Stream applet: unidirectional, receive-only). PUT /_sim/flows/{flow_id} adds one.
+- stream: frame_ms of caller audio per media frame; ahead_limit_seconds of bot audio queued ahead
+  of real time before it is a violation; max_session_seconds, the reference's 60-minute limit
+  (the stream is then stopped with reason "stopped").
+- grpc_event_target: where leg events go for legs created with a grpc:// leg_event_endpoint (the
+  reference's own example; the gRPC proto is not published, so they are POSTed here in the HTTPS
+  JSON form). Without it such legs are still accepted and their events are logged as undelivered.
 - active_streams_format: "json" or "xml" (both are documented answers).
 """
 
@@ -53,6 +62,7 @@ OUTCOMES = ("answer", "busy", "no-answer", "failed")
 FAULT_KINDS = ("status", "slow", "timeout")
 FAULT_ENDPOINTS = ("connect", "legs", "actions", "active_streams", "any")
 PASSTHRU_STYLES = ("flat", "nested", "json")
+APPLETS = ("voicebot", "stream")
 
 
 class ConfigError(ValueError):
@@ -94,6 +104,7 @@ class Flow:
     passthru_url: str = ""
     passthru_style: str = "flat"
     record: bool = False
+    applet: str = "voicebot"
 
 
 @dataclass(frozen=True)
@@ -107,8 +118,10 @@ class SimConfig:
     frame_ms: int = 100
     ahead_limit_seconds: float = 2.0
     speech_dbfs: float = -20.0
+    max_session_seconds: float = 3600.0   # reference, "Audio format": max session 60 minutes
     active_streams_format: str = "json"
     callback_retry_delay: float = 0.5
+    grpc_event_target: str = ""
 
     def plan_for(self, e164: str) -> NumberPlan:
         return self.numbers.get(e164, self.default)
@@ -155,7 +168,8 @@ def parse_flow(raw: Mapping[str, Any]) -> Flow:
         raise ConfigError("a flow needs voicebot_url")
     return Flow(voicebot_url=str(raw["voicebot_url"]), passthru_url=str(raw.get("passthru_url", "")),
                 passthru_style=_choice(raw.get("passthru_style", "flat"), PASSTHRU_STYLES, "passthru_style"),
-                record=bool(raw.get("record", False)))
+                record=bool(raw.get("record", False)),
+                applet=_choice(raw.get("applet", "voicebot"), APPLETS, "applet"))
 
 
 def parse_config(raw: Mapping[str, Any]) -> SimConfig:
@@ -172,9 +186,11 @@ def parse_config(raw: Mapping[str, Any]) -> SimConfig:
             frame_ms=int(stream.get("frame_ms", 100)),
             ahead_limit_seconds=float(stream.get("ahead_limit_seconds", 2.0)),
             speech_dbfs=float(stream.get("speech_dbfs", -20.0)),
+            max_session_seconds=float(stream.get("max_session_seconds", 3600.0)),
             active_streams_format=_choice(raw.get("active_streams_format", "json"), ("json", "xml"),
                                           "active_streams_format"),
             callback_retry_delay=float(raw.get("callback_retry_delay", 0.5)),
+            grpc_event_target=str(raw.get("grpc_event_target", "")),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"bad simulator config: {exc!r}") from exc

@@ -9,11 +9,15 @@ Every record has `ts` (Unix seconds) and `kind`:
   "stream_url"), `method`, `url`, `attempt`, `body` (or query), `headers` (leg events), and
   `status` or `error`.
 - `call`: a call's state change: `call_sid`, `status`, plus details.
-- `ws`: `action` "open" | "close" | "connect_failed", `call_sid`, `stream_sid`, `url`, `code`, `by`.
+- `ws`: `action` "open" | "close" | "connect_failed" | "refused" (custom parameters over the
+  limits), `call_sid`, `stream_sid`, `url`, `code`, `by`, `reason`.
 - `frame`: `dir` "sent" (to the bot) or "received" (from the bot), `call_sid`, `stream_sid`,
   `event`, `t` (seconds since the socket opened), `size` (characters of the frame), and for media
   `bytes` (PCM bytes, never the payload), for marks `name`, for dtmf `digit`, for stop `reason`.
 - `violation`: `call_sid`, `reason`, `code` (the close code strict mode would use / used).
+- `chunk_warning`: a bot chunk that breaks the size rules, played degraded (not in --strict, where
+  it is a violation): `call_sid`, `reason`, `effects` (gap, jitter, or timed out and not played).
+- `limit`: the stream reached a limit: `limit` "session" (the 60-minute maximum), `seconds`.
 - `clear`: the bot's `clear`: `dropped_chunks`, `dropped_marks` (names).
 - `control`: a control endpoint changed flows or faults.
 - `say`: Legs greeting: `leg_sid`, `action` "start" | "stop" | "interrupted" | "completed", `text`.

@@ -7,7 +7,10 @@ Routes (one server answers for both the api and cpaas-api hosts):
 - GET /v1/Accounts/{sid}/ActiveStreams (JSON, or XML per config) and /v1/accounts/{sid}/activestreams.
 - POST /v2/accounts/{sid}/legs, .../legs/{leg}/actions/{start_stream|start_say|stop_say}, and
   .../legs/{leg}/actions with `{"exoml": "<Flow><Hangup/></Flow>"}` (the only ExoML simulated):
-  202 with the v2 envelope; errors in the v2 error envelope.
+  202 with the v2 envelope; errors in the v2 error envelope. The reference's own examples pass:
+  a `grpc://` leg_event_endpoint (events go to the config's `grpc_event_target`), `stop_say`
+  with no body, `content_type: audio/x-mulaw;rate=8000` (a μ-law stream), `direction:
+  unidirectional` (a receive-only stream).
 - Control: PUT /_sim/flows/{flow_id}, PUT /_sim/faults (a JSON list as in the config), GET
   /_sim/calls, GET /_sim/health, GET /_sim/recordings/{call_sid}.wav. No auth on these.
 
@@ -36,6 +39,8 @@ from exotel.errors import ValidationError
 from exotel.simulator.callbacks import timestamp
 from exotel.simulator.calls import SimCall, Simulator, StreamLimitReached
 from exotel.simulator.config import ConfigError, parse_fault, parse_flow
+from exotel.simulator.stream import stream_parameters
+from exotel.wire.requests import e164_from_dialled
 
 Handler = Callable[[web.Request, dict[str, Any]], Awaitable[web.Response]]
 SIM = web.AppKey("simulator", Simulator)
@@ -76,6 +81,8 @@ async def _body(request: web.Request, style: str) -> dict[str, Any]:
     if request.method == "GET":
         return {}
     if style == "v2":
+        if not (await request.read()).strip():
+            return {}  # the reference's own stop_say sends no body
         try:
             data = await request.json()
         except (ValueError, UnicodeDecodeError):
@@ -132,11 +139,6 @@ def api(endpoint: str, style: str | Callable[[web.Request], str], handler: Handl
 
 # --- v1: calls/connect -------------------------------------------------------------------------
 
-def _e164(number: str) -> str:
-    # A leading 0 is the national form (field notes); the simulator reads it as an Indian number.
-    return "+91" + number[1:] if number.startswith("0") else number
-
-
 def _int_field(fields: dict[str, Any], name: str, wire_name: str) -> int | None:
     value = fields.get(name)
     if value in (None, ""):
@@ -162,7 +164,8 @@ def _connect_style(request: web.Request) -> str:
 async def connect(request: web.Request, fields: dict[str, Any]) -> web.Response:
     sim, sid = request.app[SIM], request.match_info["sid"]
     account = wire.Account(sid, "-", "-", base_url_override=sim.base_url)
-    number, caller_id = _e164(str(fields.get("from", ""))), str(fields.get("callerid", ""))
+    # A leading 0 is the national form (field notes); the simulator reads it as an Indian number.
+    number, caller_id = e164_from_dialled(str(fields.get("from", ""))), str(fields.get("callerid", ""))
     common = {"number": number, "caller_id": caller_id, "custom_field": str(fields.get("customfield", "")),
               "time_limit": _int_field(fields, "timelimit", "TimeLimit"),
               "status_callback": str(fields.get("statuscallback", "")), "status_callback_events": _events(fields),
@@ -174,8 +177,10 @@ async def connect(request: web.Request, fields: dict[str, Any]) -> web.Response:
     if fields.get("streamurl") and fields.get("url"):
         raise ValidationError("StreamUrl", "give StreamUrl (Voice AI) or Url (flow), not both")
     if fields.get("streamurl"):
-        if fields.get("streamtype", "") not in ("bidirectional", "unidirectional"):
+        if fields.get("streamtype", "") not in wire.requests.STREAM_DIRECTIONS:
             raise ValidationError("StreamType", "must be bidirectional or unidirectional")
+        call.bidirectional = fields["streamtype"] == "bidirectional"
+        wire.requests.check_custom_parameters(stream_parameters(str(fields["streamurl"]))[1])
         bot = wire.BotCall(stream_url=str(fields["streamurl"]), record=fields.get("record") == "true",
                            recording_channels=str(fields.get("recordingchannels", "")),
                            stream_name=str(fields.get("streamname", "")), **common)
@@ -244,11 +249,12 @@ async def create_leg(request: web.Request, body: dict[str, Any]) -> web.Response
     sim, sid = request.app[SIM], request.match_info["sid"]
     account = wire.Account(sid, "-", "-", base_url_override=sim.base_url)
     ring_timeout = body.get("ring_timeout", body.get("timeout"))  # both spellings are documented
-    leg = wire.NewLeg(number=_e164(str(body.get("contact_uri", ""))), exophone=str(body.get("exophone", "")),
+    leg = wire.NewLeg(number=e164_from_dialled(str(body.get("contact_uri", ""))),
+                      exophone=str(body.get("exophone", "")),
                       leg_event_endpoint=str(body.get("leg_event_endpoint", "")),
                       custom_param=str(body.get("custom_param", "")), ring_timeout=ring_timeout,
                       time_limit=body.get("time_limit"))
-    wire.create_leg(account, leg)
+    wire.create_leg(account, leg, event_schemes=wire.requests.LEG_EVENT_SCHEMES_ACCEPTED)
     call = SimCall(sid=secrets.token_hex(16), account_sid=sid, mode="leg", number=leg.number,
                    dialled=str(body["contact_uri"]), caller_id=leg.exophone, custom_param=leg.custom_param,
                    leg_event_endpoint=leg.leg_event_endpoint, ring_timeout=leg.ring_timeout,
@@ -272,10 +278,12 @@ async def leg_action(request: web.Request, body: dict[str, Any]) -> web.Response
     action, action_sid = request.match_info.get("action", ""), secrets.token_hex(16)
     account = wire.Account(sid, "-", "-", base_url_override=sim.base_url)
     if action == "start_stream":
-        rate = _content_type_rate(str(body.get("content_type", "audio/x-l16;rate=8000")))
-        wire.start_stream(account, call.sid, url=str(body.get("url", "")), sample_rate=rate,
-                          direction=str(body.get("direction", "bidirectional")))
-        sim.start_stream(call, str(body["url"]), rate, action_sid)
+        encoding, rate = wire.requests.parse_content_type(str(body.get("content_type", "audio/x-l16;rate=8000")))
+        direction = str(body.get("direction", "bidirectional"))
+        wire.start_stream(account, call.sid, url=str(body.get("url", "")), sample_rate=rate, direction=direction)
+        wire.requests.check_custom_parameters(stream_parameters(str(body["url"]))[1])
+        sim.start_stream(call, str(body["url"]), action_sid, sample_rate=rate, encoding=encoding,
+                         bidirectional=direction == "bidirectional")
     elif action == "start_say":
         wire.start_say(account, call.sid, str(body.get("text", "")), body.get("loop", 0))
         sim.start_say(call, str(body["text"]), int(body.get("loop", 0)), action_sid)
@@ -286,12 +294,6 @@ async def leg_action(request: web.Request, body: dict[str, Any]) -> web.Response
     else:
         raise ApiError(400, f"Unsupported action {action or body.get('exoml')!r}")
     return _accepted(request_id=action_sid)
-
-
-def _content_type_rate(content_type: str) -> int:
-    """`audio/x-l16;rate=16000` -> 16000; no or unreadable rate -> 0, which validation refuses."""
-    rate = content_type.partition("rate=")[2]
-    return int(rate) if rate.isdigit() else 0
 
 
 # --- control endpoints -------------------------------------------------------------------------

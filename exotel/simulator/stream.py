@@ -1,17 +1,30 @@
 """Exotel's side of one AgentStream WebSocket, played against the bot at `url`.
 
-Sends `connected`, `start` (sample rate and custom parameters from the URL query), then the
-caller's audio as `media` frames paced in real time (`frame_ms`, 100 ms by default: 1600 bytes at
-8 kHz), `dtmf` at the script's times, and `stop` when the caller hangs up (`callended`) or the
-time limit or an API hang-up ends the stream (`stopped`). The bot's audio is played back in real
-time: a chunk starts when the previous one ends, a `mark` goes back only once all audio queued
-before it has played, `clear` drops queued chunks (and their marks) but not the one playing.
+Sends `connected`, `start` (sample rate and custom parameters from the URL query, at most 3
+pairs and 256 characters, or the stream URL is refused), then the caller's audio as `media` frames
+paced in real time (`frame_ms`, 100 ms by default: 1600 bytes at 8 kHz), `dtmf` at the script's
+times, and `stop` when the caller hangs up (`callended`) or the time limit, the 60-minute session
+limit or an API hang-up ends the stream (`stopped`). The bot's audio is played back in real time:
+a chunk starts when the previous one ends, a `mark` goes back only once all audio queued before it
+has played, `clear` drops queued chunks (and their marks) but not the one playing.
+
+A unidirectional stream (Stream applet, `StreamType=unidirectional`, Legs `direction`) is
+receive-only: no `dtmf`, no marks back, and any `media`, `mark` or `clear` from the bot is a
+violation. A μ-law stream (Legs `content_type: audio/x-mulaw`) carries one byte a sample both ways;
+its chunk rules are applied to the same audio as 16-bit PCM (the same durations).
 
 Violations are logged with a reason and a close code; in strict mode the socket is then closed
-with that code: not JSON (1003), unknown event or missing field (1002), bad payload or chunk size
-(1007), chunk over 100000 bytes (1009), wrong stream SID or more than `ahead_limit_seconds` of
-audio queued ahead of real time (1008). Outside strict mode, bad chunks are still played (the
-documented effect is degraded audio) and frames with a wrong stream SID are ignored.
+with that code: not JSON (1003), unknown event or missing field (1002), bad payload (1007), wrong
+stream SID, bot audio on a receive-only stream or more than `ahead_limit_seconds` of audio queued
+ahead of real time (1008). Outside strict mode frames with a wrong stream SID are ignored; a frame
+without a stream SID belongs to this stream (Exotel's own samples omit or misspell it).
+
+Chunk-size problems are chunk warnings, as the field notes describe them: degraded audio, not a
+closed socket. A chunk that is not a multiple of 320 bytes is followed by a 20 ms gap; one under
+3200 bytes that finds less than a legal chunk's worth of audio buffered starts up to 20 ms late
+(jitter, seeded; the backlog this builds is bounded by that one chunk's worth); one over 100000
+bytes times out and is not played. Only strict mode treats them as violations and
+closes: under the minimum or not a multiple 1007, over the maximum 1009.
 
 Choices where the reference is silent: `media.timestamp` is milliseconds since the stream opened
 at the end of the chunk (chunk 2 -> "200"); sequence numbers count every frame after `connected`;
@@ -22,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -30,14 +44,19 @@ from urllib.parse import parse_qsl, urlsplit
 import websockets
 
 from exotel import protocol
-from exotel.audio import bytes_per_ms
-from exotel.protocol import CloseCode
+from exotel.audio import bytes_per_ms, mulaw_to_pcm, pcm_to_mulaw
+from exotel.errors import ValidationError
+from exotel.protocol import CHUNK_MAX, CHUNK_MIN, CHUNK_MULTIPLE, CloseCode
 from exotel.simulator.caller import render
 from exotel.simulator.config import ScriptStep, SimConfig
 from exotel.simulator.log import WireLog
 from exotel.simulator.recording import Recording
+from exotel.wire.requests import check_custom_parameters
 
 HANDSHAKE_TIMEOUT = 10.0  # field notes: a bot that does not answer the handshake in 10 s fails
+GAP_SECONDS = 0.02        # field notes: chunks not a multiple of 320 bytes leave 20 ms gaps
+JITTER_MAX_SECONDS = 0.02  # our choice for "under the minimum, jitter": up to one 20 ms frame late
+MULAW = "audio/x-mulaw"
 
 
 @dataclass(frozen=True)
@@ -54,6 +73,8 @@ class StreamSpec:
     time_limit_at: float | None
     seed: int
     sample_rate: int | None = None  # Legs set it in start_stream; otherwise the URL's `sample-rate`
+    encoding: str = "audio/x-raw"   # or "audio/x-mulaw" (Legs start_stream content_type)
+    bidirectional: bool = True      # False: Stream applet / unidirectional, receive-only
 
 
 @dataclass(frozen=True)
@@ -62,6 +83,7 @@ class StreamOutcome:
     reason: str
     duration: float
     violations: int = 0
+    chunk_warnings: int = 0
 
 
 def stream_parameters(url: str) -> tuple[int, dict[str, str]]:
@@ -78,14 +100,17 @@ class StreamSession:
         self.spec, self.config, self.log, self.strict = spec, config, log, strict
         url_rate, self.custom_parameters = stream_parameters(spec.url)
         self.rate = spec.sample_rate or url_rate
+        self.width = 1 if spec.encoding == MULAW else 2  # bytes per sample on the wire
         self.recording = Recording(self.rate)
-        self.violations = 0
+        self.violations = self.chunk_warnings = 0
+        self._jitter = random.Random(f"{spec.seed}:{spec.stream_sid}")
         self._on_open, self._on_bot_audio = on_open, on_bot_audio
         self._loop = asyncio.get_running_loop()
         self._ws: websockets.ClientConnection | None = None
         self._t0 = 0.0
         self._seq = 0
-        self._queue: deque[tuple[str, bytes | str]] = deque()
+        # (kind, item, arrival): audio, a mark, or a gap (seconds of silence)
+        self._queue: deque[tuple[str, bytes | str | float, float]] = deque()
         self._queued = asyncio.Event()
         self._playing_until = 0.0
         self._stop_reason: tuple[str, str] | None = None
@@ -95,6 +120,11 @@ class StreamSession:
     # --- running -----------------------------------------------------------------------------
 
     async def run(self) -> StreamOutcome:
+        try:
+            check_custom_parameters(self.custom_parameters)
+        except ValidationError as exc:
+            self._event("ws", action="refused", url=self.spec.url, reason=str(exc))
+            return StreamOutcome("failed", f"stream URL refused: {exc}", 0.0)
         try:
             self._ws = await self._connect()
         except (OSError, websockets.WebSocketException, TimeoutError) as exc:
@@ -141,7 +171,7 @@ class StreamSession:
             code = self._ws.close_code
             by = "system" if self._closed_by_us else "bot"
             self._event("ws", action="close", code=code, by=by)
-            return StreamOutcome(by, f"closed with {code}", duration, self.violations)
+            return StreamOutcome(by, f"closed with {code}", duration, self.violations, self.chunk_warnings)
         reason = "callended" if sender.cancelled() else sender.result()
         reason, by = self._stop_reason or (reason, "caller")
         with contextlib.suppress(websockets.ConnectionClosed):
@@ -151,7 +181,7 @@ class StreamSession:
         await self._ws.close(CloseCode.NORMAL)
         receiver.cancel()
         self._event("ws", action="close", code=int(CloseCode.NORMAL), by=by)
-        return StreamOutcome(by, reason, duration, self.violations)
+        return StreamOutcome(by, reason, duration, self.violations, self.chunk_warnings)
 
     # --- Exotel -> bot -----------------------------------------------------------------------
 
@@ -160,7 +190,8 @@ class StreamSession:
         return protocol.exotel_start_frame(self._next_seq(), stream_sid=spec.stream_sid,
                                            call_sid=spec.call_sid, account_sid=spec.account_sid,
                                            from_=spec.from_, to=spec.to,
-                                           custom_parameters=self.custom_parameters, sample_rate=self.rate)
+                                           custom_parameters=self.custom_parameters, sample_rate=self.rate,
+                                           encoding=spec.encoding)
 
     async def _send_caller(self) -> str:
         """Stream the caller; the stop reason when the caller is done, "" if the socket closed first."""
@@ -174,13 +205,17 @@ class StreamSession:
         frame_bytes = int(bytes_per_ms(self.rate) * self.config.frame_ms)
         audio = render(spec.script, self.rate, spec.seed, self.config.speech_dbfs)
         lead = int((self._t0 - spec.answered_at) * self.rate) * 2  # caller audio before the stream opened
-        dtmf = deque(sorted((s for s in spec.script if s.dtmf), key=lambda s: s.at))
+        # Reference: dtmf reaches the bot on the VoiceBot (bidirectional) applet only.
+        dtmf = deque(sorted((s for s in spec.script if s.dtmf and spec.bidirectional), key=lambda s: s.at))
+        session_end = self._t0 + self.config.max_session_seconds
         chunk = 0
         while True:
             now = self._loop.time()
             if spec.hangup_at is not None and now >= spec.hangup_at:
                 return "callended"
-            if spec.time_limit_at is not None and now >= spec.time_limit_at:
+            if now >= session_end:
+                self._event("limit", limit="session", seconds=self.config.max_session_seconds)
+            if now >= session_end or (spec.time_limit_at is not None and now >= spec.time_limit_at):
                 self._stop_reason = ("stopped", "system")
                 return "stopped"
             while dtmf and spec.answered_at + dtmf[0].at <= now:
@@ -195,9 +230,10 @@ class StreamSession:
             pcm = audio[offset:offset + frame_bytes].ljust(frame_bytes, b"\0")
             chunk += 1
             self.recording.write("caller", (chunk - 1) * frame_s, pcm)
+            payload = pcm_to_mulaw(pcm) if self.width == 1 else pcm
             await self._send(protocol.exotel_media_frame(self._next_seq(), spec.stream_sid, chunk,
-                                                         chunk * self.config.frame_ms, pcm),
-                             "media", bytes=len(pcm), chunk=chunk)
+                                                         chunk * self.config.frame_ms, payload),
+                             "media", bytes=len(payload), chunk=chunk)
 
     # --- bot -> Exotel -----------------------------------------------------------------------
 
@@ -212,7 +248,7 @@ class StreamSession:
             self._frame_in("binary", len(message))
             return await self._violation("binary frame; frames are JSON text", CloseCode.UNSUPPORTED_DATA)
         try:
-            event = protocol.parse_bot_frame(message)
+            event = protocol.parse_bot_frame(message, self.width)
         except protocol.ProtocolError as exc:
             self._frame_in("invalid", len(message))
             return await self._violation(str(exc), exc.close_code)
@@ -225,36 +261,69 @@ class StreamSession:
             self._frame_in("mark", len(message), name=event.name)
         else:
             self._frame_in("clear", len(message))
-        if event.stream_sid != self.spec.stream_sid:
+        if event.stream_sid and event.stream_sid != self.spec.stream_sid:
             return await self._violation(f"stream_sid {event.stream_sid!r} is not {self.spec.stream_sid!r}",
                                          CloseCode.POLICY_VIOLATION)
+        if not self.spec.bidirectional:
+            name = type(event).__name__.removeprefix("Bot").lower()
+            return await self._violation(f"{name} on a unidirectional stream, which is receive-only",
+                                         CloseCode.POLICY_VIOLATION)
         if isinstance(event, protocol.BotMedia):
-            await self._accept_media(event.payload)
+            await self._accept_media(mulaw_to_pcm(event.payload) if self.width == 1 else event.payload)
         elif isinstance(event, protocol.BotMark):
             self._enqueue("mark", event.name)
         else:
-            dropped = [item for kind, item in self._queue if kind == "mark"]
-            self._event("clear", dropped_chunks=len(self._queue) - len(dropped), dropped_marks=dropped)
+            dropped = [item for kind, item, _ in self._queue if kind == "mark"]
+            chunks = sum(1 for kind, _, _ in self._queue if kind == "audio")
+            self._event("clear", dropped_chunks=chunks, dropped_marks=dropped)
             self._queue.clear()
 
     async def _accept_media(self, pcm: bytes) -> None:
         problem = protocol.chunk_problem(len(pcm))
-        if problem:
-            await self._violation(*problem)
+        if problem and self.strict:
+            return await self._violation(*problem)
         ahead = self.queued_seconds()
         if ahead > self.config.ahead_limit_seconds:
             await self._violation(f"audio {ahead:.2f}s ahead of real time (limit "
                                   f"{self.config.ahead_limit_seconds}s)", CloseCode.POLICY_VIOLATION)
-        self._enqueue("audio", pcm)
+        if problem:
+            self._play_degraded(pcm, problem[0])
+        else:
+            self._enqueue("audio", pcm)
+
+    def _play_degraded(self, pcm: bytes, reason: str) -> None:
+        """Queue a chunk that breaks the size rules with the effects the field notes describe."""
+        self.chunk_warnings += 1
+        effects = []
+        if len(pcm) > CHUNK_MAX:
+            effects.append("timed out, not played")
+        else:
+            # Less buffered than one legal chunk holds: nothing absorbs network jitter.
+            if len(pcm) < CHUNK_MIN and self.queued_seconds() < CHUNK_MIN / (self.rate * 2):
+                late = round(self._jitter.uniform(0, JITTER_MAX_SECONDS), 4)
+                self._enqueue("gap", late)
+                effects.append(f"jitter: started {late * 1000:.1f} ms late")
+            self._enqueue("audio", pcm)
+            if len(pcm) % CHUNK_MULTIPLE:
+                self._enqueue("gap", GAP_SECONDS)
+                effects.append(f"{GAP_SECONDS * 1000:.0f} ms gap after it")
+        if self.width == 1:
+            reason += " (μ-law, counted as 16-bit PCM)"
+        self._event("chunk_warning", reason=reason, effects=effects)
 
     def queued_seconds(self) -> float:
         """Audio received but not yet played: the part still playing plus everything queued."""
         playing = max(0.0, self._playing_until - self._loop.time())
-        queued = sum(len(item) for kind, item in self._queue if kind == "audio")
-        return playing + queued / (self.rate * 2)
+        return playing + sum(self._duration(kind, item) for kind, item, _ in self._queue)
 
-    def _enqueue(self, kind: str, item: bytes | str) -> None:
-        self._queue.append((kind, item))
+    def _duration(self, kind: str, item: bytes | str | float) -> float:
+        if kind == "audio":
+            assert isinstance(item, bytes)
+            return len(item) / (self.rate * 2)
+        return float(item) if kind == "gap" else 0.0
+
+    def _enqueue(self, kind: str, item: bytes | str | float) -> None:
+        self._queue.append((kind, item, self._loop.time()))
         self._queued.set()
 
     async def _play(self) -> None:
@@ -272,13 +341,18 @@ class StreamSession:
             if wait > 0:
                 await asyncio.sleep(wait)  # the chunk playing now cannot be cleared; look again after
                 continue
-            kind, item = self._queue.popleft()
+            kind, item, arrived = self._queue.popleft()
             if kind == "mark":
                 await self._send(protocol.exotel_mark_frame(self._next_seq(), self.spec.stream_sid, str(item)),
                                  "mark", name=item)
                 continue
+            # Back to back with what played before, unless it arrived after that ended (timer
+            # lateness in waking up here is not a gap the caller hears).
+            start = max(arrived, self._playing_until)
+            if kind == "gap":
+                self._playing_until = start + self._duration(kind, item)
+                continue
             assert isinstance(item, bytes)
-            start = max(self._loop.time(), self._playing_until)
             self.recording.write("bot", start - self._t0, item)
             self._playing_until = start + len(item) / (self.rate * 2)
             if self._on_bot_audio:

@@ -7,6 +7,7 @@ covers every number plan the tests need; tests that need other settings start th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import subprocess
@@ -235,8 +236,9 @@ class Receiver:
         return [r for r in self.requests if r["path"] == path]
 
 
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
+@contextlib.asynccontextmanager
+async def serve_receiver(port: int | None = None) -> AsyncIterator[Receiver]:
+    """A `Receiver` on loopback (on `port` when a config had to name it before it started)."""
     rec = Receiver()
 
     async def handle(request: web.Request) -> web.Response:
@@ -257,8 +259,16 @@ async def receiver() -> AsyncIterator[Receiver]:
     app.router.add_route("*", "/{tail:.*}", handle)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    port = free_port()
+    port = port or free_port()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     rec.url = f"http://127.0.0.1:{port}"
-    yield rec
-    await runner.cleanup()
+    try:
+        yield rec
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    async with serve_receiver() as rec:
+        yield rec

@@ -31,7 +31,8 @@ async def test_an_answered_call_streams_and_reports_its_status(sim, bot_server, 
     call = await wait_for_end(sim, info.sid)
     assert (call["status"], call["ended_by"]) == ("completed", "caller")
     start = log.of(protocol.Start)[0]
-    assert (start.call_sid, start.account_sid, start.from_, start.to) == (info.sid, SID, NUMBERS["answer"], EXOPHONE)
+    assert (start.call_sid, start.account_sid, start.from_, start.to) == (info.sid, SID, NUMBERS["answer"],
+                                                                          "+918047491899")  # E.164, as the reference shows
     assert (start.sample_rate, dict(start.custom_parameters)) == (16000, {"token": "abc"})
     assert {len(m.payload) for m in log.of(protocol.Media)} == {3200}  # 100 ms at 16 kHz
     assert log.of(protocol.Stop)[0].reason == "callended"

@@ -134,6 +134,7 @@ def bad_frame(name: str, stream_sid: str) -> str:
 EXPECTED = {"not json": ("not JSON", 1003), "under the minimum": ("under 3200", 1007),
             "not a multiple of 320": ("multiple of 320", 1007), "over the maximum": ("over 100000", 1009),
             "wrong stream sid": ("stream_sid", 1008), "unknown event": ("unknown event", 1002)}
+CHUNK_RULES = ("under the minimum", "not a multiple of 320", "over the maximum")
 
 
 async def test_violations_are_logged_with_a_reason_and_the_socket_stays_open(sim, bot_server):
@@ -148,11 +149,17 @@ async def test_violations_are_logged_with_a_reason_and_the_socket_stays_open(sim
     sid, log = await call_bot(sim, bot_server, act)
     call = await wait_for_end(sim, sid)
     violations = sim.records("violation", call_sid=sid)
-    for reason, code in [*EXPECTED.values(), ("ahead of real time", 1008)]:
+    expected = [EXPECTED[name] for name in EXPECTED if name not in CHUNK_RULES]
+    for reason, code in [*expected, ("ahead of real time", 1008)]:
         assert any(reason in v["reason"] and v["code"] == code for v in violations), (reason, violations)
+    warnings = sim.records("chunk_warning", call_sid=sid)
+    assert [w["reason"] for w in warnings] == ["chunk of 1600 bytes is under 3200",
+                                               "chunk of 3330 bytes is not a multiple of 320",
+                                               "chunk of 100160 bytes is over 100000"]
+    assert not any("chunk of" in v["reason"] for v in violations)  # chunk sizes degrade audio, no more
     assert call["ended_by"] == "bot"
     assert await until(lambda: log.close_code, what="close") == 1000  # nothing closed the socket on us
-    assert call["violations"] == len(violations)
+    assert (call["violations"], call["chunk_warnings"]) == (len(violations), 3)
 
 
 @pytest.mark.parametrize("name", list(EXPECTED))
