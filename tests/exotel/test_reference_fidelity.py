@@ -326,7 +326,30 @@ async def test_voicebot_custom_parameters_are_limited_to_three_pairs_and_256_cha
         assert response.status_code == 400 and "custom_parameters" in response.json()["RestException"]["Message"]
 
 
-@pytest.mark.parametrize("applet", ["streamtype", "flow"])
+async def dial_one_way(sim: RunningSimulator, applet: str, url: str) -> str:
+    """A call whose stream is unidirectional: by StreamType, a Stream applet, or Legs `direction`."""
+    if applet == "legs":
+        async with serve_receiver(EVENT_PORT) as events:
+            created = await post(sim, f"/v2/accounts/{SID}/legs", json={
+                "contact_uri": TALKER, "exophone": EXOPHONE, "leg_event_endpoint": "grpc://events.example.com"})
+            leg_sid = created.json()["response"]["data"]["leg_sid"]
+            await until(lambda: any(r["body"]["event_name"] == "leg_answered" for r in events.requests))
+            await post(sim, f"/v2/accounts/{SID}/legs/{leg_sid}/actions/start_stream",
+                       json={"direction": "unidirectional", "url": url, "content_type": "audio/x-l16;rate=8000"})
+            await wait_for_end(sim, leg_sid)
+        return leg_sid
+    fields = {"from": TALKER, "callerid": EXOPHONE}
+    if applet == "flow":
+        httpx.put(f"{sim.base_url}/_sim/flows/listen", json={"voicebot_url": url, "applet": "stream"})
+        fields["url"] = f"https://my.exotel.com/{SID}/exoml/start_voice/listen"
+    else:
+        fields |= {"streamurl": url, "streamtype": "unidirectional"}
+    sid = (await post(sim, f"/v1/accounts/{SID}/calls/connect", data=fields)).json()["call"]["sid"]
+    await wait_for_end(sim, sid)
+    return sid
+
+
+@pytest.mark.parametrize("applet", ["streamtype", "flow", "legs"])
 async def test_a_unidirectional_stream_is_receive_only(ref_sim, bot_server, applet):
     async def act(ws, start):
         sid = start["stream_sid"]
@@ -335,16 +358,7 @@ async def test_a_unidirectional_stream_is_receive_only(ref_sim, bot_server, appl
         await ws.send(json.dumps({"event": "clear", "stream_sid": sid}))
 
     bot = RawBot(act)
-    url = await bot_server(bot)
-    fields = {"from": TALKER, "callerid": EXOPHONE}
-    if applet == "flow":
-        httpx.put(f"{ref_sim.base_url}/_sim/flows/listen", json={"voicebot_url": url, "applet": "stream"})
-        fields["url"] = f"https://my.exotel.com/{SID}/exoml/start_voice/listen"
-    else:
-        fields |= {"streamurl": url, "streamtype": "unidirectional"}
-    response = await post(ref_sim, f"/v1/accounts/{SID}/calls/connect", data=fields)
-    sid = response.json()["call"]["sid"]
-    await wait_for_end(ref_sim, sid)
+    sid = await dial_one_way(ref_sim, applet, await bot_server(bot))
     assert bot.of("media") and not bot.of("mark") and not bot.of("dtmf")  # dtmf and mark: VoiceBot only
     reasons = [v["reason"] for v in ref_sim.records("violation", call_sid=sid)]
     assert reasons == [f"{event} on a unidirectional stream, which is receive-only"
