@@ -73,8 +73,9 @@ async def test_strict_mode_closes_the_8khz_echo_over_its_first_short_chunk(stric
     sid = await dial(strict_simulator, await bot_server(bot) + "?sample-rate=8000")
     call = await wait_for_end(strict_simulator, sid)
     assert await until(lambda: bot.close_code, what="close") == 1007
-    (violation,) = strict_simulator.records("violation", call_sid=sid)
-    assert violation["reason"] == "chunk of 1600 bytes is under 3200" and call["ended_by"] == "system"
+    violations = strict_simulator.records("violation", call_sid=sid)  # echoes in flight may add more
+    assert {v["reason"] for v in violations} == {"chunk of 1600 bytes is under 3200"}
+    assert call["ended_by"] == "system"
 
 
 async def test_frames_without_a_stream_sid_or_spelt_streamsid_are_played(sim, bot_server):

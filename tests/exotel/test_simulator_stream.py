@@ -93,7 +93,9 @@ async def test_clear_drops_unplayed_audio_and_its_marks(sim, bot_server):
     assert list(marks) == ["after-clear"]
     assert marks["after-clear"] - times["clear"] < CHUNK_SECONDS + 0.1  # only the playing chunk finished
     (cleared,) = sim.records("clear", since=position, call_sid=sid)
-    assert cleared["dropped_marks"] == ["dropped"] and cleared["dropped_chunks"] == 6
+    # Six chunks were queued behind the one playing; five if the bot's 0.3 s sleep overran the
+    # second chunk's end (the simulator keeps its playback clock, the bot's lateness is its own).
+    assert cleared["dropped_marks"] == ["dropped"] and cleared["dropped_chunks"] in (5, 6)
 
 
 async def test_caller_media_is_paced_in_real_time(sim, bot_server):
