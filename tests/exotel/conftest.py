@@ -199,8 +199,10 @@ def echo_handler(log: BotLog, *, close_after: float | None = None) -> Handler:
             if isinstance(event, protocol.Start):
                 stream_sid, started = event.stream_sid, time.monotonic()
             elif isinstance(event, protocol.Media):
-                for chunk in chunker.feed(event.payload):
-                    await ws.send(protocol.media_frame(stream_sid, chunk))
+                # An echo may cross the caller's hang-up: the `stop` already received is still read.
+                with contextlib.suppress(websockets.ConnectionClosed):
+                    for chunk in chunker.feed(event.payload):
+                        await ws.send(protocol.media_frame(stream_sid, chunk))
             if close_after is not None and started and time.monotonic() - started > close_after:
                 await ws.close()
 
