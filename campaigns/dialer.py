@@ -30,14 +30,23 @@ from exotel.errors import (
     TransientError,
     ValidationError,
 )
+from streams import heartbeat
 
 log = logging.getLogger(__name__)
 
 
 def dispatch(*, now=None) -> int:
-    """One tick over every running campaign; returns the number of calls queued."""
+    """One tick over every running campaign; returns the number of calls queued.
+
+    No network call happens here: capacity readings come from the rows (campaigns/accounts.py),
+    so one tenant's slow Exotel URL cannot hold up the tick for everyone.
+    """
     now = now or timezone.now()
     lifecycle.begin_due_campaigns(now=now)
+    # Every connect mode streams the answered call to us: with no stream server up, it would be silence.
+    if not heartbeat.healthy(now=now):
+        log.warning("dialling held: no stream server has published its heartbeat")
+        return 0
     campaigns = Campaign.objects.filter(state=Campaign.State.RUNNING).select_related("account").order_by("pk")
     headroom: dict[int, int | None] = {}
     queued = 0
@@ -47,25 +56,12 @@ def dispatch(*, now=None) -> int:
         if not schedule.is_open(schedule.Window.of(campaign), now):
             continue
         if campaign.account_id not in headroom:
-            headroom[campaign.account_id] = account_headroom(campaign.account, now=now)
+            headroom[campaign.account_id] = accounts.stream_headroom(campaign.account)
         call_ids = plan_campaign(campaign.pk, now=now, streams_left=headroom[campaign.account_id])
         if headroom[campaign.account_id] is not None:
             headroom[campaign.account_id] -= len(call_ids)
         queued += len(call_ids)
     return queued
-
-
-def account_headroom(account, *, now) -> int | None:
-    """Free streams on the account; a failed reading keeps the last one (refused credentials pause)."""
-    try:
-        accounts.refresh_stream_capacity(account, now=now)
-    except AuthenticationError as error:
-        for campaign in Campaign.objects.filter(account=account, state=Campaign.State.RUNNING):
-            lifecycle.pause_for_error(campaign, f"Exotel refused the account's credentials: {error}")
-        return 0
-    except ExotelError as error:
-        log.warning("could not read active streams of %s: %s", account, error)
-    return accounts.stream_headroom(account)
 
 
 def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[int]:

@@ -1,17 +1,19 @@
 """Celery tasks: thin interfaces that take ids and call one service each.
 
 Idempotency lives in the rows (conditional updates), not in the broker, so every task here is safe
-to run twice; with acks_late a task whose worker died is delivered again.
+to run twice; with acks_late a task whose worker died is delivered again. Queues (config/settings.py):
+`dispatch` runs on `tick`, `place_call` on `dial`, the rest on `default`. Tasks that talk to Exotel
+carry time limits a little above their own timeouts; the rest keep the settings' defaults.
 """
 
 from celery import shared_task
 
-from campaigns import dialer, imports, legs
+from campaigns import accounts, dialer, imports, legs, reconcile
 
 
-@shared_task
+@shared_task(soft_time_limit=20, time_limit=30)
 def dispatch() -> None:
-    """Beat, every few seconds: start the calls each running campaign may start now."""
+    """Beat, every few seconds: start the calls each running campaign may start now (no network)."""
     dialer.dispatch()
 
 
@@ -21,7 +23,7 @@ def reap_calls() -> None:
     dialer.reap()
 
 
-@shared_task
+@shared_task(soft_time_limit=60, time_limit=75)
 def place_call(call_id: int) -> None:
     dialer.place_call(call_id)
 
@@ -32,13 +34,14 @@ def stream_started(call_id: int) -> None:
     legs.stream_started(call_id)
 
 
-@shared_task
+# A large contact file is read and written for minutes: these two get an hour, not the default.
+@shared_task(soft_time_limit=3600, time_limit=3660)
 def check_upload(upload_id: int) -> None:
     """Enqueued by the upload page: read and judge every row of a contact file for its preview."""
     imports.check_upload(upload_id)
 
 
-@shared_task
+@shared_task(soft_time_limit=3600, time_limit=3660)
 def import_upload(upload_id: int) -> None:
     """Enqueued when the operator confirms a previewed upload."""
     imports.import_upload(upload_id)
@@ -48,3 +51,32 @@ def import_upload(upload_id: int) -> None:
 def forget_stale_uploads() -> None:
     """Beat, hourly: delete uploads nobody confirmed within a day."""
     imports.forget_stale_uploads()
+
+
+@shared_task
+def read_capacities() -> None:
+    """Beat: one capacity reading task per account that needs one."""
+    for account_id in accounts.accounts_to_read():
+        read_stream_capacity.delay(account_id)
+
+
+@shared_task(soft_time_limit=10, time_limit=15)
+def read_stream_capacity(account_id: int) -> None:
+    accounts.read_stream_capacity(account_id)
+
+
+@shared_task
+def reconcile_calls() -> None:
+    """Beat: one task per account with calls overdue for reconciliation."""
+    reconcile.sweep()
+
+
+@shared_task(soft_time_limit=300, time_limit=330)  # reconcile.BATCH calls, each answered within 5 s
+def reconcile_account(account_id: int) -> None:
+    reconcile.reconcile_account(account_id)
+
+
+@shared_task
+def recount_live_calls() -> None:
+    """Beat: correct drifted `calls_live` counters from the rows."""
+    reconcile.recount_live_calls()

@@ -9,6 +9,10 @@ django_asgi_app = get_asgi_application()  # before importing consumers, so the a
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 
+from streams.heartbeat import Heartbeat  # noqa: E402
 from streams.routing import websocket_urlpatterns  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app, "websocket": URLRouter(websocket_urlpatterns)})
+# Heartbeat: this process tells the dispatcher it serves streams (streams/heartbeat.py).
+application = Heartbeat(
+    ProtocolTypeRouter({"http": django_asgi_app, "websocket": URLRouter(websocket_urlpatterns)})
+)

@@ -162,6 +162,15 @@ CELERY_BROKER_CONNECTION_MAX_RETRIES = None
 CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TIMEZONE = "UTC"
+# Three queues, so that no kind of work waits behind another: the dispatcher's tick, placing calls,
+# and everything else. A worker started without -Q consumes all three (the demo, the tests);
+# production runs a worker per queue (docker-compose.yml).
+CELERY_TASK_QUEUES = {"tick": {}, "dial": {}, "default": {}}
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {"campaigns.tasks.dispatch": {"queue": "tick"}, "campaigns.tasks.place_call": {"queue": "dial"}}
+# No task runs for ever; tasks that talk to Exotel set their own, tighter limits (campaigns/tasks.py).
+CELERY_TASK_SOFT_TIME_LIMIT = 120
+CELERY_TASK_TIME_LIMIT = 150
 # The dispatcher's tick; a tick that waited past the next one is dropped, never run late in a pile.
 DISPATCH_SECONDS = env.float("DISPATCH_SECONDS", default=2.0)
 CELERY_BEAT_SCHEDULE = {
@@ -171,7 +180,22 @@ CELERY_BEAT_SCHEDULE = {
                    "options": {"expires": 60}},
     "forget-uploads": {"task": "campaigns.tasks.forget_stale_uploads", "schedule": 3600.0,
                        "options": {"expires": 3600}},
+    # Each account's ActiveStreams in a task of its own, outside the tick (campaigns/accounts.py).
+    "read-capacity": {"task": "campaigns.tasks.read_capacities", "schedule": 5.0, "options": {"expires": 10}},
+    "reconcile-calls": {"task": "campaigns.tasks.reconcile_calls",
+                        "schedule": env.float("RECONCILE_SECONDS", default=30.0), "options": {"expires": 60}},
+    "recount-live-calls": {"task": "campaigns.tasks.recount_live_calls",
+                           "schedule": env.float("RECOUNT_SECONDS", default=60.0), "options": {"expires": 120}},
 }
+# campaigns/reconcile.py: a live call with a sid is asked about (Call Details, Get Leg) once it is
+# this long past its expected end: the ring timeout if never answered, else answer + time limit.
+CALL_RING_TIMEOUT_SECONDS = env.int("CALL_RING_TIMEOUT_SECONDS", default=60)
+CALL_RECONCILE_GRACE_SECONDS = env.int("CALL_RECONCILE_GRACE_SECONDS", default=60)
+# A call whose stream ended this long ago with no final status is asked about too (its callback first).
+STREAM_END_RECONCILE_SECONDS = env.int("STREAM_END_RECONCILE_SECONDS", default=20)
+# streams/heartbeat.py: how often a stream server says it is alive, and when silence means down.
+STREAM_HEARTBEAT_SECONDS = env.float("STREAM_HEARTBEAT_SECONDS", default=2.0)
+STREAM_HEARTBEAT_EXPIRES_SECONDS = env.float("STREAM_HEARTBEAT_EXPIRES_SECONDS", default=6.0)
 # campaigns/calls.py: a call still queued this long lost its task (resent); one still dialling lost
 # its worker mid-request (made unknown until a callback with its token settles it).
 CALL_QUEUED_STALE_SECONDS = env.int("CALL_QUEUED_STALE_SECONDS", default=120)

@@ -4,7 +4,7 @@ Both expose the same calls, defined once in `_Calls`: each call builds its `wire
 send, validated before anything leaves) and hands it to the client's `_send`, which is the only
 part that differs (blocking vs awaitable). On `AsyncExotelClient` every call returns an awaitable.
 
-Retries: only idempotent requests (ActiveStreams) are retried, on `TransientError` and
+Retries: only idempotent requests (ActiveStreams, Call Details, Get Leg) are retried, on `TransientError` and
 `RateLimitedError`, with capped exponential backoff and jitter; a Retry-After longer than
 `RetryPolicy.max_retry_after` is not waited out but raised, so the caller can reschedule. Connect
 and Legs requests are never retried here: a timeout after sending raises `OutcomeUnknownError`,
@@ -30,6 +30,7 @@ from exotel.wire import (
     ActionAccepted,
     ActiveStreams,
     BotCall,
+    CallDetails,
     CallInfo,
     FlowCall,
     LegInfo,
@@ -37,7 +38,7 @@ from exotel.wire import (
 )
 
 __all__ = [
-    "Account", "ActionAccepted", "ActiveStreams", "AsyncExotelClient", "BotCall", "CallInfo",
+    "Account", "ActionAccepted", "ActiveStreams", "AsyncExotelClient", "BotCall", "CallDetails", "CallInfo",
     "ExotelClient", "FlowCall", "LegInfo", "NewLeg", "RetryPolicy",
 ]
 
@@ -148,6 +149,14 @@ class _Calls:
     def active_streams(self) -> Any:
         """Live and allowed stream counts -> ActiveStreams. Retried: it is a GET."""
         return self._send(wire.active_streams(self.account))
+
+    def call_details(self, call_sid: str) -> Any:
+        """What Exotel knows of a call now -> CallDetails. Retried: it is a GET."""
+        return self._send(wire.call_details(self.account, call_sid))
+
+    def leg_details(self, leg_sid: str) -> Any:
+        """Get Leg: what Exotel knows of a leg now -> CallDetails. Retried: it is a GET."""
+        return self._send(wire.leg_details(self.account, leg_sid))
 
 
 def _client_options(account: Account, timeout: httpx.Timeout | float) -> dict[str, Any]:

@@ -68,3 +68,13 @@ class Prompt(models.Model):
 
     def __str__(self):
         return self.name
+
+
+class StreamServer(models.Model):
+    """A stream server's heartbeat (streams/heartbeat.py): the dispatcher dials only while one is fresh."""
+
+    name = models.CharField(max_length=200, unique=True)  # host:pid
+    seen_at = models.DateTimeField()
+
+    def __str__(self):
+        return f"{self.name} (seen {self.seen_at:%H:%M:%S})"

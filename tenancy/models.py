@@ -115,6 +115,11 @@ class ExotelAccount(models.Model):
     max_allowed_streams = models.PositiveIntegerField(null=True, blank=True)
     active_streams = models.PositiveIntegerField(null=True, blank=True)
     streams_read_at = models.DateTimeField(null=True, blank=True)
+    # The last attempt to read them, and its error if it failed (campaigns/accounts.py).
+    streams_checked_at = models.DateTimeField(null=True, blank=True)
+    streams_error = models.CharField(max_length=300, blank=True)
+    # Since when Exotel's active streams and our live calls have disagreed at every reading.
+    streams_mismatch_since = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -57,7 +57,7 @@ def account_test(request, pk):
     """Ask Exotel for the account's stream capacity; show the figures or what went wrong (never a remote body)."""
     account = get_object_or_404(scoped(request, ExotelAccount), pk=pk)
     try:
-        accounts.refresh_stream_capacity(account, force=True)
+        accounts.refresh_stream_capacity(account)
     except ExotelError as exc:
         messages.error(request, f"{account.label}: {accounts.explain(exc)}")
     else:

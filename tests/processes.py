@@ -143,6 +143,23 @@ def start_beat(log_dir: Path, *, public_base_url: str, **extra_env: str) -> Serv
     return _ready(service, lambda: "beat: Starting" in service.output())
 
 
+def start_redis(log_dir: Path, *, port: int | None = None) -> Service:
+    """A private redis-server on loopback, without persistence (a restart loses what it held)."""
+    import redis
+
+    port = port or free_port()
+    argv = ["redis-server", "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"]
+    service = _start(f"redis-{port}", argv, env=dict(os.environ), log_dir=log_dir, url=f"redis://127.0.0.1:{port}/0")
+
+    def answers() -> bool:
+        try:
+            return redis.Redis(port=port, socket_timeout=1).ping()
+        except redis.RedisError:
+            return False
+
+    return _ready(service, answers)
+
+
 def start_simulator(log_dir: Path, *accounts: str, config: Path | None = None, seed: int = 1,
                     strict: bool = False) -> Service:
     """The Exotel simulator; accounts as "SID:KEY:TOKEN". Its JSONL wire log is extra["wire_log"]."""

@@ -5,7 +5,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
-from campaigns import export, lifecycle, queries
+from campaigns import export, health, lifecycle, queries
 from campaigns.forms import CampaignForm
 from campaigns.models import Call, Campaign, InvalidTransition
 from tenancy.access import role_required, scoped
@@ -14,7 +14,9 @@ from tenancy.models import Role
 
 @role_required(Role.VIEWER)
 def overview(request):
-    return render(request, "campaigns/overview.html", queries.overview(request.workspace))
+    context = queries.overview(request.workspace)
+    context.update(health.warnings(context["running"], context["accounts"]))
+    return render(request, "campaigns/overview.html", context)
 
 
 @role_required(Role.VIEWER)
@@ -56,6 +58,7 @@ def campaign_detail(request, pk):
         "outcomes": queries.outcomes(campaign),
         "live_calls": queries.live_calls(campaign),
         "events": campaign.events.select_related("by")[:10],
+        **health.warnings([campaign]),
     })
 
 

@@ -33,7 +33,7 @@ Format (every key optional; times in seconds; numbers keyed by E.164):
   of a voiced tone or of noise, `sound`), or `dtmf` (a digit). Without a script the caller speaks in
   bursts generated from --seed until it hangs up.
 - faults: applied in order to matching requests; endpoint is "connect" | "legs" | "actions" |
-  "active_streams" | "any"; kind "status" answers `status` with Exotel's error shape (and
+  "active_streams" | "call_details" | "get_leg" | "any"; kind "status" answers `status` with Exotel's error shape (and
   Retry-After when `retry_after` is set), "slow" waits `delay` then answers normally, "timeout"
   does the work (the call may exist) and holds the answer for `delay` (default 600) seconds;
   `times` limits a fault to the next N matching requests (0: all). PUT /_sim/faults replaces them.
@@ -60,7 +60,7 @@ from typing import Any
 
 OUTCOMES = ("answer", "busy", "no-answer", "failed")
 FAULT_KINDS = ("status", "slow", "timeout")
-FAULT_ENDPOINTS = ("connect", "legs", "actions", "active_streams", "any")
+FAULT_ENDPOINTS = ("connect", "legs", "actions", "active_streams", "call_details", "get_leg", "any")
 PASSTHRU_STYLES = ("flat", "nested", "json")
 APPLETS = ("voicebot", "stream")
 

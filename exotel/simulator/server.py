@@ -5,6 +5,11 @@ Routes (one server answers for both the api and cpaas-api hosts):
   without `.json` -> XML `<TwilioResponse><Call>`; POST /v1/accounts/{sid}/calls/connect[.json]
   -> `{"call": {...}}` (lower-case, reference). Fields are accepted in either spelling.
 - GET /v1/Accounts/{sid}/ActiveStreams (JSON, or XML per config) and /v1/accounts/{sid}/activestreams.
+- GET /v1/Accounts/{sid}/Calls/{call_sid}.json (Call Details) -> `{"Call": {...}}` as it stands now,
+  with `Status`, `StartTime`, `EndTime`, `Duration` (seconds on the call after the answer; null while
+  live or when never answered), `RecordingUrl` and `AnsweredBy` (`human` once answered).
+- GET /v2/accounts/{sid}/legs/{leg} (Get Leg) -> the v2 envelope with `state`, `terminal_status`
+  (the call status once terminated), `start_time`, `end_time` and `on_call_duration_ms`.
 - POST /v2/accounts/{sid}/legs, .../legs/{leg}/actions/{start_stream|start_say|stop_say}, and
   .../legs/{leg}/actions with `{"exoml": "<Flow><Hangup/></Flow>"}` (the only ExoML simulated):
   202 with the v2 envelope; errors in the v2 error envelope. The reference's own examples pass:
@@ -237,7 +242,53 @@ async def active_streams(request: web.Request, _: dict[str, Any]) -> web.Respons
                               "account_sid": sid})
 
 
+def _call_of(request: web.Request, key: str) -> SimCall:
+    call = request.app[SIM].calls.get(request.match_info[key])
+    if not call or call.account_sid != request.match_info["sid"]:
+        raise ApiError(404, "Call not found" if key == "call_sid" else "Leg not found")
+    return call
+
+
+def _on_call_seconds(call: SimCall) -> float | None:
+    if not call.answered_at or not call.ended_at:
+        return None
+    return (call.ended_at - call.answered_at).total_seconds()
+
+
+async def call_details(request: web.Request, _: dict[str, Any]) -> web.Response:
+    call = _call_of(request, "call_sid")
+    if call.mode == "leg":
+        raise ApiError(404, "Call not found")  # a leg is read with Get Leg
+    on_call = _on_call_seconds(call)
+    return web.json_response({"Call": {
+        "Sid": call.sid, "ParentCallSid": "", "DateCreated": timestamp(call.created),
+        "DateUpdated": timestamp(call.ended_at or call.answered_at or call.created), "AccountSid": call.account_sid,
+        "To": call.caller_id, "From": call.number, "PhoneNumberSid": call.caller_id, "Status": call.status,
+        "StartTime": timestamp(call.created), "EndTime": timestamp(call.ended_at) or None,
+        "Duration": None if on_call is None else round(on_call), "Price": None, "Direction": "outbound-api",
+        "AnsweredBy": "human" if call.answered_at else None,
+        "Uri": f"/v1/Accounts/{call.account_sid}/Calls/{call.sid}.json", "RecordingUrl": call.recording_url or None,
+    }})
+
+
 # --- v2: legs ----------------------------------------------------------------------------------
+
+async def get_leg(request: web.Request, _: dict[str, Any]) -> web.Response:
+    call = _call_of(request, "leg")
+    if call.mode != "leg":
+        raise ApiError(404, "Leg not found")
+    on_call = _on_call_seconds(call)
+    ended = call.leg_state == "terminated"
+    return web.json_response({"request_id": secrets.token_hex(16), "method": "GET", "http_code": 200, "response": {
+        "error_data": None, "data": {
+            "leg_sid": call.sid, "account_sid": call.account_sid, "contact_uri": call.dialled,
+            "exophone": call.caller_id, "caller_id": call.caller_id, "direction": "outbound", "network_type": "pstn",
+            "time_limit": call.time_limit, "state": call.leg_state, "terminal_status": call.status if ended else "",
+            "date_created": timestamp(call.created), "start_time": timestamp(call.created),
+            "end_time": timestamp(call.ended_at), "recording_url": call.recording_url,
+            "on_call_duration_ms": 0 if on_call is None else round(on_call * 1000),
+        }}})
+
 
 def _accepted(data: dict[str, Any] | None = None, request_id: str = "") -> web.Response:
     request_id = request_id or secrets.token_hex(16)
@@ -346,6 +397,8 @@ def build_app(sim: Simulator) -> web.Application:
     app.router.add_post("/v1/accounts/{sid}/calls/connect.json", connect_handler)
     app.router.add_get("/v1/Accounts/{sid}/ActiveStreams", streams_handler)
     app.router.add_get("/v1/accounts/{sid}/activestreams", streams_handler)
+    app.router.add_get("/v1/Accounts/{sid}/Calls/{call_sid}.json", api("call_details", "pascal", call_details))
+    app.router.add_get("/v2/accounts/{sid}/legs/{leg}", api("get_leg", "v2", get_leg))
     app.router.add_post("/v2/accounts/{sid}/legs", api("legs", "v2", create_leg))
     app.router.add_post("/v2/accounts/{sid}/legs/{leg}/actions/{action}", action_handler)
     app.router.add_post("/v2/accounts/{sid}/legs/{leg}/actions", action_handler)

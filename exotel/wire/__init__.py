@@ -10,6 +10,7 @@ recorded in the docstring of the module that makes it.
 from exotel.wire.replies import (
     ActionAccepted,
     ActiveStreams,
+    CallDetails,
     CallInfo,
     LegInfo,
     Reply,
@@ -17,7 +18,9 @@ from exotel.wire.replies import (
     parse_action,
     parse_active_streams,
     parse_call,
+    parse_call_details,
     parse_leg,
+    parse_leg_details,
     parse_retry_after,
 )
 from exotel.wire.requests import (
@@ -34,11 +37,13 @@ from exotel.wire.requests import (
     Request,
     active_streams,
     build_stream_url,
+    call_details,
     connect_to_bot,
     connect_to_flow,
     create_leg,
     dialled_number,
     hangup_leg,
+    leg_details,
     start_say,
     start_stream,
     stop_say,
@@ -46,9 +51,10 @@ from exotel.wire.requests import (
 
 __all__ = [
     "CALLBACK_EVENTS", "CUSTOM_FIELD_MAX", "SAMPLE_RATES", "STREAM_NAME_MAX", "STREAM_URL_MAX",
-    "TIME_LIMIT_MAX", "Account", "ActionAccepted", "ActiveStreams", "BotCall", "CallInfo", "FlowCall",
-    "LegInfo", "NewLeg", "Reply", "Request", "active_streams", "build_stream_url", "connect_to_bot",
-    "connect_to_flow", "create_leg", "dialled_number", "error_for", "hangup_leg", "parse_action",
-    "parse_active_streams", "parse_call", "parse_leg", "parse_retry_after", "start_say",
+    "TIME_LIMIT_MAX", "Account", "ActionAccepted", "ActiveStreams", "BotCall", "CallDetails", "CallInfo",
+    "FlowCall", "LegInfo", "NewLeg", "Reply", "Request", "active_streams", "build_stream_url",
+    "call_details", "connect_to_bot", "connect_to_flow", "create_leg", "dialled_number", "error_for",
+    "hangup_leg", "leg_details", "parse_action", "parse_active_streams", "parse_call",
+    "parse_call_details", "parse_leg", "parse_leg_details", "parse_retry_after", "start_say",
     "start_stream", "stop_say",
 ]

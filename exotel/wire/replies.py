@@ -8,6 +8,13 @@ Accepted shapes (field notes: liberal in what we accept): `{"Call": {...}}` (Pas
 Silent in the reference, so chosen here: Legs create/action data is read from `response.data`
 accepting `leg_sid` or `sid`, and `state` or `status`; a v2 error envelope inside a 2xx answer is
 an error with the envelope's `http_code`; a 3xx (Exotel's APIs never redirect) is a refusal.
+
+Call Details and Get Leg both read into `CallDetails`, whose `status` is in the call status words
+(`queued`, `ringing`, `in-progress`, `completed`, `busy`, `no-answer`, `failed`, `canceled`). Get
+Leg's `state` and `terminal_status` values are not published: a leg in `connecting` is `queued`,
+`ringing` is `ringing`, `answered` or `connected` is `in-progress`; an ended leg (`terminated`, or
+any `terminal_status`) takes its terminal status when that is a call status word, otherwise
+`completed` if it was on the call (`on_call_duration_ms` > 0) and `failed` if not.
 """
 
 from __future__ import annotations
@@ -39,6 +46,19 @@ class CallInfo:
     phone_number_sid: str = ""
     recording_url: str = ""
     account_sid: str = ""
+
+
+@dataclass(frozen=True)
+class CallDetails:
+    """What Exotel knows of a call now (Call Details API, or Get Leg for a leg)."""
+
+    sid: str
+    status: str
+    start_time: str = ""
+    end_time: str = ""
+    duration: int | None = None
+    recording_url: str = ""
+    answered_by: str = ""
 
 
 @dataclass(frozen=True)
@@ -120,6 +140,55 @@ def parse_call(reply: Reply) -> CallInfo:
         to=_text(call.get("to")), direction=_text(call.get("direction")),
         date_created=_text(call.get("datecreated")), phone_number_sid=_text(call.get("phonenumbersid")),
         recording_url=_text(call.get("recordingurl")), account_sid=_text(call.get("accountsid")),
+    )
+
+
+def _seconds(value: Any) -> int | None:
+    """A duration in seconds, or None when absent or unreadable (details are informative only)."""
+    try:
+        return max(0, round(float(value)))
+    except (TypeError, ValueError):
+        return None
+
+
+def parse_call_details(reply: Reply) -> CallDetails:
+    doc = _document(reply)
+    call = doc.get("call")  # same envelope as the Connect answer (field notes)
+    if not isinstance(call, dict) or not call.get("sid"):
+        raise ExotelError("answer has no Call.Sid", status=reply.status)
+    return CallDetails(
+        sid=_text(call["sid"]), status=_text(call.get("status")).lower(), start_time=_text(call.get("starttime")),
+        end_time=_text(call.get("endtime")), duration=_seconds(call.get("duration")),
+        recording_url=_text(call.get("recordingurl")), answered_by=_text(call.get("answeredby")),
+    )
+
+
+CALL_STATUSES = ("queued", "ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled")
+_LEG_LIVE_STATES = {"connecting": "queued", "ringing": "ringing", "answered": "in-progress",
+                    "connected": "in-progress"}
+
+
+def _leg_status(state: str, terminal_status: str, on_call_ms: int | None) -> str:
+    if not terminal_status and state in _LEG_LIVE_STATES:
+        return _LEG_LIVE_STATES[state]
+    if not terminal_status and state != "terminated":
+        return ""  # a state we do not know: nothing to conclude
+    if terminal_status in CALL_STATUSES:
+        return terminal_status
+    return "completed" if on_call_ms else "failed"
+
+
+def parse_leg_details(reply: Reply) -> CallDetails:
+    _, data = _envelope_data(reply)
+    leg_sid = _text(data.get("leg_sid") or data.get("sid"))
+    if not leg_sid:
+        raise ExotelError("answer has no leg sid", status=reply.status)
+    on_call_ms = _seconds(data.get("on_call_duration_ms"))
+    status = _leg_status(_text(data.get("state")).lower(), _text(data.get("terminal_status")).lower(), on_call_ms)
+    return CallDetails(
+        sid=leg_sid, status=status, start_time=_text(data.get("start_time")), end_time=_text(data.get("end_time")),
+        duration=None if on_call_ms is None else round(on_call_ms / 1000),
+        recording_url=_text(data.get("recording_url")), answered_by=_text(data.get("answered_by")),
     )
 
 

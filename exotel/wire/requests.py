@@ -34,13 +34,16 @@ from exotel.errors import ValidationError
 from exotel.wire.replies import (
     ActionAccepted,
     ActiveStreams,
+    CallDetails,
     CallInfo,
     LegInfo,
     Reply,
     parse_action,
     parse_active_streams,
     parse_call,
+    parse_call_details,
     parse_leg,
+    parse_leg_details,
 )
 
 T = TypeVar("T")
@@ -354,6 +357,20 @@ def create_leg(account: Account, leg: NewLeg, *,
                 "time_limit": leg.time_limit}
     body.update({k: v for k, v in optional.items() if v not in (None, "")})
     return Request("POST", _legs_url(account), parse_leg, json=body)
+
+
+def call_details(account: Account, call_sid: str) -> Request[CallDetails]:
+    """Exotel's fallback when callbacks are late or lost (its own advice)."""
+    _check_sid("CallSid", call_sid)
+    # Field notes: PascalCase path, and the `.json` suffix makes the answer JSON.
+    url = f"{account.api_base}/v1/Accounts/{account.account_sid}/Calls/{call_sid}.json"
+    return Request("GET", url, parse_call_details, idempotent=True)
+
+
+def leg_details(account: Account, leg_sid: str) -> Request[CallDetails]:
+    """Get Leg: `GET /v2/accounts/{sid}/legs/{leg_sid}` (Exotel's Legs reference)."""
+    _check_sid("leg_sid", leg_sid)
+    return Request("GET", f"{_legs_url(account)}/{leg_sid}", parse_leg_details, idempotent=True)
 
 
 def leg_action(account: Account, leg_sid: str, action: str, body: Mapping[str, Any]) -> Request[ActionAccepted]:

@@ -1,10 +1,15 @@
-"""The contact upload's pages: private storage, and requests whose Celery tasks run in the test."""
+"""Shared by the campaigns tests: the contact upload's pages (private storage, requests whose Celery
+tasks run in the test) and the Exotel simulator, started once per module with its `SIMULATOR_CONFIG`."""
 
+import json
+
+import httpx
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from config.celery import app as celery_app
+from tests import processes
 
 UPLOAD_CSV = b"phone,name,plan\n+919876543210,Asha,gold\nnot a number,Bad,\n+919876543210,Dup,\n09876543211,Vikram,silver\n"
 
@@ -45,3 +50,21 @@ def confirm(committed):
         return committed(client.post, url, follow=True)
 
     return confirm
+
+SIMULATOR_ACCOUNT = "acme1:key-123456789:token-987654321"  # acme's account in tests.conftest
+
+
+@pytest.fixture(scope="module")
+def simulator(request, tmp_path_factory):
+    config = tmp_path_factory.mktemp("sim") / "config.json"
+    config.write_text(json.dumps(getattr(request.module, "SIMULATOR_CONFIG", {})))
+    service = processes.start_simulator(tmp_path_factory.mktemp("simlog"), SIMULATOR_ACCOUNT, config=config)
+    yield service
+    service.stop()
+
+
+@pytest.fixture
+def sim(simulator):
+    """The module's simulator with no faults left over from an earlier test."""
+    httpx.put(f"{simulator.url}/_sim/faults", json=[]).raise_for_status()
+    return simulator

@@ -4,8 +4,9 @@ import datetime
 
 import pytest
 
-from campaigns import accounts, calls, dialer, lifecycle
+from campaigns import calls, dialer, lifecycle
 from campaigns.models import Call, Campaign, Contact, DoNotCall
+from streams import heartbeat
 from tests.conftest import make_contact
 
 NOON_FRIDAY = datetime.datetime(2026, 11, 27, 6, 30, tzinfo=datetime.UTC)  # 12:00 in Kolkata
@@ -18,14 +19,9 @@ def seconds(n):
 
 @pytest.fixture
 def sent(monkeypatch):
-    """Task ids that would go to the broker (the broker itself is exercised end to end).
-
-    The account's capacity reading (taken in `start`) stays fresh for the whole frozen test: these
-    tests never reach an Exotel, real or simulated.
-    """
+    """Task ids that would go to the broker (the broker itself is exercised end to end)."""
     batches = []
     monkeypatch.setattr(dialer, "send_place_calls", batches.append)
-    monkeypatch.setattr(accounts, "STREAMS_FRESH_FOR", datetime.timedelta(days=1))
     return batches
 
 
@@ -44,6 +40,7 @@ def start(campaign, alice, contacts=5, **fields):
 
 
 def tick(now, django_capture_on_commit_callbacks):
+    heartbeat.publish("stream-server", now=now)  # a stream server is up unless a test says otherwise
     with django_capture_on_commit_callbacks(execute=True):
         return dialer.dispatch(now=now)
 
@@ -155,7 +152,9 @@ def test_a_ticks_queries_do_not_grow_with_the_number_of_contacts(campaign, alice
     start(campaign, alice, contacts=5, calls_per_minute=600, pace_credit=3, paced_at=NOON_FRIDAY)
     big = start(make_campaign(acme, account=campaign.account), alice, contacts=300, calls_per_minute=600,
                 pace_credit=3, paced_at=NOON_FRIDAY)
-    with django_assert_max_num_queries(21):  # one of them looks for scheduled campaigns due to begin
+    heartbeat.publish("stream-server", now=NOON_FRIDAY)
+    # Two of them look for scheduled campaigns due to begin and for a stream server's heartbeat.
+    with django_assert_max_num_queries(22):
         dialer.dispatch(now=NOON_FRIDAY)
     assert Call.objects.filter(campaign=big).count() == 3
 

@@ -15,22 +15,7 @@ from campaigns.models import Call, Campaign, Contact
 from tests import processes
 from tests.conftest import make_call, make_contact
 
-ACCOUNT = "acme1:key-123456789:token-987654321"
-
-
-@pytest.fixture(scope="module")
-def simulator(tmp_path_factory):
-    config = tmp_path_factory.mktemp("sim") / "config.json"
-    config.write_text(json.dumps({"default": {"outcome": "answer", "ring_seconds": 0.3, "hangup_after": 3}}))
-    service = processes.start_simulator(tmp_path_factory.mktemp("simlog"), ACCOUNT, config=config)
-    yield service
-    service.stop()
-
-
-@pytest.fixture
-def sim(simulator):
-    httpx.put(f"{simulator.url}/_sim/faults", json=[]).raise_for_status()
-    return simulator
+SIMULATOR_CONFIG = {"default": {"outcome": "answer", "ring_seconds": 0.3, "hangup_after": 3}}
 
 
 def faults(sim, *faults):

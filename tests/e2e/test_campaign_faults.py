@@ -6,7 +6,6 @@ once, the counters add up, replayed callbacks change nothing).
 """
 
 import shutil
-import subprocess
 
 import httpx
 import pytest
@@ -101,21 +100,11 @@ def test_repeated_and_reordered_status_callbacks_change_nothing(services, acme, 
     assert {event.outcome for event in replays} == {WebhookEvent.Outcome.DUPLICATE}
 
 
-def start_redis(tmp_path, port: int) -> processes.Service:
-    """A Redis of this test's own, without persistence: a restart loses every queued message."""
-    log = tmp_path / "redis.log"
-    argv = [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-    service = processes.Service("redis", subprocess.Popen(argv, stdout=log.open("a"), stderr=subprocess.STDOUT), log)
-    processes.wait_until(lambda: "Ready to accept connections" in service.output().rsplit("Server initialized", 1)[-1],
-                         timeout=10, what="redis to start")
-    return service
-
-
 @pytest.mark.skipif(not shutil.which("redis-server"), reason="restarting Redis needs redis-server here")
 def test_a_redis_restart_loses_no_call_and_doubles_none(services, acme, alice):
     started, tmp_path = services
     port = processes.free_port()
-    redis = start_redis(tmp_path, port)
+    redis = processes.start_redis(tmp_path, port=port)
     env = {**FAST_REAPER, "REDIS_URL": f"redis://127.0.0.1:{port}/0"}
     plan = [(f"+9194{i:08d}", "answer") for i in range(1, 13)]
     config = tmp_path / "sim.json"
@@ -131,7 +120,7 @@ def test_a_redis_restart_loses_no_call_and_doubles_none(services, acme, alice):
                          what="the campaign to be under way")
     redis.stop()  # every message waiting in Redis is gone
     processes.wait_until(lambda: "Connection to broker lost" in worker.output(), timeout=10, what="the worker to notice")
-    redis = start_redis(tmp_path, port)
+    redis = processes.start_redis(tmp_path, port=port)
     started.insert(0, redis)  # stopped last
 
     wait_for_completion(campaign, [sim, web, worker, beat], timeout=120)
