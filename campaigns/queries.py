@@ -16,6 +16,7 @@ from django.db.models.functions import TruncHour
 from django.utils import timezone
 
 from campaigns.models import Call, Campaign
+from config.redaction import REDACTED
 from tenancy.models import ExotelAccount, Workspace
 
 PAGE_SIZE = 50
@@ -231,6 +232,9 @@ def timeline(call: Call, webhooks: list, streams: list) -> list[Moment]:
     ]
     for event in webhooks:
         payload = event.body or "&".join(f"{k}={v}" for k, v in event.query.items())
+        # The call's token (in the callback URL's query, Passthru's stream URL) would let a reader of
+        # this page join the call's stream: every member sees the payload, none needs the token.
+        payload = payload.replace(call.token, REDACTED)
         moments.append(Moment(event.received_at, event.get_kind_display(), event.get_outcome_display(), payload))
     for stream in streams:
         moments.append(Moment(stream.started_at, "Stream started", stream.stream_sid))

@@ -126,3 +126,14 @@ def test_the_admin_plays_a_calls_recordings(admin_client, campaign, acme):
     page = admin_client.get(reverse("admin:campaigns_call_change", args=[call.pk])).content.decode()
     assert 'src="https://recordings.example.com/r.mp3"' in page
     assert reverse("admin:streams_streamsession_recording", args=[stream.pk, "caller"]) in page
+
+
+def test_the_timeline_hides_the_calls_token(bob_client, campaign, acme):
+    call = make_call(campaign, state="completed")
+    WebhookEvent.objects.create(workspace=acme, call=call, kind="status", method="POST", outcome="applied",
+                                query={"call": call.token}, body="")
+    WebhookEvent.objects.create(workspace=acme, call=call, kind="passthru", method="GET", outcome="applied",
+                                body=f"streamurl=wss://bots.example.com/streams/{call.token}")
+    page = bob_client.get(call.get_absolute_url()).content.decode()
+    assert call.token not in page
+    assert page.count("[redacted]") == 2
