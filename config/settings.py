@@ -68,7 +68,7 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "csp.middleware.CSPMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",  # daphne serves no static files itself
+    "servestatic.middleware.ServeStaticMiddleware",  # daphne serves no static files itself; async, unlike WhiteNoise
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -236,7 +236,7 @@ DEFAULT_TIME_ZONE = "Asia/Kolkata"  # workspaces and campaigns start here
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = env("STATIC_ROOT", default=None)  # set where collectstatic runs (the Docker image)
-WHITENOISE_USE_FINDERS = True  # serve straight from static/ when collectstatic has not run
+SERVESTATIC_USE_FINDERS = True  # serve straight from static/ when collectstatic has not run
 # Uploaded files (contacts, do-not-call lists) past this size are refused as they arrive (campaigns.uploads).
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_MB", default=20) * 2**20
 FILE_UPLOAD_HANDLERS = [

@@ -4,9 +4,11 @@ Views reach tenant data only through `scoped`, which filters inside the query, s
 workspace's id is indistinguishable from a missing one (404), never fetched and then compared.
 """
 
+import contextlib
 import zoneinfo
 from functools import wraps
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
@@ -42,19 +44,41 @@ def switch_workspace(request, workspace_id: int) -> Membership:
 
 
 class WorkspaceMiddleware:
-    """Sets request.membership and request.workspace, as healthchecks sets request.profile."""
+    """Sets request.membership and request.workspace, as healthchecks sets request.profile.
+
+    Sync and async capable: under ASGI the whole stack stays async, so no request thread ever sits
+    in an AsyncToSync waiting for the event loop (such threads hung daphne's exit on SIGTERM)."""
+
+    sync_capable = async_capable = True
 
     def __init__(self, get_response):
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
     def __call__(self, request):
-        request.membership = active_membership(request)
-        request.workspace = request.membership.workspace if request.membership else None
-        if request.workspace is None:
+        if iscoroutinefunction(self):
+            return self.__acall__(request)
+        activate(request)
+        with _workspace_time_zone(request):
             return self.get_response(request)
-        # Pages show times in the workspace's zone, as its operators live by it.
-        with timezone.override(zoneinfo.ZoneInfo(request.workspace.time_zone)):
-            return self.get_response(request)
+
+    async def __acall__(self, request):
+        await sync_to_async(activate)(request)
+        with _workspace_time_zone(request):
+            return await self.get_response(request)
+
+
+def activate(request) -> None:
+    request.membership = active_membership(request)
+    request.workspace = request.membership.workspace if request.membership else None
+
+
+def _workspace_time_zone(request):
+    # Pages show times in the workspace's zone, as its operators live by it.
+    if request.workspace is None:
+        return contextlib.nullcontext()
+    return timezone.override(zoneinfo.ZoneInfo(request.workspace.time_zone))
 
 
 def role_required(role: Role):

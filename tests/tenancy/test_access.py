@@ -1,5 +1,14 @@
+import logging
+
+import pytest
+from asgiref.sync import iscoroutinefunction
+from django.core.handlers.asgi import ASGIHandler
+from django.http import HttpResponse
+from django.test import AsyncRequestFactory
+from django.utils import timezone
+
 from campaigns.models import Campaign
-from tenancy.access import SESSION_KEY
+from tenancy.access import SESSION_KEY, WorkspaceMiddleware
 from tenancy.models import Membership, Role, Workspace
 from tests.conftest import make_campaign
 
@@ -48,3 +57,27 @@ def test_a_user_without_a_workspace_is_refused(django_user_model, client):
     client.force_login(loner)
     assert client.get("/campaigns/").status_code == 403
     assert Workspace.objects.count() == 0 and Campaign.objects.count() == 0
+
+
+def test_the_asgi_middleware_stack_runs_without_a_thread_waiting_on_the_loop(caplog, settings):
+    # A sync-only middleware makes Django park a thread in AsyncToSync for every request: such
+    # threads hung daphne's exit on SIGTERM. Django logs each adaptation it makes (in DEBUG).
+    settings.DEBUG = True
+    caplog.set_level(logging.DEBUG, logger="django.request")
+    ASGIHandler()
+    assert [r.message for r in caplog.records if "handler adapted for" in r.message] == []
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_under_asgi_it_sets_the_workspace_and_its_time_zone(alice, acme):
+    await Workspace.objects.filter(pk=acme.pk).aupdate(time_zone="Asia/Singapore")
+
+    async def view(request):
+        return HttpResponse(f"{request.workspace.slug} {timezone.get_current_timezone_name()}")
+
+    middleware = WorkspaceMiddleware(view)
+    request = AsyncRequestFactory().get("/")
+    request.user, request.session = alice, {}
+    assert iscoroutinefunction(middleware)
+    response = await middleware(request)
+    assert response.content == b"acme Asia/Singapore"
