@@ -1,4 +1,4 @@
-"""The web server: daphne, with the WebSocket limits Exotel's streams need.
+"""The web server: daphne, with the WebSocket limits Exotel's streams need and a graceful stop.
 
 Run it as daphne itself, with the same arguments:
 
@@ -16,14 +16,28 @@ Beyond daphne's defaults:
   does not answer our close within `CLOSE_HANDSHAKE_SECONDS` is cut off (autobahn rounds the deadline
   down to a whole second, so it comes sooner, never later): every close from our side has ended the
   socket within a second.
+- SIGTERM and SIGINT stop it gracefully instead of Twisted's immediate stop, which cancels every live
+  call: the stream server drains first (`streams.drain`: new streams refused, live calls given
+  `STREAM_DRAIN_SECONDS` to end, the rest ended as "going away"), then daphne stops as usual. A
+  second signal stops at once.
 """
 
+from daphne.server import Server  # isort:skip  (first: it installs Twisted's asyncio reactor)
+
+import asyncio
+import logging
+import signal
+
 from daphne.cli import CommandLineInterface
-from daphne.server import Server
 from daphne.ws_protocol import WebSocketProtocol
+from django.conf import settings
+from twisted.internet import reactor
 
 from config.redaction import redact
 from exotel.protocol import CloseCode, wire_code
+from streams.drain import live_streams
+
+log = logging.getLogger("config.server")  # not "__main__" when run with -m
 
 MAX_MESSAGE_BYTES = 256 * 1024
 CLOSE_HANDSHAKE_SECONDS = 1
@@ -45,7 +59,9 @@ class StreamProtocol(WebSocketProtocol):
 
 class StreamServer(Server):
     def __init__(self, *args, ready_callable=None, **kwargs) -> None:
-        super().__init__(*args, ready_callable=lambda: self._configure(ready_callable), **kwargs)
+        super().__init__(*args, ready_callable=lambda: self._configure(ready_callable),
+                         signal_handlers=False, **kwargs)  # ours replace Twisted's
+        self._draining: asyncio.Task | None = None
 
     def log_action(self, protocol, action, details) -> None:
         # daphne's access log is written from here: redact before any logger sees the path.
@@ -57,8 +73,28 @@ class StreamServer(Server):
         # daphne calls this once its WebSocket factory exists and before it accepts a connection.
         self.ws_factory.protocol = StreamProtocol
         self.ws_factory.setProtocolOptions(failByDrop=False, closeHandshakeTimeout=CLOSE_HANDSHAKE_SECONDS)
+        reactor.callWhenRunning(self._handle_signals)
         if ready_callable:
             ready_callable()
+
+    def _handle_signals(self) -> None:
+        loop = asyncio.get_event_loop()  # the reactor's (daphne made it current); not yet running
+        for number in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(number, self._on_signal, number)
+
+    def _on_signal(self, number: int) -> None:
+        if self._draining is not None:
+            log.warning("%s again: stopping now", signal.Signals(number).name)
+            self.stop()
+            return
+        log.warning("%s: draining the live streams before stopping", signal.Signals(number).name)
+        self._draining = asyncio.get_running_loop().create_task(self._drain_then_stop())
+
+    async def _drain_then_stop(self) -> None:
+        try:
+            await live_streams.drain(settings.STREAM_DRAIN_SECONDS)
+        finally:
+            self.stop()
 
 
 class StreamServerCommand(CommandLineInterface):

@@ -204,6 +204,8 @@ CALL_DIALING_STALE_SECONDS = env.int("CALL_DIALING_STALE_SECONDS", default=60)
 CALL_UNKNOWN_GRACE_SECONDS = env.int("CALL_UNKNOWN_GRACE_SECONDS", default=300)
 # The reference's 60-minute stream session limit; the stream server closes a stream at it.
 STREAM_MAX_SECONDS = env.float("STREAM_MAX_SECONDS", default=3600)
+# On SIGTERM the web server (config/server.py) lets live calls run this long before ending them.
+STREAM_DRAIN_SECONDS = env.float("STREAM_DRAIN_SECONDS", default=120.0)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},

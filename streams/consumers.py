@@ -20,7 +20,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 
 from campaigns.models import Campaign
 from exotel.protocol import CloseCode
-from streams import live, services
+from streams import drain, live, services
 from streams.bots import make_bot
 from streams.runtime import Binding, Stream
 from tenancy.models import Membership
@@ -63,12 +63,16 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self._end_session(CloseCode.ABNORMAL)  # a no-op when `disconnect` has done it
 
     async def connect(self) -> None:
+        if drain.live_streams.draining:
+            await self.close()  # shutting down: refused, so that the call goes to another instance
+            return
         binding = await in_a_thread(self.bind)(self._header(b"authorization"))
         if binding is None:
             await self.close()  # before accept: the handshake is refused (403) and nothing is kept
             return
         self.stream = Stream(binding, send=self._send_text, close=self.close, started=self._started,
                              make_bot=make_bot)
+        drain.live_streams.add(self.stream)
         await self.accept()
 
     def bind(self, authorization: bytes | None) -> Binding | None:
@@ -93,7 +97,10 @@ class StreamConsumer(AsyncWebsocketConsumer):
         try:
             await self.stream.finish(code)
         finally:
-            await in_a_thread(services.close_session)(self.stream)
+            try:
+                await in_a_thread(services.close_session)(self.stream)
+            finally:
+                drain.live_streams.discard(self.stream)  # saved (or failed for good): no drain waits for it
 
     async def _started(self, start):
         binding = self.stream.binding

@@ -63,7 +63,9 @@ class Command(BaseCommand):
         call_command("migrate", verbosity=0)
         campaign = seed(simulator_url=f"http://127.0.0.1:{simulator_port}")
         celery_app.control.purge()  # messages an earlier run left behind
-        env = {"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", **os.environ, "PYTHONUNBUFFERED": "1"}
+        # A short drain: on Ctrl-C the simulator's calls end anyway, and nobody waits minutes for a demo.
+        env = {"PUBLIC_BASE_URL": f"http://127.0.0.1:{port}", "STREAM_DRAIN_SECONDS": "5", **os.environ,
+               "PYTHONUNBUFFERED": "1"}
         children = [Child(name, argv, env) for name, argv in commands(port=port, simulator_port=simulator_port)]
         for child in children:
             child.start()
