@@ -207,7 +207,7 @@ class Stream:
         if not self.binding.receive_only:
             self.outbox = Outbox(self._send, self.sid, self.rate, on_audio_sent=self._bot_audio_sent)
         if self.binding.record:
-            self.recorder = Recorder(self.rate)
+            self.recorder = Recorder(self.rate, bot_track=not self.binding.receive_only)
         # The session row and the prompts are database and disk work: done beside the media path, so
         # frames arriving meanwhile are recorded and echoed at once instead of queueing behind it.
         self._opening = self.spawn(self._open(start))
@@ -337,7 +337,7 @@ class Stream:
             log.exception("stream %s: the bot failed at its stop", self.sid)  # the record is kept all the same
         finally:
             if self.recorder:
-                self.recorder.finish()
+                await self.recorder.finish()
             await self.feed.state("stopped", reason=self.stop_reason)
 
 

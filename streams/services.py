@@ -167,9 +167,7 @@ def _store_recordings(stream: Stream) -> dict[str, str]:
     stem, recorder = stream.sid or stream.session_id, stream.recorder
     stored = {"caller_recording": save_track(recorder.caller, session.caller_recording.field.generate_filename(
         session, f"{stem}-caller.wav"))}
-    if stream.binding.receive_only:
-        recorder.bot.discard()
-    else:
+    if recorder.bot is not None:
         stored["bot_recording"] = save_track(recorder.bot, session.bot_recording.field.generate_filename(
             session, f"{stem}-bot.wav"))
     return stored

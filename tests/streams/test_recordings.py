@@ -2,12 +2,16 @@
 
 import asyncio
 import io
+import threading
 import wave
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.urls import reverse
 
+from streams import recorder
 from streams.models import StreamSession
+from streams.recorder import Recorder, Track
 from tests.streams.exotel_side import Exotel, tone
 
 
@@ -76,3 +80,48 @@ def test_staff_of_another_workspace_cannot_play_it_in_the_admin(recorded, charli
     client.force_login(charlie)
     url = reverse("admin:streams_streamsession_recording", args=[recorded.pk, "caller"])
     assert client.get(url).status_code == 404
+
+
+def frames_of(path) -> bytes:
+    with wave.open(str(path)) as wav:
+        return wav.readframes(wav.getnframes())
+
+
+async def test_the_tracks_reach_their_files_in_blocks_with_the_bots_silences_as_holes():
+    rec = Recorder(8000)
+    caller = [bytes([i % 251, 0]) * 800 for i in range(50)]  # 80 kB: more than two blocks
+    for i, pcm in enumerate(caller):
+        rec.caller_audio(pcm)
+        if i == 30:
+            rec.bot_audio(b"\x07\x00" * 800)
+    await rec.finish()
+    assert frames_of(rec.caller.path) == b"".join(caller)
+    assert frames_of(rec.bot.path) == bytes(31 * 1600) + b"\x07\x00" * 800 + bytes(18 * 1600)
+    paths = [rec.caller.path, rec.bot.path]
+    rec.discard()
+    assert not any(path.exists() for path in paths)
+
+
+async def test_a_receive_only_stream_records_no_bot_track():
+    rec = Recorder(8000, bot_track=False)
+    rec.caller_audio(bytes(1600))
+    await rec.finish()
+    assert rec.bot is None and rec.tracks == [rec.caller]
+    rec.discard()
+
+
+async def test_a_stalled_disk_costs_audio_beyond_the_bound_not_memory(monkeypatch):
+    stalled, writers = threading.Event(), ThreadPoolExecutor(max_workers=1)
+    writers.submit(stalled.wait)  # fault: the disk hangs until released
+    monkeypatch.setattr(recorder, "_writers", writers)
+    monkeypatch.setattr(recorder, "MAX_PENDING_BYTES", 64 * 1024)
+    track = Track(8000)
+    for _ in range(100):
+        track.write(b"\x01\x00" * 800)
+    # 21 frames went to the (stalled) writer as one block, 40 more wait within the bound, the rest is dropped.
+    assert track.dropped == 39 * 1600 and track.bytes == 100 * 1600
+    stalled.set()
+    await track.finish()
+    assert frames_of(track.path) == b"\x01\x00" * 800 * 61 + bytes(39 * 1600)  # the timeline is kept
+    track.discard()
+    writers.shutdown()
