@@ -7,6 +7,8 @@ audio such as a relayed bot's, `UNPACED` for the echo of audio Exotel already pa
 leaves right after the audio queued before it; when Exotel returns it, everything sent before it
 has played, which is how `heard_ms` knows what the caller has actually heard.
 
+Continuous audio waits for room once `BACKLOG_MS` of it is queued.
+
 Sending is inline when nothing waits (an echo's chunk goes out on the frame that completed it,
 with no task hop); only when the lead is full does one timer task drain the rest.
 """
@@ -31,6 +33,10 @@ STREAM_LEAD_MS = 1000
 # would turn any hiccup of ours into a backlog that never drains, since more keeps arriving in
 # real time (bench/streams.py: latency then grew without bound once behind).
 UNPACED = math.inf
+# Continuous audio queued here, waiting for its turn: a source faster than real time (a relayed bot
+# sending a whole answer at once) waits for room beyond it, so that memory stays bounded and the
+# backpressure reaches the source. Prompts never wait (a bot must stay responsive to the caller).
+BACKLOG_MS = 10_000
 CHUNK_BYTES = protocol.CHUNK_MIN  # the smallest legal chunk: the least latency an echo can add
 
 
@@ -47,6 +53,9 @@ class Outbox:
         self._timer: asyncio.TimerHandle | None = None
         self._task: asyncio.Task | None = None
         self._on_audio_sent = on_audio_sent
+        self._queued_bytes = 0  # audio in the queue
+        self._room = asyncio.Event()
+        self._room.set()
         self._pending_marks: dict[str, int] = {}  # mark name -> ms of audio sent before it
         self.sent_ms = 0
         self.heard_ms = 0
@@ -60,24 +69,26 @@ class Outbox:
 
     async def stream(self, pcm: bytes, *, lead_ms: float = STREAM_LEAD_MS) -> None:
         """Continuous audio (echo, relay): sent as each legal chunk fills, tail kept for the next."""
-        self._queue.extend(("audio", chunk, lead_ms) for chunk in self._chunker.feed(pcm))
+        self._enqueue(self._chunker.feed(pcm), lead_ms)
         await self._drain()
+        while self._queued_bytes > BACKLOG_MS * self._bytes_per_ms:
+            self._room.clear()
+            await self._room.wait()
 
     async def play(self, pcm: bytes) -> None:
         """A whole piece (a prompt): its tail is padded with silence to a legal chunk."""
-        chunks = self._chunker.feed(pcm) + self._chunker.flush()
-        self._queue.extend(("audio", chunk, LEAD_MS) for chunk in chunks)
+        self._enqueue(self._chunker.feed(pcm) + self._chunker.flush(), LEAD_MS)
         await self._drain()
 
     async def mark(self, name: str) -> None:
         # A mark also ends a piece of streamed audio, so the tail before it is sent first.
-        self._queue.extend(("audio", chunk, LEAD_MS) for chunk in self._chunker.flush())
+        self._enqueue(self._chunker.flush(), LEAD_MS)
         self._queue.append(("mark", name, 0))
         await self._drain()
 
     async def clear(self) -> None:
         """Barge-in: forget unsent audio here and ask Exotel to drop what has not started playing."""
-        self._queue.clear()
+        self._forget_queue()
         self._chunker.clear()
         self._pending_marks.clear()  # Exotel drops the marks behind cleared audio too
         self._plays_until = time.monotonic()
@@ -96,7 +107,16 @@ class Outbox:
             self._timer.cancel()
         if self._task:
             self._task.cancel()
+        self._forget_queue()
+
+    def _enqueue(self, chunks: list[bytes], lead_ms: float) -> None:
+        self._queue.extend(("audio", chunk, lead_ms) for chunk in chunks)
+        self._queued_bytes += sum(map(len, chunks))
+
+    def _forget_queue(self) -> None:
         self._queue.clear()
+        self._queued_bytes = 0
+        self._room.set()
 
     async def _drain(self) -> None:
         if self._draining:
@@ -112,6 +132,9 @@ class Outbox:
                         self._schedule(ahead - lead_ms / 1000)
                         return
                     self._queue.popleft()
+                    self._queued_bytes -= len(item)
+                    if self._queued_bytes <= BACKLOG_MS * self._bytes_per_ms:
+                        self._room.set()
                     duration = len(item) / self._bytes_per_ms / 1000
                     self._plays_until = max(now, self._plays_until) + duration
                     await self._send(protocol.media_frame(self._sid, item))

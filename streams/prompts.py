@@ -5,7 +5,9 @@ never touches the database or the disk on the media path.
 
 from __future__ import annotations
 
-import functools
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
 
 from django.core.exceptions import ValidationError
 from django.core.files.storage import default_storage
@@ -15,6 +17,7 @@ from streams.models import Prompt
 from streams.runtime import Binding
 
 MAX_PROMPT_BYTES = 20 * 1024 * 1024
+CACHE_BYTES = 64 * 1024 * 1024  # resampled audio kept in memory per process
 
 
 def describe(upload) -> tuple[int, int]:
@@ -44,12 +47,42 @@ def save_prompt(workspace, name: str, upload) -> Prompt:
     return prompt
 
 
-@functools.lru_cache(maxsize=128)
+class PcmCache:
+    """The most recently used prompts' audio, at most `max_bytes` in all: prompts are up to 20 MB
+    each, so a count of them would not bound memory. Shared by the threads that start streams."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self.bytes = 0
+        self._items: OrderedDict[tuple[str, int], bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, int], load: Callable[[], bytes]) -> bytes:
+        with self._lock:
+            if key in self._items:
+                self._items.move_to_end(key)
+                return self._items[key]
+        pcm = load()  # outside the lock: other streams' prompts need not wait for this file
+        with self._lock:
+            if key not in self._items and len(pcm) <= self.max_bytes:
+                self._items[key] = pcm
+                self.bytes += len(pcm)
+                while self.bytes > self.max_bytes:
+                    self.bytes -= len(self._items.popitem(last=False)[1])
+        return pcm
+
+
+_cache = PcmCache(CACHE_BYTES)
+
+
 def _pcm(file_name: str, rate: int) -> bytes:
+    def read() -> bytes:
+        with default_storage.open(file_name, "rb") as wav:
+            pcm, source_rate = wav_to_pcm(wav.read())
+        return resample(pcm, source_rate, rate)
+
     # Keyed by the stored file's name: a new upload gets a new name, so the cache never serves stale audio.
-    with default_storage.open(file_name, "rb") as wav:
-        pcm, source_rate = wav_to_pcm(wav.read())
-    return resample(pcm, source_rate, rate)
+    return _cache.get((file_name, rate), read)
 
 
 def load(workspace_id: int, names: set[str], rate: int) -> dict[str, tuple[bytes, int]]:

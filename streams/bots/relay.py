@@ -10,6 +10,9 @@ and paced like any bot's audio, its marks and clears go to Exotel in order.
 If the external bot cannot be reached within `CONNECT_TIMEOUT`, or drops before the call ends, the
 caller hears the fallback prompt (if the workspace has it), the call is hung up, and its
 disposition says so: `relay_unreachable` or `relay_dropped`.
+
+Both directions are bounded: the external bot's audio waits for room in the stream's outbox
+(`streams.playback.BACKLOG_MS`), and caller audio it does not read in time is dropped (`UNSENT_LIMIT`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,10 @@ from tenancy import weburls
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 5.0
+# Caller audio written to the external bot and not yet taken by it. Past this the bot reads slower
+# than the caller speaks: later audio is dropped (the bot sees the gap in chunk numbers) rather than
+# queued without bound or waited for, which would stall this call's stream (recording, DTMF, stop).
+UNSENT_LIMIT = 256 * 1024
 FALLBACK_MARK = "relay-fallback"
 
 
@@ -55,6 +62,7 @@ class RelayBot(Bot):
         self._chunk = 0
         self._media_ms = 0.0
         self._stopping = False
+        self.dropped_chunks = 0
         self._fallback_done: asyncio.Future | None = None
 
     def _next(self) -> int:
@@ -92,7 +100,7 @@ class RelayBot(Bot):
         """Connect to the address that was checked, not the name again: no rebinding, no redirect elsewhere."""
         address, port = await asyncio.to_thread(weburls.check_outbound, self.url, weburls.STREAM)
         return await websockets.connect(self.url, host=address, port=port, proxy=None,
-                                        max_size=2**20, close_timeout=2)
+                                        max_size=2**20, close_timeout=2, write_limit=2 * UNSENT_LIMIT)
 
     async def _from_bot(self, text: str | bytes) -> None:
         try:
@@ -129,6 +137,12 @@ class RelayBot(Bot):
         self._chunk += 1
         timestamp = round(self._media_ms)
         self._media_ms += len(pcm) / 2 / self.stream.rate * 1000
+        if self._ws.transport.get_write_buffer_size() > UNSENT_LIMIT:
+            if not self.dropped_chunks:
+                log.warning("stream %s: relay bot at %s reads too slowly; dropping caller audio", self.stream.sid,
+                            self.url)
+            self.dropped_chunks += 1
+            return
         await self._forward(protocol.exotel_media_frame(self._next(), self.stream.sid, self._chunk, timestamp, pcm))
 
     async def on_dtmf(self, digit: str) -> None:
