@@ -15,6 +15,9 @@ binding its token, the session row written at start and updated at the end: SQLi
 the plain server does not do. Real calls last minutes; 20-second calls already weigh that cost at
 several times its real share, and shorter runs measure call setup more than streaming.
 
+Ours runs under `bench.loopwatch`, which reports after each run how late its event loop ran and
+which callbacks held it over 20 ms (with the code they ran) or were stalled by a garbage collection.
+
 Both servers run throughout and are measured in turn at each N, so that the background load of a
 shared machine falls on both alike.
 
@@ -30,6 +33,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -119,10 +123,25 @@ def prepare_database(workdir: Path, base_url: str) -> tuple[dict[str, str], str]
 
 
 class Server:
-    def __init__(self, name: str, argv: list[str], port: int, url: str, env: dict[str, str] | None = None):
-        self.name, self.url, self.port = name, url, port
+    def __init__(self, name: str, argv: list[str], port: int, url: str, env: dict[str, str] | None = None,
+                 loop_report: Path | None = None):
+        self.name, self.url, self.port, self.loop_report = name, url, port, loop_report
         self.process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(port, self.process)
+
+    def loop_figures(self) -> dict | None:
+        """Our server's event-loop figures since the last call (`bench.loopwatch`); None for the plain one."""
+        if self.loop_report is None:
+            return None
+        lines = self.loop_report.read_text().splitlines() if self.loop_report.exists() else []
+        self.process.send_signal(signal.SIGUSR1)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            written = self.loop_report.read_text().splitlines() if self.loop_report.exists() else []
+            if len(written) > len(lines):
+                return json.loads(written[-1])
+            time.sleep(0.1)
+        raise TimeoutError("the server wrote no event-loop figures")
 
     def stop(self) -> None:
         self.process.terminate()
@@ -156,6 +175,7 @@ def load(server: Server, calls: int, seconds: float, rate: int) -> dict:
     # CPU the server spent per call-second: a capacity figure that other load on the machine does not skew.
     report["cpu_ms_per_call_second"] = (cpu_seconds(server_pid) - cpu_before) * 1000 / (calls * seconds)
     report["server"] = server.name
+    report["loop"] = server.loop_figures()
     return report
 
 
@@ -176,7 +196,15 @@ def line(name: str, report: dict) -> str:
     return (f"{name:>6} N={report['calls']:>4}: p50 {lat['p50']:7.1f} ms  p99 {lat['p99']:7.1f} ms  "
             f"echoed {100 * echoed(report):5.1f}%  errors {report['errors']}  "
             f"cpu {report['cpu_ms_per_call_second']:4.2f} ms/call-s  "
-            f"{'ok' if sustains(report) else 'FAILS'}")
+            f"{'ok' if sustains(report) else 'FAILS'}" + loop_line(report.get("loop")))
+
+
+def loop_line(loop: dict | None) -> str:
+    if loop is None:
+        return ""
+    return (f"  loop lag p99 {loop['lag_ms']['p99']:.1f} max {loop['lag_ms']['max']:.0f} ms, "
+            f"callbacks over {loop['stall_ms']:g} ms: {loop['stalls']} ({loop['cpu_stalls']} in CPU time; GC pauses "
+            f"over it: {loop['gc_pauses_over_stall']})")
 
 
 class Bisection:
@@ -202,7 +230,7 @@ def bench(servers: list[Server], args) -> dict[str, dict]:
     idle_kb, results = {}, {server.name: {} for server in servers}
     for server in servers:
         load(server, 5, 2, args.rate)  # warm up: lazy imports and first allocations are not per stream
-        idle_kb[server.name] = rss_kb(server.process.pid)
+        idle_kb[server.name] = rss_kb(server.process.pid)  # (and its loop figures, just read, are dropped)
     for n in args.ns:
         for server in servers:
             results[server.name][n] = load(server, n, args.seconds, args.rate)
@@ -241,12 +269,13 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as workdir:
         plain_port, port = free_port(), free_port()
+        loop_report = Path(workdir) / "loop.jsonl"
         env, url = prepare_database(Path(workdir), f"http://127.0.0.1:{port}")
         servers = [
             Server("plain", [sys.executable, "-m", "bench.streams", "--plain", str(plain_port)], plain_port,
                    f"ws://127.0.0.1:{plain_port}/"),
-            Server("ours", [sys.executable, "-m", "config.server", "-v", "0", "-b", "127.0.0.1", "-p", str(port),
-                            "config.asgi:application"], port, url, env),
+            Server("ours", [sys.executable, "-m", "bench.loopwatch", str(loop_report), "-v", "0", "-b", "127.0.0.1",
+                            "-p", str(port), "config.asgi:application"], port, url, env, loop_report),
         ]
         try:
             figures = bench(servers, args)
@@ -264,6 +293,16 @@ def main() -> None:
         cpu = fig["at"][fig["kb_at"]]["cpu_ms_per_call_second"]
         print(f"| {name} | " + " | ".join(cells) + f" | {fig['max_n']} | {cpu:.2f} (N={fig['kb_at']}) "
               f"| {fig['kb_per_stream']:.0f} (N={fig['kb_at']}) |")
+    print("\nOur event loop (bench.loopwatch) at each N: how late a 10 ms timer fired, and the callbacks that "
+          "held the loop longest, with the code they ran")
+    for n in args.ns:
+        loop = figures["ours"]["at"][n]["loop"]
+        print(f"N={n}: lag p50 {loop['lag_ms']['p50']:.1f} / p99 {loop['lag_ms']['p99']:.1f} / max "
+              f"{loop['lag_ms']['max']:.0f} ms; {loop['callbacks']} callbacks, {loop['stalls']} over {loop['stall_ms']:g} ms "
+              f"({loop['cpu_stalls']} in CPU time), "
+              f"GC pauses over it {loop['gc_pauses_over_stall']} (max {loop['gc_max_ms']} ms)")
+        for stall in loop["worst_stalls"]:
+            print(f"    {stall['ms']:6.1f} ms (CPU {stall['cpu_ms']:5.1f} ms)  {stall['callback']}")
     ratio = figures["ours"]["max_n"] / max(1, figures["plain"]["max_n"])
     print(f"\nours / plain max N: {ratio:.0%} (target >= 60%); "
           f"ours per stream: {figures['ours']['kb_per_stream']:.0f} KB (target < 200 KB)")
