@@ -1,6 +1,6 @@
 """Stream capacity: our echo consumer on one daphne process against a plain `websockets` echo server.
 
-    python -m bench.streams [--seconds 20] [--ns 50,200,500] [--rate 8000]
+    python -m bench.streams [--seconds 20] [--ns 50,200,500] [--rate 8000] [--record]
 
 Both servers run as their own process on loopback; the simulator's load mode
 (`exotel.simulator.load`, another process) plays N concurrent answered calls against each and
@@ -106,19 +106,35 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
-def prepare_database(workdir: Path, base_url: str) -> tuple[dict[str, str], str]:
-    """A fresh SQLite database with one workspace; returns (server environment, its echo test URL)."""
+SETUP = """
+import django; django.setup()
+from django.core.management import call_command; call_command("migrate", verbosity=0)
+from campaigns import links
+from campaigns.models import Call, Campaign, Contact
+from streams import services
+from tenancy.models import Exophone, ExotelAccount, Workspace
+ws, _ = Workspace.objects.get_or_create(slug="bench", defaults={"name": "Bench"})
+if not RECORD:
+    print(services.test_stream_url(ws))
+else:  # the load mode's account; every stream of the run lands on this one call, each with its session
+    account = ExotelAccount.objects.create(workspace=ws, label="Load", account_sid="ACload", api_key="k", api_token="t")
+    line = Exophone.objects.create(workspace=ws, account=account, number="+918047491899", label="Load")
+    campaign = Campaign.objects.create(workspace=ws, name="Bench", account=account, exophone=line, bot_kind="echo")
+    contact = Contact.objects.create(workspace=ws, campaign=campaign, phone="+919800000000", name="Load")
+    print(links.stream_url(Call.objects.create(workspace=ws, campaign=campaign, contact=contact, attempt=1,
+                                               phone=contact.phone)))
+"""
+
+
+def prepare_database(workdir: Path, base_url: str, *, record: bool) -> tuple[dict[str, str], str]:
+    """A fresh SQLite database with one workspace; returns (server environment, the URL to stream to):
+    the workspace's echo test endpoint, or with `record` a call's endpoint (recorded, as real calls are)."""
     database = os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{workdir / 'bench.sqlite3'}"
     env = {**os.environ, "DATABASE_URL": database, "PUBLIC_BASE_URL": base_url,
            "MEDIA_ROOT": str(workdir / "media"), "LOG_LEVEL": "WARNING", "DJANGO_SETTINGS_MODULE": "config.settings",
            "DEV_KEYS": "true"}
     env.pop("REDIS_URL", None)  # one process: the in-memory layer, as DESIGN.md's figures were measured
-    script = ("import django; django.setup(); from django.core.management import call_command; "
-              "call_command('migrate', verbosity=0); from tenancy.models import Workspace; "
-              "from streams import services; "
-              "ws, _ = Workspace.objects.get_or_create(slug='bench', defaults={'name': 'Bench'}); "
-              "print(services.test_stream_url(ws))")
-    out = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", f"RECORD = {record}\n{SETUP}"], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     return env, out.stdout.strip().splitlines()[-1]
 
 
@@ -260,6 +276,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0, help="length of each load run (each simulated call)")
     parser.add_argument("--ns", default="50,200,500", help="concurrent calls to report, ascending")
     parser.add_argument("--rate", type=int, default=8000)
+    parser.add_argument("--record", action="store_true",
+                        help="stream to a call's endpoint (recorded both ways, as real calls are) instead of the test endpoint")
     parser.add_argument("--plain", type=int, help=argparse.SUPPRESS)  # run the plain server on this port
     args = parser.parse_args()
     if args.plain:
@@ -270,7 +288,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-streams-") as workdir:
         plain_port, port = free_port(), free_port()
         loop_report = Path(workdir) / "loop.jsonl"
-        env, url = prepare_database(Path(workdir), f"http://127.0.0.1:{port}")
+        env, url = prepare_database(Path(workdir), f"http://127.0.0.1:{port}", record=args.record)
         servers = [
             Server("plain", [sys.executable, "-m", "bench.streams", "--plain", str(plain_port)], plain_port,
                    f"ws://127.0.0.1:{plain_port}/"),
