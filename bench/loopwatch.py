@@ -11,7 +11,7 @@ JSON line and starts afresh; the bench sends it after each load run. Timing each
 one to two microseconds, about 1% of the server's CPU at the bench's loads.
 """
 
-from config.server import DrainingCommandLineInterface  # isort:skip  (first: Twisted's asyncio reactor)
+from config.server import StreamServerCommand  # isort:skip  (first: Twisted's asyncio reactor)
 
 import asyncio
 import gc
@@ -111,4 +111,4 @@ class Watch:
 if __name__ == "__main__":
     watch = Watch(sys.argv[1])
     reactor.callWhenRunning(watch.install)
-    DrainingCommandLineInterface().run(sys.argv[2:])
+    StreamServerCommand().run(sys.argv[2:])
