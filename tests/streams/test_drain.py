@@ -18,10 +18,17 @@ def live(monkeypatch):
     return registry
 
 
+async def started(call) -> None:
+    """Until the stream's session row exists: the call is fully up."""
+    while not await StreamSession.objects.filter(call=call).aexists():
+        await asyncio.sleep(0.05)
+
+
 async def test_a_drain_refuses_new_streams_and_ends_those_outliving_it(live, call, campaign):
     exotel = Exotel(f"/streams/{call.token}")
     assert await exotel.connect()
     await exotel.start()
+    await asyncio.wait_for(started(call), 10)
     assert len(live) == 1
     draining = asyncio.ensure_future(live.drain(0.3))
     await asyncio.sleep(0)
@@ -29,7 +36,7 @@ async def test_a_drain_refuses_new_streams_and_ends_those_outliving_it(live, cal
     assert not await late.connect()
     closed = await exotel.frame(timeout=5)
     await exotel.hang_up()
-    await asyncio.wait_for(draining, 5)
+    await asyncio.wait_for(draining, 15)
     assert len(live) == 0  # its session saved before the drain ended
     session = await StreamSession.objects.aget(call=call)
     assert closed == ("close", session.close_code) and session.stop_reason == "server_shutdown"
@@ -40,10 +47,11 @@ async def test_a_call_ending_within_the_drain_time_is_not_cut(live, call):
     exotel = Exotel(f"/streams/{call.token}")
     assert await exotel.connect()
     await exotel.start()
+    await asyncio.wait_for(started(call), 10)
     draining = asyncio.ensure_future(live.drain(30))
     await exotel.stop()
     assert await exotel.frame() == ("close", 1000)
     await exotel.hang_up()
-    await asyncio.wait_for(draining, 5)  # over as soon as the last call is saved, not after 30 s
+    await asyncio.wait_for(draining, 15)  # over as soon as the last call is saved, not after 30 s
     session = await StreamSession.objects.aget(call=call)
     assert (session.stop_reason, session.close_code) == ("callended", 1000)
