@@ -175,11 +175,23 @@ class LiveConsumer(AsyncWebsocketConsumer):
         workspaces = Membership.objects.filter(user=user).values("workspace_id")
         return Campaign.objects.filter(pk=campaign_id, workspace_id__in=workspaces).exists()
 
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # A server that stops cancels its feeds without a disconnect: uncounted here, or every
+            # process's streams would go on publishing to a watcher who left (the count is shared).
+            await self._stop_watching()
+
     async def disconnect(self, code: int) -> None:
-        if self.campaign_id is None:
+        await self._stop_watching()
+
+    async def _stop_watching(self) -> None:
+        campaign_id, self.campaign_id = self.campaign_id, None
+        if campaign_id is None:
             return
-        await self.channel_layer.group_discard(live.group_name(self.campaign_id), self.channel_name)
-        await live.remove_watcher(self.campaign_id)
+        await self.channel_layer.group_discard(live.group_name(campaign_id), self.channel_name)
+        await live.remove_watcher(campaign_id)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         pass  # the feed is one-way; whatever a browser sends is ignored

@@ -101,3 +101,11 @@ async def test_watchers_are_counted_and_uncounted(alice_watching, campaign):
     assert await cache.aget(live.watchers_key(campaign.pk)) == 1
     await alice_watching.disconnect()
     assert await cache.aget(live.watchers_key(campaign.pk)) == 0
+
+
+async def test_a_feed_cancelled_by_a_stopping_server_is_uncounted(alice_watching, campaign):
+    await alice_watching.connect()
+    alice_watching.future.cancel()  # what daphne does to every application left when it stops
+    with pytest.raises(asyncio.CancelledError):
+        await alice_watching.future
+    assert await cache.aget(live.watchers_key(campaign.pk)) == 0
