@@ -17,9 +17,10 @@ Beyond daphne's defaults:
   down to a whole second, so it comes sooner, never later): every close from our side has ended the
   socket within a second.
 - SIGTERM and SIGINT stop it gracefully instead of Twisted's immediate stop, which cancels every live
-  call: the stream server drains first (`streams.drain`: new streams refused, live calls given
-  `STREAM_DRAIN_SECONDS` to end, the rest ended as "going away"), then daphne stops as usual. A
-  second signal stops at once.
+  call: it closes its listening socket, so that a proxy's next connection is refused and goes to
+  another server (deploy/nginx), while the sockets it holds go on; it stops its heartbeat; the stream
+  server drains (`streams.drain`: live calls given `STREAM_DRAIN_SECONDS` to end, the rest ended as
+  "going away"); then daphne stops as usual. A second signal stops at once.
 """
 
 from daphne.server import Server  # isort:skip  (first: it installs Twisted's asyncio reactor)
@@ -62,12 +63,17 @@ class StreamServer(Server):
         super().__init__(*args, ready_callable=lambda: self._configure(ready_callable),
                          signal_handlers=False, **kwargs)  # ours replace Twisted's
         self._draining: asyncio.Task | None = None
+        self._ports = []  # the listening sockets, closed first on SIGTERM
 
     def log_action(self, protocol, action, details) -> None:
         # daphne's access log is written from here: redact before any logger sees the path.
         if "path" in details:
             details = {**details, "path": redact(details["path"])}
         super().log_action(protocol, action, details)
+
+    def listen_success(self, port) -> None:
+        self._ports.append(port)
+        super().listen_success(port)
 
     def _configure(self, ready_callable) -> None:
         # daphne calls this once its WebSocket factory exists and before it accepts a connection.
@@ -91,7 +97,13 @@ class StreamServer(Server):
         self._draining = asyncio.get_running_loop().create_task(self._drain_then_stop())
 
     async def _drain_then_stop(self) -> None:
+        from streams.heartbeat import Heartbeat  # its models need the app registry the application loads
+
         try:
+            for port in self._ports:
+                port.stopListening()
+            if isinstance(self.application, Heartbeat):
+                await self.application.withdraw()
             await live_streams.drain(settings.STREAM_DRAIN_SECONDS)
         finally:
             self.stop()

@@ -1,7 +1,8 @@
 """Graceful shutdown of the stream server: the process's live streams, and the drain.
 
 On SIGTERM (`config.server`) the process stops taking new streams, so that Exotel's next calls land
-on another instance (a handshake here is refused), lets the live calls run for up to
+on another instance (its listening socket is closed and its heartbeat stopped; a handshake that got
+in before is refused), lets the live calls run for up to
 `STREAM_DRAIN_SECONDS`, then ends those still live with the reference's "going away" (server
 restart) and waits a moment for their sessions to be saved. A rolling restart thus cuts no call
 that ends within the drain time.

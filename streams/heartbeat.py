@@ -10,7 +10,11 @@ daphne does not run ASGI lifespan. `Heartbeat` wraps the ASGI application and st
 daphne's Twisted reactor starts running (daphne installs the reactor before it imports the
 application; a process that never runs it, such as a test, never beats). Under another server the
 first connection it serves starts the beat; a scope without `server` is a test communicator's, not
-a server's, and starts nothing.
+a server's, and starts nothing. Web processes behind the proxy run `config.wsgi`, which does not beat:
+they serve no stream.
+
+A draining server takes no new stream: it withdraws its row at once (`config.server`), so that the
+dispatcher holds dialling when it was the last one, instead of dialling into it until the row expires.
 """
 
 from __future__ import annotations
@@ -34,6 +38,10 @@ log = logging.getLogger(__name__)
 
 def publish(name: str, *, now: datetime.datetime | None = None) -> None:
     StreamServer.objects.update_or_create(name=name, defaults={"seen_at": now or timezone.now()})
+
+
+def withdraw(name: str) -> None:
+    StreamServer.objects.filter(name=name).delete()
 
 
 def healthy(*, now: datetime.datetime | None = None) -> bool:
@@ -79,3 +87,15 @@ class Heartbeat:
             except Exception:  # a database hiccup must not end the heartbeat for good
                 log.exception("stream server heartbeat failed")
             await asyncio.sleep(settings.STREAM_HEARTBEAT_SECONDS)
+
+    async def withdraw(self) -> None:
+        """Stop beating for good and delete this process's row (a draining server: config.server)."""
+        if self.task is None:
+            self.task = asyncio.get_running_loop().create_future()  # never started: start() stays a no-op
+        self.task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self.task
+        try:
+            await database_sync_to_async(withdraw, thread_sensitive=False)(self.name)
+        except Exception:  # the row expires by itself
+            log.exception("stream server heartbeat: could not withdraw")
