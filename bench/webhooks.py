@@ -1,10 +1,12 @@
-"""Status callbacks per second through daphne into PostgreSQL, with latency percentiles.
+"""Status callbacks per second through the production shape into PostgreSQL, with latency percentiles.
 
-    python bench/webhooks.py [--calls 1000] [--concurrency 16]
+    python bench/webhooks.py [--calls 1000] [--concurrency 16] [--web gunicorn|daphne] [--processes 2]
         [--database-url postgres://postgres@127.0.0.1:5432/bench_webhooks]
 
-Seeds its own database with one running campaign of `--calls` dialled calls, starts one daphne
-process on loopback (tests/processes.py) and replays, for every call, Exotel's three status
+Seeds its own database with one running campaign of `--calls` dialled calls, starts the web tier
+on loopback as docker-compose.yml runs it (tests/processes.py: `--processes` gunicorn workers, or
+as many daphne processes) behind the reverse proxy (nginx, from the compose file's template), and
+replays through the proxy, for every call, Exotel's three status
 callbacks in order (ringing as a form, answered as JSON, terminal as a form with CustomField),
 `--concurrency` calls at a time from an asyncio client in this process. Every request stores its
 raw delivery, then applies it: the call's state, the campaign's counters and, at the end, the
@@ -12,12 +14,13 @@ contact's outcome and the campaign's completion. Afterwards it checks that every
 every counter adds up.
 
 The same run first sends as many requests with a wrong workspace token (a 404 after one indexed
-lookup, nothing stored): the ceiling of this daphne on this machine, for a ratio that the noise of
+lookup, nothing stored): the ceiling of this web tier on this machine, for a ratio that the noise of
 a shared 2-core machine affects less than absolute figures.
 """
 
 import argparse
 import asyncio
+import logging
 import os
 import statistics
 import sys
@@ -34,6 +37,9 @@ def parse_args():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--calls", type=int, default=1000)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--web", choices=["gunicorn", "daphne"], default="gunicorn",
+                        help="the web tier: gunicorn workers (production's) or daphne processes")
+    parser.add_argument("--processes", type=int, default=2, help="gunicorn workers, or daphne processes")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     return parser.parse_args()
 
@@ -121,6 +127,7 @@ def main() -> None:
     from bench.dispatch import setup_django
 
     setup_django(args.database_url, os.environ.get("REDIS_URL", ""))
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would cost the client's CPU
     from callbacks.models import WebhookEvent
     from campaigns.models import Call, Campaign
     from tests import processes
@@ -128,9 +135,14 @@ def main() -> None:
     workspace, campaign = seed(args.calls)
     calls = list(Call.objects.filter(campaign=campaign).order_by("pk"))
     with tempfile.TemporaryDirectory() as log_dir:
-        daphne = processes.start_daphne(Path(log_dir))
+        log_dir = Path(log_dir)
+        if args.web == "gunicorn":
+            web = [processes.start_web(log_dir, public_base_url="http://127.0.0.1", workers=args.processes)]
+        else:
+            web = [processes.start_daphne(log_dir, name=f"daphne-{n}") for n in range(args.processes)]
+        proxy = processes.start_proxy(log_dir, web=web, streams=web)  # streams are not part of this
         try:
-            base = f"{daphne.url}/hooks"
+            base = f"{proxy.url}/hooks"
             wrong = [[{"data": {"CallSid": "CA0", "Status": "ringing"}}] * 3 for _ in calls]
             elapsed, latencies, _ = asyncio.run(drive(f"{base}/wrong-token/status", wrong, args.concurrency))
             ceiling = report("wrong token (404, nothing stored)", elapsed, latencies, 0)
@@ -138,9 +150,10 @@ def main() -> None:
             elapsed, latencies, failures = asyncio.run(
                 drive(f"{base}/{workspace.webhook_token}/status", sequences, args.concurrency))
             rate = report("status callbacks (stored, applied)", elapsed, latencies, failures)
-            print(f"ratio to the 404 ceiling of the same daphne: {rate / ceiling:.0%}")
+            print(f"ratio to the 404 ceiling of the same web tier: {rate / ceiling:.0%}")
         finally:
-            daphne.stop()
+            for service in [proxy, *web]:
+                service.stop()
     campaign = Campaign.objects.get(pk=campaign.pk)
     completed = Call.objects.filter(campaign=campaign, state=Call.State.COMPLETED).count()
     applied = WebhookEvent.objects.filter(outcome=WebhookEvent.Outcome.APPLIED).count()

@@ -220,7 +220,7 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="AgentStream <noreply@loc
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
 AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
 AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
-# Behind a proxy, daphne needs --proxy-headers, or every sign-in would come from the proxy's address.
+# Behind the proxy the client's address comes from it (config/wsgi.py), or every sign-in would come from the proxy's.
 AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
 AXES_RESET_ON_SUCCESS = True
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
@@ -255,10 +255,12 @@ STORAGES = {
 }
 
 # Hardened whenever the public base is https; a laptop on http://127.0.0.1 keeps plain cookies and
-# no redirect. X-Forwarded-Proto is believed only when BEHIND_PROXY says a proxy in front sets it
-# (any client could send it otherwise).
+# no redirect. X-Forwarded-Proto and X-Forwarded-For are believed only when BEHIND_PROXY says the
+# proxy in front sets them (any client could send them otherwise): docker-compose.yml sets it for
+# the processes behind its nginx, and only for those (config/wsgi.py, daphne's --proxy-headers).
 _HTTPS = PUBLIC_BASE_URL.startswith("https://")
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_PROXY", default=False) else None
+BEHIND_PROXY = env.bool("BEHIND_PROXY", default=False)
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if BEHIND_PROXY else None
 SECURE_SSL_REDIRECT = _HTTPS
 SESSION_COOKIE_SECURE = _HTTPS
 CSRF_COOKIE_SECURE = _HTTPS

@@ -6,7 +6,9 @@ it fails to start, and is stopped at teardown. Nothing here is mocked.
 """
 
 import os
+import shutil
 import socket
+import string
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ from django.conf import settings
 from django.db import connection
 
 ROOT = Path(__file__).resolve().parent.parent
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"  # Debian installs it outside a user's PATH
 
 
 @dataclass
@@ -92,7 +95,8 @@ def environment(public_base_url: str = "", **extra: str) -> dict[str, str]:
 
 def _start(name: str, argv: list[str], *, env: dict, log_dir: Path, url: str = "") -> Service:
     log = log_dir / f"{name}.log"
-    handle = log.open("w")
+    log.write_text("")
+    handle = log.open("a")  # appended to by every writer (nginx opens its access log on its own)
     process = subprocess.Popen(argv, cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT)
     return Service(name, process, log, url)
 
@@ -118,13 +122,70 @@ def _answers(url: str) -> bool:
         return False
 
 
-def start_daphne(log_dir: Path, *, port: int | None = None, **extra_env: str) -> Service:
+def start_daphne(log_dir: Path, *, port: int | None = None, name: str = "daphne", public_base_url: str = "",
+                 **extra_env: str) -> Service:
     """The web server (daphne, as `config.server` runs it) serving config.asgi; PUBLIC_BASE_URL is its own
-    loopback address."""
+    loopback address unless given (a proxy's)."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "config.server", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]
-    service = _start("daphne", argv, env=environment(url, **extra_env), log_dir=log_dir, url=url)
+    service = _start(name, argv, env=environment(public_base_url or url, **extra_env), log_dir=log_dir, url=url)
+    return _ready(service, lambda: _answers(f"{url}/login/"))
+
+
+def start_web(log_dir: Path, *, public_base_url: str, name: str = "web", workers: int = 2,
+              **extra_env: str) -> Service:
+    """A web process as production runs it behind the proxy: gunicorn serving config.wsgi."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    argv = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+    service = _start(name, argv, env=environment(public_base_url, **extra_env), log_dir=log_dir, url=url)
+    return _ready(service, lambda: _answers(f"{url}/login/"))
+
+
+PROXY_TEMPLATE = ROOT / "deploy" / "nginx" / "agentstream.conf.template"
+
+
+def render_proxy_config(*, listen: str, web: list[str], streams: list[str]) -> str:
+    """The proxy's configuration from the template docker-compose.yml's nginx uses, for loopback
+    servers ("127.0.0.1:8001"). Only our variables are filled, as envsubst does; nginx's stay."""
+    servers = {"PROXY_WEB_SERVERS": web, "PROXY_STREAM_SERVERS": streams}
+    values = {name: " ".join(f"server {address};" for address in addresses) for name, addresses in servers.items()}
+    return string.Template(PROXY_TEMPLATE.read_text()).safe_substitute(PROXY_LISTEN=listen, **values)
+
+
+def start_proxy(log_dir: Path, *, web: list[Service], streams: list[Service], port: int | None = None) -> Service:
+    """nginx (Debian's) in front of `web` and `streams`, configured from the compose template.
+
+    Wrapped in a main configuration of its own: its files in `log_dir`, workers as this user (the
+    test directory is private), in the foreground."""
+    port = port or free_port()
+    site = log_dir / "proxy-site.conf"
+    site.write_text(render_proxy_config(listen=f"127.0.0.1:{port}", web=[s.url.removeprefix("http://") for s in web],
+                                        streams=[s.url.removeprefix("http://") for s in streams]))
+    temp = log_dir / "proxy-temp"
+    temp.mkdir(exist_ok=True)
+    main = log_dir / "proxy.conf"
+    main.write_text(f"""
+daemon off;
+{'user root;' if os.geteuid() == 0 else ''}
+worker_processes 1;
+pid {log_dir / 'proxy.pid'};
+error_log stderr notice;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    include {site};
+}}
+""")
+    url = f"http://127.0.0.1:{port}"
+    service = _start("proxy", [NGINX, "-c", str(main), "-p", str(log_dir)], env=dict(os.environ), log_dir=log_dir,
+                     url=url)
     return _ready(service, lambda: _answers(f"{url}/login/"))
 
 
