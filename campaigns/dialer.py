@@ -3,9 +3,11 @@
 Each beat tick walks the running campaigns. For a campaign inside its window it locks the campaign
 row (`SKIP LOCKED`: a second dispatcher passes over a campaign the first is planning), refills the
 pacing bucket, takes the least of pacing, free concurrency and the account's free streams, and
-claims that many due contacts with `FOR UPDATE SKIP LOCKED`. Contacts on the workspace's
-do-not-call list at that moment are skipped and reported as such; the rest get a Call row each
-(queued, with its token) and their tasks are sent after commit. A tick costs a bounded number of
+claims that many due contacts with `FOR UPDATE SKIP LOCKED`. The do-not-call gate comes first: a
+workspace whose list cannot be read (campaigns.donotcall) gets nothing planned, and its campaigns say
+why. Contacts on the list at that moment are skipped and reported as such; the rest get a Call row
+each (queued, with its token) and their tasks are sent after commit; `place_call` checks the list
+once more before it dials. A tick costs a bounded number of
 queries per campaign whatever the number of contacts: the claims walk the `contact_due` index.
 """
 
@@ -18,8 +20,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns import accounts, calls, lifecycle, links, schedule, tasks
-from campaigns.models import Call, Campaign, Contact, DoNotCall
+from campaigns import accounts, calls, donotcall, lifecycle, links, schedule, tasks
+from campaigns.models import Call, Campaign, Contact
 from exotel import wire
 from exotel.errors import (
     AuthenticationError,
@@ -57,7 +59,15 @@ def dispatch(*, now=None) -> int:
             continue
         if campaign.account_id not in headroom:
             headroom[campaign.account_id] = accounts.stream_headroom(campaign.account)
-        call_ids = plan_campaign(campaign.pk, now=now, streams_left=headroom[campaign.account_id])
+        try:
+            call_ids = plan_campaign(campaign.pk, now=now, streams_left=headroom[campaign.account_id])
+        except donotcall.GateClosed as closed:
+            log.warning("campaign %s: %s", campaign.pk, closed)
+            if campaign.last_error != str(closed):
+                lifecycle.record_error(campaign, str(closed))
+            continue
+        if campaign.last_error.startswith(donotcall.GATE_HELD):  # the gate has opened again
+            lifecycle.record_error(campaign, "")
         if headroom[campaign.account_id] is not None:
             headroom[campaign.account_id] -= len(call_ids)
         queued += len(call_ids)
@@ -74,6 +84,7 @@ def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[in
         )
         if campaign is None:
             return []
+        donotcall.check_gate(campaign.workspace_id)  # raises: the transaction ends and nothing is claimed
         pace = schedule.refill(schedule.Pace.of(campaign), per_minute=campaign.calls_per_minute, now=now)
         budget = schedule.calls_allowed(
             credit=pace.credit, concurrency_left=campaign.max_concurrent - campaign.calls_live,
@@ -100,16 +111,30 @@ def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[in
 
 def skip_do_not_call(campaign: Campaign, contacts: list[Contact]) -> tuple[list[Contact], list[int]]:
     """Contacts to dial, and ids of those on the workspace's do-not-call list now (closed as such)."""
-    if not contacts:
-        return [], []
-    blocked = set(
-        DoNotCall.objects.filter(workspace_id=campaign.workspace_id, phone__in=[c.phone for c in contacts])
-        .values_list("phone", flat=True)
-    )
+    blocked = donotcall.blocked_phones(campaign.workspace_id, [c.phone for c in contacts])
     skipped = [c.pk for c in contacts if c.phone in blocked]
     if skipped:
         Contact.objects.filter(pk__in=skipped).update(state=Contact.State.SKIPPED, outcome="do-not-call")
     return [c for c in contacts if c.phone not in blocked], skipped
+
+
+def withdraw_blocked_call(call_id: int) -> bool:
+    """A queued call whose number is now on the list is withdrawn and its contact skipped, as if the
+    dispatcher had found it listed; False if the call is not queued or not listed."""
+    with transaction.atomic():
+        call = (Call.objects.select_for_update().filter(pk=call_id, state=Call.State.QUEUED)
+                .filter(donotcall.on_the_list()).first())
+        if call is None:
+            return False
+        call.delete()
+        skipped = Contact.objects.filter(pk=call.contact_id, state=Contact.State.CALLING).update(
+            state=Contact.State.SKIPPED, outcome="do-not-call", attempts=F("attempts") - 1
+        )
+        Campaign.objects.filter(pk=call.campaign_id).update(
+            calls_total=F("calls_total") - 1, calls_live=F("calls_live") - 1, contacts_done=F("contacts_done") + skipped
+        )
+    lifecycle.complete_if_done(call.campaign_id)
+    return True
 
 
 def claim_due_contacts(campaign: Campaign, limit: int, *, now) -> list[Contact]:
@@ -178,10 +203,13 @@ def place_call(call_id: int, *, now=None) -> None:
     now = now or timezone.now()
     # Claim the call: a task delivered twice dials once.
     # A paused campaign dials nothing new; its queued calls wait for the resume (or are withdrawn).
+    # A number put on the list since the call was queued (an opt-out in another campaign's call) is
+    # not dialled; the list is read in the claim itself, so an error reading it dials nothing.
     claimed = Call.objects.filter(
         pk=call_id, state=Call.State.QUEUED, campaign__state=Campaign.State.RUNNING
-    ).update(state=Call.State.DIALING, dialed_at=now)
+    ).exclude(donotcall.on_the_list()).update(state=Call.State.DIALING, dialed_at=now)
     if claimed != 1:
+        withdraw_blocked_call(call_id)
         return
     call = Call.objects.select_related("campaign__account", "campaign__exophone", "workspace").get(pk=call_id)
     campaign = call.campaign

@@ -97,6 +97,11 @@ class Campaign(models.Model):
     max_attempts = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)])
     retry_after_minutes = models.PositiveIntegerField(default=30)
     retry_on = models.JSONField(default=default_retry_on, blank=True)
+    scrub_max_age_days = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1)], verbose_name="Registry scrub newer than (days)",
+        help_text="Start, and keep dialling, only while the national registry's scrub file last imported is "
+                  "newer than this many days. Empty: not required.",
+    )
     state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
     last_error = models.CharField(max_length=500, blank=True)
     # Counters kept up to date as calls change state, so pages never aggregate a million rows.
@@ -185,7 +190,8 @@ class Contact(models.Model):
 
     TRANSITIONS = {
         State.PENDING: {State.CALLING, State.SKIPPED, State.CANCELLED},
-        State.CALLING: {State.PENDING, State.DONE},
+        # Skipped from calling: its queued call was withdrawn before dialling (number on the list).
+        State.CALLING: {State.PENDING, State.DONE, State.SKIPPED},
     }
     FINAL_STATES = [State.DONE, State.SKIPPED, State.CANCELLED]
 
@@ -245,10 +251,16 @@ class ContactUpload(models.Model):
         return reverse("campaigns:upload_status", args=[self.campaign_id, self.pk])
 
 class DoNotCall(models.Model):
+    """A number no campaign of the workspace may ring, with where the wish came from and when."""
+
     class Source(models.TextChoices):
-        UPLOAD = "upload"
-        OPT_OUT = "opt_out", "Opt-out during a call"
-        MANUAL = "manual"
+        MANUAL = "manual", "Operator"
+        UPLOAD = "upload", "Operator's file"
+        REGISTRY = "registry", "National registry scrub"
+        DTMF = "dtmf", "Bot: key pressed"
+        SCRIPT = "script", "Bot: script step"
+        RELAY = "relay", "Your bot (relay message)"
+        PASSTHRU = "passthru", "Passthru disposition"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="do_not_call")
     phone = models.CharField(max_length=20, validators=[validate_e164])
@@ -260,9 +272,47 @@ class DoNotCall(models.Model):
         verbose_name = "do-not-call number"
         ordering = ["-created_at"]
         constraints = [models.UniqueConstraint(fields=["workspace", "phone"], name="one_dnc_entry_per_phone")]
+        indexes = [models.Index(fields=["workspace", "source", "-created_at"], name="dnc_by_source")]
 
     def __str__(self):
         return self.phone
+
+
+class DoNotCallImport(models.Model):
+    """A file of numbers on its way into the do-not-call list: an operator's, or the national registry's
+    scrub file (with the date the registry published it). While one is importing, the workspace's
+    dialling is held (campaigns.donotcall.check_gate)."""
+
+    class State(models.TextChoices):
+        IMPORTING = "importing"
+        IMPORTED = "imported"
+        REFUSED = "refused"  # the file as a whole could not be read: see message
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    source = models.CharField(max_length=10, choices=[(s.value, s.label) for s in (
+        DoNotCall.Source.UPLOAD, DoNotCall.Source.REGISTRY)])
+    file_date = models.DateField(null=True, blank=True, help_text="Registry files: the date it was published.")
+    region = models.CharField(max_length=3)
+    reason = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    state = models.CharField(max_length=10, choices=State.choices, default=State.IMPORTING)
+    progress = models.PositiveSmallIntegerField(default=0, help_text="Percent of the file read.")
+    added = models.PositiveIntegerField(default=0)
+    already = models.PositiveIntegerField(default=0)
+    rejected = models.PositiveIntegerField(default=0)
+    errors = models.JSONField(default=list, blank=True, help_text="The first rejected rows.")
+    message = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["workspace", "state"], name="dnc_import_state")]
+        constraints = [models.CheckConstraint(
+            condition=~models.Q(source="registry") | models.Q(file_date__isnull=False), name="registry_file_dated")]
+
+    def __str__(self):
+        return f"{self.source} import {self.pk} ({self.state})"
 
 
 class Call(models.Model):

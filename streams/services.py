@@ -179,4 +179,4 @@ def _apply_outcome(call_id: int, bot) -> None:
     if bot.opt_out:
         call = Call.objects.select_related("workspace", "contact").get(pk=call_id)
         donotcall.add_number(call.workspace, call.contact.phone, region="IN", reason="Opted out during a call",
-                             source=DoNotCall.Source.OPT_OUT)
+                             source=DoNotCall.Source.SCRIPT)

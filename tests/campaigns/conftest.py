@@ -15,6 +15,16 @@ UPLOAD_CSV = b"phone,name,plan\n+919876543210,Asha,gold\nnot a number,Bad,\n+919
 
 
 @pytest.fixture
+def sent(monkeypatch):
+    """Task ids that would go to the broker (the broker itself is exercised end to end)."""
+    from campaigns import dialer
+
+    batches = []
+    monkeypatch.setattr(dialer, "send_place_calls", batches.append)
+    return batches
+
+
+@pytest.fixture
 def private_media(settings, tmp_path):
     settings.STORAGES = {**settings.STORAGES, "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path)}}}

@@ -126,7 +126,7 @@ async def test_opt_out_puts_the_number_on_the_do_not_call_list(script_call):
     await exotel.hang_up()
     contact = await script_call.campaign.contacts.aget()
     entry = await DoNotCall.objects.aget(workspace=script_call.workspace, phone=contact.phone)
-    assert entry.source == DoNotCall.Source.OPT_OUT
+    assert entry.source == DoNotCall.Source.SCRIPT
     assert (await Call.objects.aget(pk=script_call.pk)).disposition == "opted_out"
 
 
