@@ -9,16 +9,20 @@ the next claim on, and `place_call` checks the list once more before it dials.
 
 import contextlib
 import csv
+import re
 from dataclasses import dataclass, field
 
 from django.db import DatabaseError, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 
 from campaigns import csvfile, imports
-from campaigns.models import Campaign, Contact, DoNotCall, DoNotCallImport
+from campaigns.models import Call, Campaign, Contact, DoNotCall, DoNotCallImport
 from tenancy.models import Workspace
 
 GATE_HELD = "Dialling held: "  # how the gate's reasons start on a campaign's last_error
+# Passthru dispositions (set by a flow's bot) that mean the caller opted out, compared without case,
+# spaces, hyphens or underscores: "Opted-Out", "opted_out" and "DND" all do.
+OPT_OUT_DISPOSITIONS = frozenset({"optedout", "optout", "donotcall", "dnd", "unsubscribe", "unsubscribed"})
 
 
 class NotAPhoneNumber(ValueError):
@@ -79,6 +83,20 @@ def add_number(workspace: Workspace, raw: str, *, region: str, reason: str = "",
     return DoNotCall.objects.get_or_create(
         workspace=workspace, phone=phone, defaults={"reason": reason, "source": source}
     )
+
+
+def opt_out(call: Call, *, source: str, reason: str) -> bool:
+    """The call's number asked never to be called again: on the list for every campaign of the workspace
+    at once. False if it was listed already (that entry keeps its first source)."""
+    _, created = DoNotCall.objects.get_or_create(
+        workspace_id=call.workspace_id, phone=call.phone,
+        defaults={"source": source, "reason": f"{reason} (call {call.pk}, campaign {call.campaign_id})"[:200]},
+    )
+    return created
+
+
+def means_opt_out(disposition: str) -> bool:
+    return re.sub(r"[\s_-]", "", disposition.lower()) in OPT_OUT_DISPOSITIONS
 
 
 @dataclass

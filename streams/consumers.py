@@ -71,7 +71,7 @@ class StreamConsumer(AsyncWebsocketConsumer):
             await self.close()  # before accept: the handshake is refused (403) and nothing is kept
             return
         self.stream = Stream(binding, send=self._send_text, close=self.close, started=self._started,
-                             make_bot=make_bot)
+                             opted_out=in_a_thread(services.record_opt_out), make_bot=make_bot)
         drain.live_streams.add(self.stream)
         await self.accept()
 

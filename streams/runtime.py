@@ -4,13 +4,13 @@ into frames, and keeps everything the session row records.
 A bot (`streams.bots`) receives `on_start` (once the session is recorded and the prompts loaded;
 audio and DTMF may come before it), `on_audio(pcm)`, `on_dtmf(digit)`, `on_mark(name)` and
 `on_stop()`, and acts through its stream: `play(pcm, rate)` or `play_prompt(name)` (whole pieces),
-`stream_audio(pcm)` (continuous audio), `mark(name)`, `clear()` and `hang_up()` (closing the socket:
-the protocol has no hang-up event). Chunking, pacing and marks are `streams.playback`'s job,
+`stream_audio(pcm)` (continuous audio), `mark(name)`, `clear()`, `hang_up()` (closing the socket:
+the protocol has no hang-up event) and `opt_out(source, reason)` (the caller asked never to be
+called again). Chunking, pacing and marks are `streams.playback`'s job,
 recording `streams.recorder`'s, the live view `streams.live`'s.
 
 The media path touches neither the ORM nor a thread: the database is reached only through the
-`started` hook (run beside the media path after the `start` event) and by the consumer after
-`finish()`.
+`started` and `opted_out` hooks (run beside the media path) and by the consumer after `finish()`.
 
 Bad input: every bad frame is logged (the first few per stream) and counted. Single bad frames are
 dropped and the stream goes on; the stream closes with the frame's code from the close-code table
@@ -78,6 +78,14 @@ class Binding:
         return self.call_id is None and account_sid not in self.other_account_sids
 
 
+@dataclass(frozen=True)
+class OptOut:
+    """The caller asked never to be called again: where the wish came from (a DoNotCall.Source) and how."""
+
+    source: str
+    reason: str
+
+
 @dataclass
 class Started:
     """What the `started` hook returns: the session row and the prompts the bot may play."""
@@ -94,7 +102,6 @@ class Bot:
         self.stream = stream
         self.disposition = ""
         self.variables: dict[str, Any] = {}
-        self.opt_out = False
 
     async def on_start(self) -> None: ...
     async def on_audio(self, pcm: bytes) -> None: ...
@@ -104,6 +111,7 @@ class Bot:
 
 
 StartedHook = Callable[[protocol.Start], Awaitable[Started]]
+OptedOutHook = Callable[[int, OptOut], Awaitable[None]]  # (call id, the opt-out): records it
 
 # How a close we did not ask for reads, by its code: a lost connection, or the server refusing a message
 # over its size limit (config.server closes it with this code).
@@ -112,10 +120,10 @@ CLOSED_BY_PEER_OR_SERVER = {CloseCode.ABNORMAL: "dropped", wire_code(CloseCode.M
 
 class Stream:
     def __init__(self, binding: Binding, *, send: Callable[[str], Awaitable[None]],
-                 close: Callable[[int], Awaitable[None]], started: StartedHook,
+                 close: Callable[[int], Awaitable[None]], started: StartedHook, opted_out: OptedOutHook,
                  make_bot: Callable[[Stream], Bot | None]) -> None:
         self.binding = binding
-        self._send, self._close, self._started = send, close, started
+        self._send, self._close, self._started, self._opted_out = send, close, started, opted_out
         self.bot = make_bot(self)
         self.feed = Feed(campaign_id=binding.campaign_id, call_id=binding.call_id, phone=binding.phone,
                          bot=binding.bot_kind)
@@ -131,6 +139,7 @@ class Stream:
         self.dtmf = ""
         self.marks: list[dict] = []
         self.barge_in_ms: list[int] = []
+        self.opted_out: OptOut | None = None
         self.stop_reason = ""
         self.close_code: int | None = None
         self.closed = self.finished = False
@@ -280,6 +289,23 @@ class Stream:
     async def hang_up(self) -> None:
         await self.feed.event("hangup")
         await self.end("hung_up", CloseCode.NORMAL)
+
+    async def opt_out(self, source: str, reason: str) -> None:
+        """Record at once, beside the media path, that the caller asked never to be called again: every
+        campaign of the workspace skips the number from its next dial. The consumer records it again
+        at the close (idempotent), so a write that fails here is not lost."""
+        if self.opted_out is not None:
+            return
+        self.opted_out = OptOut(source, reason)
+        await self.feed.event("opt_out", source)
+        if self.binding.call_id is not None:
+            self.spawn(self._record_opt_out(self.binding.call_id, self.opted_out))
+
+    async def _record_opt_out(self, call_id: int, opted_out: OptOut) -> None:
+        try:
+            await self._opted_out(call_id, opted_out)
+        except Exception:  # the database's trouble must not end the call; the close tries again
+            log.exception("stream %s: the opt-out could not be recorded yet", self.sid)
 
     def _bot_audio_sent(self, pcm: bytes) -> None:
         if self.recorder:

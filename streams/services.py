@@ -1,5 +1,6 @@
 """Database work of a stream, done at its two ends only: binding at the handshake and `start`,
-and the session's record at the close; and the one broker message, `announce_start`. Everything here
+and the session's record at the close (and once in between if the caller opts out); and the one
+broker message, `announce_start`. Everything here
 is synchronous; consumers call it through `database_sync_to_async`, never per media frame.
 """
 
@@ -15,12 +16,12 @@ from django.core import signing
 from django.utils import timezone
 
 from campaigns import donotcall, links
-from campaigns.models import Call, DoNotCall
+from campaigns.models import Call
 from exotel.protocol import Start
 from streams import prompts
 from streams.models import StreamSession
 from streams.recorder import save_track
-from streams.runtime import Binding, Started, Stream
+from streams.runtime import Binding, OptOut, Started, Stream
 from tenancy.models import ExotelAccount, Workspace
 
 log = logging.getLogger(__name__)
@@ -157,8 +158,11 @@ def close_session(stream: Stream) -> None:
             log.exception("stream %s: its recordings could not be stored", stream.sid)
     # One UPDATE, no read: the end of every call pays for it (bench/streams.py).
     StreamSession.objects.filter(pk=stream.session_id).update(**fields)
-    if bot and stream.binding.call_id is not None:
-        _apply_outcome(stream.binding.call_id, bot)
+    if stream.binding.call_id is not None:
+        if bot and bot.disposition:
+            Call.objects.filter(pk=stream.binding.call_id).update(disposition=bot.disposition[:100])
+        if stream.opted_out:  # recorded when it happened; again here, in case that write failed
+            record_opt_out(stream.binding.call_id, stream.opted_out)
 
 
 def _store_recordings(stream: Stream) -> dict[str, str]:
@@ -173,10 +177,6 @@ def _store_recordings(stream: Stream) -> dict[str, str]:
     return stored
 
 
-def _apply_outcome(call_id: int, bot) -> None:
-    if bot.disposition:
-        Call.objects.filter(pk=call_id).update(disposition=bot.disposition[:100])
-    if bot.opt_out:
-        call = Call.objects.select_related("workspace", "contact").get(pk=call_id)
-        donotcall.add_number(call.workspace, call.contact.phone, region="IN", reason="Opted out during a call",
-                             source=DoNotCall.Source.SCRIPT)
+def record_opt_out(call_id: int, opted_out: OptOut) -> None:
+    """The caller of this call is on the workspace's do-not-call list from now on (idempotent)."""
+    donotcall.opt_out(Call.objects.get(pk=call_id), source=opted_out.source, reason=opted_out.reason)

@@ -15,8 +15,8 @@ from django.db import transaction
 
 from callbacks.models import WebhookEvent
 from callbacks.services import parsing
-from campaigns import calls, dialer, legs
-from campaigns.models import Call
+from campaigns import calls, dialer, donotcall, legs
+from campaigns.models import Call, DoNotCall
 
 log = logging.getLogger(__name__)
 Kind, Outcome, State = WebhookEvent.Kind, WebhookEvent.Outcome, Call.State
@@ -102,7 +102,12 @@ def apply_status(call: Call, report: parsing.StatusReport, at) -> tuple[bool, An
 
 
 def apply_passthru(call: Call, report: parsing.PassthruReport, at) -> tuple[bool, Answer]:
-    return calls.fill(call, exotel_sid=report.match.sid, **report.fields), Answer()
+    changed = calls.fill(call, exotel_sid=report.match.sid, **report.fields)
+    disposition = report.fields["disposition"]
+    if donotcall.means_opt_out(disposition):  # for every campaign of the workspace, from now on
+        changed |= donotcall.opt_out(call, source=DoNotCall.Source.PASSTHRU,
+                                     reason=f"Passthru disposition {disposition!r}")
+    return changed, Answer()
 
 
 def apply_leg_event(call: Call, event: parsing.LegEvent, at) -> tuple[bool, Answer]:

@@ -89,9 +89,11 @@ def dnc_list(request):
     entries = scoped(request, DoNotCall)
     if query := request.GET.get("q", "").strip():
         entries = entries.filter(phone__contains=query)
+    if (source := request.GET.get("source", "")) in DoNotCall.Source.values:
+        entries = entries.filter(source=source)
     return render(request, "campaigns/dnc.html", {
-        "entries": entries[:DNC_SHOWN], "query": query, "form": DoNotCallForm(), "upload": UploadForm(),
-        "total": scoped(request, DoNotCall).count(),
+        "entries": entries[:DNC_SHOWN], "query": query, "source": source, "sources": DoNotCall.Source.choices,
+        "form": DoNotCallForm(), "upload": UploadForm(), "total": scoped(request, DoNotCall).count(),
     })
 
 

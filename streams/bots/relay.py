@@ -7,6 +7,16 @@ the call's variables (the contact's, plus `name` and `phone`) as custom paramete
 caller's media, DTMF, the marks Exotel returns, and `stop`. The external bot's media is re-chunked
 and paced like any bot's audio, its marks and clears go to Exotel in order.
 
+One message of ours goes beyond Exotel's protocol: the external bot marks the caller as opted out
+(they asked never to be called again) with
+
+    {"event": "opt_out", "stream_sid": "MZ…", "opt_out": {"reason": "asked to stop calling"}}
+
+(`opt_out` and its `reason`, up to 150 characters, are optional). The caller's number goes on the
+workspace's do-not-call list at once, source "relay", for every campaign; the call goes on (say
+goodbye, then close the socket) and its disposition becomes "opted_out" unless the call already has
+one. Repeating the message changes nothing.
+
 If the external bot cannot be reached within `CONNECT_TIMEOUT`, or drops before the call ends, the
 caller hears the fallback prompt (if the workspace has it), the call is hung up, and its
 disposition says so: `relay_unreachable` or `relay_dropped`.
@@ -24,6 +34,7 @@ import logging
 import websockets
 from django.core.exceptions import ValidationError
 
+from campaigns.models import DoNotCall
 from exotel import protocol
 from streams.runtime import Bot
 from tenancy import weburls
@@ -36,6 +47,7 @@ CONNECT_TIMEOUT = 5.0
 # queued without bound or waited for, which would stall this call's stream (recording, DTMF, stop).
 UNSENT_LIMIT = 256 * 1024
 FALLBACK_MARK = "relay-fallback"
+OPT_OUT_REASON_MAX = 150
 
 
 def validate_relay(spec: dict) -> None:
@@ -114,6 +126,14 @@ class RelayBot(Bot):
             await self.stream.mark(event.name)
         elif isinstance(event, protocol.BotClear):
             await self.stream.clear()
+        elif isinstance(event, protocol.Unknown) and event.event == "opt_out":
+            await self._opt_out(event.raw.get("opt_out"))
+
+    async def _opt_out(self, detail) -> None:
+        reason = detail.get("reason") if isinstance(detail, dict) else None
+        reason = reason[:OPT_OUT_REASON_MAX] if isinstance(reason, str) and reason.strip() else "your bot's opt_out"
+        self.disposition = self.disposition or "opted_out"
+        await self.stream.opt_out(DoNotCall.Source.RELAY, reason)
 
     async def _fail(self, disposition: str) -> None:
         self.disposition = disposition

@@ -19,8 +19,10 @@ branches jump to, and holds exactly one action:
         digits, else to `no_input` when none came, else to `default`, else go on to the next step
     {"disposition": "interested"}        the call's outcome, written to Call.disposition at the end
     {"set": {"plan": "gold"}}            variables kept on the stream session (strings, numbers, booleans)
-    {"opt_out": true}                    put the caller on the workspace's do-not-call list (source
-                                         opt_out) at the end of the call; disposition "opted_out"
+    {"opt_out": true}                    put the caller on the workspace's do-not-call list at once, for
+                                         every campaign; disposition "opted_out". Its source is "dtmf"
+                                         when the caller's keys chose the branch that led here (the
+                                         last gather), else "script"
     {"goto": "menu"}                     jump
     {"hangup": true}                     end the call (running past the last step does too)
 
@@ -47,6 +49,7 @@ import time
 
 from django.core.exceptions import ValidationError
 
+from campaigns.models import DoNotCall
 from exotel.audio import rms_dbfs
 from streams.runtime import Bot
 
@@ -190,6 +193,7 @@ class ScriptBot(Bot):
         self._loud_since: float | None = None
         self._loud_ms = 0
         self._said = 0
+        self._chosen_by_keys = ""  # the keys whose branch the last gather took
 
     async def on_start(self) -> None:
         self.stream.spawn(self.run())
@@ -276,6 +280,7 @@ class ScriptBot(Bot):
             digits += key
         self.variables[gather.get("into", "digits")] = digits
         branches = gather.get("branches", {})
+        self._chosen_by_keys = digits if digits in branches else ""
         if digits in branches:
             return branches[digits]
         if not digits and "no_input" in gather:
@@ -289,8 +294,11 @@ class ScriptBot(Bot):
         self.variables.update(values)
 
     async def _opt_out(self, value: bool, step: dict) -> None:
-        self.opt_out = True
         self.disposition = "opted_out"
+        if self._chosen_by_keys:
+            await self.stream.opt_out(DoNotCall.Source.DTMF, f"pressed {self._chosen_by_keys} in the script")
+        else:
+            await self.stream.opt_out(DoNotCall.Source.SCRIPT, "the script's opt_out step")
 
     async def _goto(self, target: str, step: dict) -> str:
         return target

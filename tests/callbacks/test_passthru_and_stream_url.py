@@ -3,8 +3,10 @@
 import pytest
 
 from callbacks.models import WebhookEvent
-from campaigns.models import Call
+from campaigns import donotcall
+from campaigns.models import Call, DoNotCall
 from tests.callbacks.replay import load, replay
+from tests.conftest import make_campaign, make_contact
 
 
 @pytest.mark.parametrize("shape", ["passthru_flat", "passthru_nested"])
@@ -49,3 +51,19 @@ def test_the_stream_url_endpoint_says_404_for_a_call_it_does_not_know(acme, call
     response = replay(acme, "stream_url_request", sid="CAnobody", token="nobody-at-all")
     assert response.status_code == 404
     assert WebhookEvent.objects.get().outcome == WebhookEvent.Outcome.ORPHANED
+
+
+def test_a_passthru_disposition_that_means_opt_out_lists_the_number_for_every_campaign(acme, call):
+    other = make_contact(make_campaign(acme), phone=call.phone)
+    assert replay(acme, "passthru_opted_out", call=call).status_code == 200
+    entry = DoNotCall.objects.get(workspace=acme, phone=call.phone)
+    assert (entry.source, entry.reason) == (
+        "passthru", f"Passthru disposition 'Opted-Out' (call {call.pk}, campaign {call.campaign_id})")
+    assert donotcall.count_blocked(other.campaign) == 1
+    replay(acme, "passthru_opted_out", call=call)
+    assert [e.outcome for e in WebhookEvent.objects.order_by("received_at")] == ["applied", "duplicate"]
+
+
+def test_other_dispositions_list_nothing(acme, call):
+    replay(acme, "passthru_flat", call=call)  # "caller-hangup"
+    assert not DoNotCall.objects.exists()

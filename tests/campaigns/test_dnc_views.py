@@ -68,3 +68,15 @@ def test_charlie_cannot_remove_acmes_number(charlie_client, acme):
     entry = DoNotCall.objects.create(workspace=acme, phone="+919876543210")
     assert charlie_client.post(reverse("campaigns:dnc_remove", args=[entry.pk])).status_code == 404
     assert DoNotCall.objects.filter(pk=entry.pk).exists()
+
+
+def test_the_list_shows_where_each_number_came_from_and_filters_by_it(bob_client, acme):
+    DoNotCall.objects.create(workspace=acme, phone="+919876543210", source=DoNotCall.Source.RELAY,
+                             reason="said stop (call 7, campaign 3)")
+    DoNotCall.objects.create(workspace=acme, phone="+919811111111", source=DoNotCall.Source.REGISTRY)
+    page = bob_client.get(reverse("campaigns:dnc")).content.decode()
+    assert "Your bot (relay message)" in page and "National registry scrub" in page and "said stop" in page
+    page = bob_client.get(reverse("campaigns:dnc"), {"source": "relay"}).content.decode()
+    assert "+919876543210" in page and "+919811111111" not in page
+    page = bob_client.get(reverse("campaigns:dnc"), {"source": "dtmf"}).content.decode()
+    assert "+919876543210" not in page and "No numbers match" in page

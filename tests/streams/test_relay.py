@@ -2,13 +2,14 @@
 
 import asyncio
 import contextlib
+import json
 
 import pytest
 import websockets
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 
-from campaigns.models import Call
+from campaigns.models import Call, DoNotCall
 from exotel import protocol
 from streams import prompts
 from streams.bots.relay import validate_relay
@@ -21,11 +22,12 @@ from tests.streams.exotel_side import Exotel, tone, wav
 class ExternalBot:
     """The customer's bot: echoes media, answers marks, remembers what it was told."""
 
-    def __init__(self, *, drop_after_start: bool = False) -> None:
+    def __init__(self, *, drop_after_start: bool = False, opt_out: dict | None = None) -> None:
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}/agent"
         self.events: list = []
         self.drop_after_start = drop_after_start
+        self.opt_out = opt_out  # the message it sends when the caller presses a key
 
     async def handle(self, ws) -> None:
         with contextlib.suppress(websockets.ConnectionClosed):
@@ -37,6 +39,8 @@ class ExternalBot:
                 elif isinstance(event, protocol.Media):
                     await ws.send(protocol.media_frame(event.stream_sid, event.payload))
                     await ws.send(protocol.mark_frame(event.stream_sid, f"echo-{event.chunk}"))
+                elif isinstance(event, protocol.Dtmf) and self.opt_out is not None:
+                    await ws.send(json.dumps({"stream_sid": event.stream_sid, **self.opt_out}))
 
     def of(self, kind) -> list:
         return [event for event in self.events if isinstance(event, kind)]
@@ -130,3 +134,37 @@ async def test_a_relay_to_a_loopback_address_is_refused_unless_allowed(external_
     call = await asyncio.to_thread(relay_campaign, external_bot.url)
     assert (await failed_over(call))[1] == "relay_unreachable"
     assert external_bot.events == []
+
+
+async def listed(call) -> DoNotCall:
+    """The call's number on the list, waited for as long as a loaded machine needs."""
+    for _ in range(200):
+        if entry := await DoNotCall.objects.filter(workspace_id=call.workspace_id, phone=call.phone).afirst():
+            return entry
+        await asyncio.sleep(0.05)
+    raise AssertionError("the number never reached the do-not-call list")
+
+
+@pytest.mark.parametrize("message, reason", [
+    ({"event": "opt_out", "opt_out": {"reason": "said stop calling"}}, "said stop calling"),
+    ({"event": "opt_out"}, "your bot's opt_out"),
+])
+async def test_the_bots_opt_out_message_lists_the_number_while_the_call_goes_on(relay_campaign, message, reason):
+    bot = ExternalBot(opt_out=message)
+    async with websockets.serve(bot.handle, "127.0.0.1", bot.port):
+        call = await asyncio.to_thread(relay_campaign, bot.url)
+        exotel = Exotel(f"/streams/{call.token}")
+        assert await exotel.connect()
+        await exotel.start()
+        await asyncio.sleep(0.2)  # the relay connects
+        await exotel.dtmf("9")
+        entry = await listed(call)  # before the call ends
+        assert (entry.source, entry.reason) == ("relay", f"{reason} (call {call.pk}, campaign {call.campaign_id})")
+        await exotel.dtmf("9")  # the message again changes nothing
+        await exotel.media(tone(200))
+        assert isinstance(await exotel.frame(), protocol.BotMedia)  # still relaying
+        await exotel.stop()
+        assert (await exotel.frames_until(lambda frame: isinstance(frame, tuple)))[-1] == ("close", 1000)
+        await exotel.hang_up()
+    assert await DoNotCall.objects.acount() == 1
+    assert (await Call.objects.aget(pk=call.pk)).disposition == "opted_out"

@@ -7,7 +7,7 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 
-from campaigns.models import Call, DoNotCall
+from campaigns.models import Call, Campaign, DoNotCall
 from exotel import protocol
 from streams import prompts
 from streams.bots import script
@@ -15,6 +15,7 @@ from streams.bots.script import validate_script
 from streams.models import StreamSession
 from tests.conftest import make_call, make_campaign, make_contact
 from tests.streams.exotel_side import Exotel, silence, tone, wav
+from tests.streams.test_relay import listed
 
 MENU = {"steps": [
     {"say": "greeting-{language}"},
@@ -115,7 +116,7 @@ async def test_no_input_takes_the_no_input_branch(script_call):
     assert (await Call.objects.aget(pk=script_call.pk)).disposition == "no_input"
 
 
-async def test_opt_out_puts_the_number_on_the_do_not_call_list(script_call):
+async def test_a_key_that_leads_to_opt_out_lists_the_number_as_a_key_press(script_call):
     exotel = Exotel(f"/streams/{script_call.token}")
     assert await exotel.connect()
     await exotel.start()
@@ -124,10 +125,23 @@ async def test_opt_out_puts_the_number_on_the_do_not_call_list(script_call):
     await exotel.dtmf("9")
     assert await exotel.frame() == ("close", 1000)
     await exotel.hang_up()
-    contact = await script_call.campaign.contacts.aget()
-    entry = await DoNotCall.objects.aget(workspace=script_call.workspace, phone=contact.phone)
-    assert entry.source == DoNotCall.Source.SCRIPT
+    entry = await DoNotCall.objects.aget(workspace=script_call.workspace, phone=script_call.phone)
+    assert (entry.source, entry.reason) == (
+        "dtmf", f"pressed 9 in the script (call {script_call.pk}, campaign {script_call.campaign_id})")
     assert (await Call.objects.aget(pk=script_call.pk)).disposition == "opted_out"
+
+
+async def test_an_opt_out_step_reached_without_keys_lists_the_number_as_the_scripts(script_call):
+    await Campaign.objects.filter(pk=script_call.campaign_id).aupdate(
+        bot_settings={"steps": [{"opt_out": True}, {"pause": 30}]})
+    exotel = Exotel(f"/streams/{script_call.token}")
+    assert await exotel.connect()
+    await exotel.start()
+    assert (await listed(script_call)).source == "script"  # recorded at once, while the call goes on
+    await exotel.stop()
+    assert await exotel.frame() == ("close", 1000)
+    await exotel.hang_up()
+    assert await DoNotCall.objects.acount() == 1
 
 
 async def test_speech_during_a_prompt_barges_in_with_clear(script_call):
