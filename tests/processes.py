@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -101,7 +102,7 @@ def _start(name: str, argv: list[str], *, env: dict, log_dir: Path, url: str = "
     return Service(name, process, log, url)
 
 
-def _ready(service: Service, predicate: Callable[[], object], timeout: float = 30) -> Service:
+def _ready(service: Service, predicate: Callable[[], object], timeout: float = 90) -> Service:
     def up():
         if service.process.poll() is not None:
             raise RuntimeError(f"{service.name} exited with {service.process.returncode}:\n{service.output()}")
@@ -122,6 +123,20 @@ def _answers(url: str) -> bool:
         return False
 
 
+def start_together(*starts: Callable[[], Service]) -> list[Service]:
+    """Start services side by side (on a loaded machine each takes seconds to import Django); they
+    come back in order. If one fails to start, the others are stopped and its error raised."""
+    with ThreadPoolExecutor() as pool:
+        futures = [pool.submit(start) for start in starts]
+    services = [future.result() for future in futures if not future.exception()]
+    failed = [future.exception() for future in futures if future.exception()]
+    if failed:
+        for service in services:
+            service.stop()
+        raise failed[0]
+    return services
+
+
 def start_daphne(log_dir: Path, *, port: int | None = None, name: str = "daphne", public_base_url: str = "",
                  **extra_env: str) -> Service:
     """The web server (daphne, as `config.server` runs it) serving config.asgi; PUBLIC_BASE_URL is its own
@@ -133,12 +148,13 @@ def start_daphne(log_dir: Path, *, port: int | None = None, name: str = "daphne"
     return _ready(service, lambda: _answers(f"{url}/login/"))
 
 
-def start_web(log_dir: Path, *, public_base_url: str, name: str = "web", workers: int = 2,
+def start_web(log_dir: Path, *, public_base_url: str, port: int | None = None, name: str = "web", workers: int = 2,
               **extra_env: str) -> Service:
     """A web process as production runs it behind the proxy: gunicorn serving config.wsgi."""
-    port = free_port()
+    port = port or free_port()
     url = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]
+    argv = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--no-control-socket"]  # its default path is one per user: runs side by side would share it
     service = _start(name, argv, env=environment(public_base_url, **extra_env), log_dir=log_dir, url=url)
     return _ready(service, lambda: _answers(f"{url}/login/"))
 
