@@ -6,7 +6,7 @@ from tenancy.admin import RecordAdmin
 
 @admin.register(WebhookEvent)
 class WebhookEventAdmin(RecordAdmin):
-    list_display = ["kind", "method", "received_at", "call", "outcome"]
+    list_display = ["kind", "method", "received_at", "call", "outcome", "applied_at"]
     list_filter = ["kind", "outcome", "workspace"]
     search_fields = ["body"]
     list_select_related = ["call"]

@@ -1,8 +1,10 @@
-"""Webhook views: find the workspace by its secret, store the raw delivery, apply it, answer.
+"""Webhook views: find the workspace by its secret, store the raw delivery, answer.
 
 Exotel's callbacks carry no signature: the unguessable token in the URL is the authentication, so a
-wrong token is a 404 that stores nothing (it is only logged). Deliveries are never made atomic with
-their application: the raw record commits first, whatever happens next.
+wrong token is a 404 that stores nothing (it is only logged). A status callback, Passthru or leg
+event is applied to its call after the answer, by the applier (`callbacks.applier`); only a
+malformed one is refused here. The stream-URL request is answered with its call's URL, so it is
+applied in the request, after its raw record committed.
 """
 
 import logging
@@ -19,13 +21,16 @@ log = logging.getLogger(__name__)
 Kind = WebhookEvent.Kind
 
 
-def _deliver(request, token: str, kind: str) -> JsonResponse:
+def _workspace(request, token: str, kind: str) -> Workspace:
     workspace = Workspace.objects.filter(webhook_token=token).only("pk").first()
     if workspace is None:
         log.warning("webhook %s with an unknown token from %s", kind, request.META.get("REMOTE_ADDR"))
         raise Http404("No such webhook.")
-    event = services.record(workspace, kind, request)  # raw first: nothing lost
-    answer = services.apply(event, request)
+    return workspace
+
+
+def _deliver(request, token: str, kind: str) -> JsonResponse:
+    answer = services.receive(_workspace(request, token, kind), kind, request)  # stored: nothing lost
     return JsonResponse(answer.body, status=answer.status)
 
 
@@ -50,4 +55,5 @@ def leg_event(request, token):
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def stream_url(request, token):
-    return _deliver(request, token, Kind.STREAM_URL)
+    answer = services.answer_now(_workspace(request, token, Kind.STREAM_URL), request)
+    return JsonResponse(answer.body, status=answer.status)

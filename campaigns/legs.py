@@ -19,15 +19,15 @@ from campaigns.models import Call, Campaign
 from exotel.errors import ExotelError, OutcomeUnknownError, RejectedError
 
 log = logging.getLogger(__name__)
-# Exotel acks an action at once (202); a slower answer must not hold the webhook past its 1 s ack.
+# Exotel acks an action at once (202); a slower answer must not hold the applier's next deliveries long.
 ACTION_TIMEOUT = httpx.Timeout(0.8, connect=0.5)
 
 
 def answer_leg(call_id: int) -> None:
     """On `leg_answered`: `start_stream` and `start_say` (the greeting) sent at the same moment.
 
-    Called by the leg-event webhook right after the answer commits, not through the queue: every
-    millisecond here is silence on the line, and the two requests fit well in Exotel's 1 s ack.
+    Called by the applier right after the answer commits, not through the queue: every millisecond
+    here is silence on the line.
     """
     call = Call.objects.select_related("campaign__account").get(pk=call_id)
     if not call.leg_sid or call.state != Call.State.IN_PROGRESS:

@@ -1,4 +1,4 @@
-"""Real processes for end-to-end tests: daphne, Celery worker and beat, the Exotel simulator.
+"""Real processes for end-to-end tests: daphne, the webhook applier, Celery worker and beat, the Exotel simulator.
 
 Each runs on a free loopback port against the test database (use the `transactional_db` fixture
 so that what a test writes is committed and visible to them), logs to a file that is printed when
@@ -203,6 +203,13 @@ http {{
     service = _start("proxy", [NGINX, "-c", str(main), "-p", str(log_dir)], env=dict(os.environ), log_dir=log_dir,
                      url=url)
     return _ready(service, lambda: _answers(f"{url}/login/"))
+
+
+def start_applier(log_dir: Path, *, public_base_url: str, **extra_env: str) -> Service:
+    """The webhook applier (`manage.py apply_callbacks`): applies what daphne stored."""
+    argv = [sys.executable, "manage.py", "apply_callbacks"]
+    service = _start("applier", argv, env=environment(public_base_url, **extra_env), log_dir=log_dir)
+    return _ready(service, lambda: "applier: started" in service.output())
 
 
 def start_worker(log_dir: Path, *, public_base_url: str, name: str = "worker", **extra_env: str) -> Service:

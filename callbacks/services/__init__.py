@@ -1,5 +1,5 @@
-"""Webhook services: parsing every documented shape (`parsing`) and applying it (`applying`)."""
+"""Webhook services: parsing every documented shape (`parsing`), storing and applying it (`applying`)."""
 
-from callbacks.services.applying import apply, record
+from callbacks.services.applying import answer_now, apply, receive, record
 
-__all__ = ["apply", "record"]
+__all__ = ["answer_now", "apply", "receive", "record"]

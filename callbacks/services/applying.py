@@ -1,17 +1,20 @@
 """Storing deliveries raw and applying them to their calls, idempotently and in any order.
 
-`record` commits the raw request on its own (autocommit), before anything is parsed; `apply` then
-parses, finds the call and applies the report in a transaction, and stores the outcome on the
-event: applied, duplicate (well-formed, changed nothing), orphaned (no such call in this
-workspace), malformed (answered 400 with the reason) or failed (answered 500 so Exotel retries; the
-raw record stays). Idempotency comes from the call's state rules (`campaigns.calls.advance`), so a
-repeated or late delivery finds nothing left to change.
+`receive` is the request's whole work for a status callback, Passthru or leg event: it parses the
+delivery (pure, no query) and stores it in one INSERT, `pending`, or `malformed` with the reason
+(answered 400). The applier (`callbacks.applier`) then `apply`s pending deliveries off the request:
+it finds the call and applies the report in a transaction that also stores the outcome: applied,
+duplicate (well-formed, changed nothing), orphaned (no such call in this workspace) or failed (a
+bug: applying raised; the raw record stays). The stream-URL request is answered from its call, so
+it is stored and applied in the request (`answer_now`). Idempotency comes from the call's state
+rules (`campaigns.calls.advance`), so a repeated or late delivery finds nothing left to change.
 """
 
 import logging
 from dataclasses import dataclass, field
 
-from django.db import transaction
+from django.db import OperationalError, transaction
+from django.utils import timezone
 
 from callbacks.models import WebhookEvent
 from callbacks.services import parsing
@@ -31,8 +34,26 @@ class Answer:
     body: dict = field(default_factory=lambda: {"ok": True})
 
 
+def receive(workspace, kind: str, request) -> Answer:
+    """Store the delivery for the applier and answer: 200, or 400 when it is malformed (stored too)."""
+    event = record(workspace, kind, request)
+    return refusal(event) if event.outcome == Outcome.MALFORMED else Answer()
+
+
+def answer_now(workspace, request) -> Answer:
+    """A stream-URL request: Exotel waits for the URL, so it is stored, then applied in the request."""
+    event = record(workspace, Kind.STREAM_URL, request)
+    return refusal(event) if event.outcome == Outcome.MALFORMED else apply(event)
+
+
 def record(workspace, kind: str, request) -> WebhookEvent:
-    """The raw delivery, committed before anything else happens to it."""
+    """The raw delivery with its parsed fields, or marked malformed with the reason: one INSERT."""
+    try:
+        fields = parsing.fields_of(request)
+        PARSERS[kind](fields)  # what would make it 4xx is decided here, on the request
+        outcome, detail = Outcome.PENDING, ""
+    except parsing.Malformed as error:
+        fields, outcome, detail = {}, Outcome.MALFORMED, str(error)
     query = {storable(key): [storable(v) for v in values] for key, values in request.GET.lists()}
     return WebhookEvent.objects.create(
         workspace=workspace, kind=kind, method=request.method,
@@ -40,7 +61,12 @@ def record(workspace, kind: str, request) -> WebhookEvent:
         body=storable(request.body.decode("utf-8", "replace")),
         content_type=storable(request.content_type or "")[:100],
         headers={name: storable(request.META[name]) for name in KEPT_HEADERS if name in request.META},
+        fields=fields, outcome=outcome, detail=detail,
     )
+
+
+def refusal(event: WebhookEvent) -> Answer:
+    return Answer(400, {"error": f"malformed {event.get_kind_display().lower()}: {event.detail}"})
 
 
 def storable(text: str) -> str:
@@ -48,13 +74,17 @@ def storable(text: str) -> str:
     return parsing.UNSTORABLE.sub("\ufffd", text)
 
 
-def apply(event: WebhookEvent, request) -> Answer:
-    """Parse the delivery, apply it to its call and store the outcome on the event."""
+def apply(event: WebhookEvent) -> Answer:
+    """Apply a stored delivery to its call and store the outcome on the event.
+
+    A lost connection or a deadlock (OperationalError) is raised with the event left pending, to
+    be applied again; anything else raised while applying marks it failed.
+    """
     try:
-        report = PARSERS[event.kind](parsing.fields_of(request))
-    except parsing.Malformed as error:
+        report = PARSERS[event.kind](event.fields)
+    except parsing.Malformed as error:  # stored by a version that parsed it differently
         _mark(event, Outcome.MALFORMED, str(error))
-        return Answer(400, {"error": f"malformed {event.get_kind_display().lower()}: {error}"})
+        return refusal(event)
     call = find_call(event.workspace_id, report if isinstance(report, parsing.Match) else report.match)
     if call is None:
         _mark(event, Outcome.ORPHANED, "no call in this workspace matches")
@@ -67,6 +97,8 @@ def apply(event: WebhookEvent, request) -> Answer:
             call = calls.lock(call)
             changed, answer = APPLIERS[event.kind](call, report, event.received_at)
             _mark(event, Outcome.APPLIED if changed else Outcome.DUPLICATE, "", call)
+    except OperationalError:
+        raise
     except Exception as error:
         log.exception("applying webhook event %s failed", event.pk)
         _mark(event, Outcome.FAILED, f"{type(error).__name__}: {error}", call)
@@ -75,8 +107,9 @@ def apply(event: WebhookEvent, request) -> Answer:
 
 
 def _mark(event: WebhookEvent, outcome: str, detail: str, call: Call | None = None) -> None:
-    event.outcome, event.detail, event.call = outcome, detail, call
-    WebhookEvent.objects.filter(pk=event.pk).update(outcome=outcome, detail=detail, call=call)
+    event.outcome, event.detail, event.call, event.applied_at = outcome, detail, call, timezone.now()
+    WebhookEvent.objects.filter(pk=event.pk).update(outcome=outcome, detail=detail, call=call,
+                                                    applied_at=event.applied_at)
 
 
 def find_call(workspace_id: int, match: parsing.Match) -> Call | None:
@@ -116,9 +149,9 @@ def apply_leg_event(call: Call, event: parsing.LegEvent, at) -> tuple[bool, Answ
         changed = calls.advance(call, State.RINGING, at=at, **sids)
     elif event.name == "leg_answered":
         changed = calls.advance(call, State.IN_PROGRESS, at=at, **sids)
-        if changed:  # once per call, however often Exotel repeats the event; inline: dead air
+        if changed:  # once per call, however often Exotel repeats the event; at once: dead air
             # Robust: a follow-up that fails is logged; it must not turn the applied (and
-            # committed) event into a failed one, nor answer 500 for a retry that changes nothing.
+            # committed) event into a failed one.
             transaction.on_commit(lambda: legs.answer_leg(call.pk), robust=True)
     elif event.name in ("leg_terminated", "leg_failed_to_create"):
         state = parsing.leg_end_state(event, answered=call.answered_at is not None)

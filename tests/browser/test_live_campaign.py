@@ -29,7 +29,7 @@ def world(transactional_db, tmp_path, settings):
     try:
         web = processes.start_daphne(tmp_path, MEDIA_ROOT=settings.MEDIA_ROOT)
         started.append(web)
-        for start in (processes.start_worker, processes.start_beat):
+        for start in (processes.start_applier, processes.start_worker, processes.start_beat):
             started.append(start(tmp_path, public_base_url=web.url, DISPATCH_SECONDS="1",
                                  MEDIA_ROOT=settings.MEDIA_ROOT))
         yield started[0], web

@@ -1,9 +1,12 @@
-"""Bad input: wrong token 404 stored nowhere; malformed stored and 400; a failure to apply keeps the raw record."""
+"""Bad input: wrong token 404 stored nowhere; malformed stored and 400 on the request; a failure to
+apply keeps the raw record."""
 
 import pytest
+from django.db import OperationalError
 from django.test import Client
 from django.urls import reverse
 
+from callbacks import applier
 from callbacks.models import WebhookEvent
 from campaigns import calls
 from campaigns.models import Call
@@ -55,16 +58,27 @@ def test_a_non_numeric_duration_is_refused(acme, call):
     assert response.status_code == 400
 
 
-def test_when_applying_fails_the_raw_record_stays_and_exotel_is_asked_to_retry(acme, call, monkeypatch):
+def test_when_applying_fails_the_raw_record_stays_marked_failed_with_the_reason(acme, call, monkeypatch):
     def broken(*args, **kwargs):
-        raise RuntimeError("database hiccup")
+        raise RuntimeError("a bug of ours")
 
     monkeypatch.setattr(calls, "advance", broken)
-    response = replay(acme, "status_terminal_form", call=call)
-    assert response.status_code == 500
+    assert replay(acme, "status_terminal_form", call=call).status_code == 200  # acknowledged before applying
     event = WebhookEvent.objects.get()
     assert (event.outcome, event.call) == (Outcome.FAILED, call)
-    assert "database hiccup" in event.detail
+    assert "a bug of ours" in event.detail
+    assert Call.objects.get(pk=call.pk).state == Call.State.DIALING
+
+
+def test_a_lost_database_connection_leaves_the_delivery_pending_for_the_next_try(acme, call, monkeypatch):
+    def connection_lost(*args, **kwargs):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(calls, "advance", connection_lost)
+    replay(acme, "status_terminal_form", call=call, apply=False)
+    with pytest.raises(OperationalError):
+        applier.apply_pending()
+    assert WebhookEvent.objects.get().outcome == Outcome.PENDING
     monkeypatch.undo()
-    assert replay(acme, "status_terminal_form", call=call).status_code == 200  # the retry applies
+    assert applier.apply_pending() == 1
     assert Call.objects.get(pk=call.pk).state == Call.State.COMPLETED

@@ -1,5 +1,6 @@
 """Status callbacks in every documented shape: applied once, in any order, matched by sid or token."""
 
+from callbacks import applier
 from callbacks.models import WebhookEvent
 from campaigns.models import Call, Campaign, Contact
 from tests.callbacks.replay import replay
@@ -102,5 +103,6 @@ def test_the_token_in_the_callback_url_finds_a_call_before_its_sid_is_saved(acme
     call = dialled(campaign, exotel_sid="")
     url = reverse("callbacks:status", args=[acme.webhook_token]) + f"?call={call.token}"
     Client().post(url, {"CallSid": "CAearly", "Status": "ringing", "EventType": "ringing"})
+    applier.apply_pending()
     call.refresh_from_db()
     assert (call.state, call.exotel_sid) == ("ringing", "CAearly")

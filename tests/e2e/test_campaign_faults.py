@@ -48,9 +48,10 @@ def test_a_killed_worker_and_exotel_errors_lose_nothing_and_double_nothing(servi
         {"endpoint": "connect", "kind": "status", "status": 503, "times": 2},
     ]).raise_for_status()
     web = processes.start_daphne(tmp_path)
+    applier = processes.start_applier(tmp_path, public_base_url=web.url)
     worker = processes.start_worker(tmp_path, public_base_url=web.url, **FAST_REAPER)
     beat = processes.start_beat(tmp_path, public_base_url=web.url, DISPATCH_SECONDS="1", **FAST_REAPER)
-    started += [web, worker, beat]
+    started += [web, applier, worker, beat]
     # Two attempts: a call the killed worker held before its request left is unknown until the
     # timeout (time limit + grace) fails it, and its contact is dialled again. Once either way.
     campaign = running_campaign(acme, alice, plan, sim, max_attempts=2, max_concurrent=4, time_limit=8)
@@ -80,7 +81,8 @@ def test_repeated_and_reordered_status_callbacks_change_nothing(services, acme, 
     sim = processes.start_simulator(tmp_path, ":".join(ACCOUNT), config=config)
     web = processes.start_daphne(tmp_path)
     started += [sim, web]
-    started += [processes.start_worker(tmp_path, public_base_url=web.url),
+    started += [processes.start_applier(tmp_path, public_base_url=web.url),
+                processes.start_worker(tmp_path, public_base_url=web.url),
                 processes.start_beat(tmp_path, public_base_url=web.url, DISPATCH_SECONDS="1")]
     campaign = running_campaign(acme, alice, plan, sim, max_attempts=1)
     wait_for_completion(campaign, [sim, web])
@@ -91,6 +93,8 @@ def test_repeated_and_reordered_status_callbacks_change_nothing(services, acme, 
     with httpx.Client() as client:
         for record in reversed(delivered):  # every callback again, last first
             assert client.post(record["url"], json=record["body"]).status_code == 200
+    processes.wait_until(lambda: not WebhookEvent.objects.filter(outcome=WebhookEvent.Outcome.PENDING).exists(),
+                         timeout=60, what="the applier to apply the repeats")
 
     after = (Campaign.objects.values().get(pk=campaign.pk), list(Contact.objects.values().order_by("pk")),
              list(Call.objects.values().order_by("pk")))
@@ -111,9 +115,10 @@ def test_a_redis_restart_loses_no_call_and_doubles_none(services, acme, alice):
     simulator_config(config, plan)
     sim = processes.start_simulator(tmp_path, ":".join(ACCOUNT), config=config)
     web = processes.start_daphne(tmp_path, **env)
+    applier = processes.start_applier(tmp_path, public_base_url=web.url, **env)
     worker = processes.start_worker(tmp_path, public_base_url=web.url, **env)
     beat = processes.start_beat(tmp_path, public_base_url=web.url, DISPATCH_SECONDS="1", **env)
-    started += [sim, web, worker, beat]
+    started += [sim, web, applier, worker, beat]
     campaign = running_campaign(acme, alice, plan, sim, max_attempts=2, max_concurrent=3, time_limit=8)
 
     processes.wait_until(lambda: Call.objects.filter(campaign=campaign).count() >= 3, timeout=30,

@@ -70,7 +70,7 @@ def engine(transactional_db, tmp_path):
         started.append(sim)
         web = processes.start_daphne(tmp_path, **env)
         started.append(web)
-        for start_process in (processes.start_worker, processes.start_beat):
+        for start_process in (processes.start_applier, processes.start_worker, processes.start_beat):
             started.append(start_process(tmp_path, public_base_url=web.url, DISPATCH_SECONDS="1", **env))
         return sim, web
 

@@ -1,5 +1,5 @@
-"""An operator's bad day, smaller: a campaign under a killed worker (three times), a Redis restart
-and a web-server restart, all in its first part.
+"""An operator's bad day, smaller: a campaign under a killed worker (three times), a killed webhook
+applier, a Redis restart and a web-server restart, all in its first part.
 
 Callbacks sent while the web server is down are lost; calls whose worker died are lost or
 unknown; tasks Redis held are gone. The engine must still end every contact, dial no attempt
@@ -62,9 +62,10 @@ def test_every_contact_ends_once_through_worker_kills_and_redis_and_web_restarts
     started[:0] = [redis] if redis else []
     web = processes.start_daphne(tmp_path, **env)
     web_port = int(web.url.rsplit(":", 1)[1])
+    applier = processes.start_applier(tmp_path, public_base_url=web.url, **env)
     worker = processes.start_worker(tmp_path, public_base_url=web.url, **env)
     beat = processes.start_beat(tmp_path, public_base_url=web.url, **env)
-    started += [web, worker, beat]
+    started += [web, applier, worker, beat]
     campaign = running_campaign(acme, alice, contacts, sim, max_concurrent=CAP, max_attempts=2, time_limit=8)
 
     def after_calls(count):
@@ -79,6 +80,8 @@ def test_every_contact_ends_once_through_worker_kills_and_redis_and_web_restarts
 
     after_calls(4)
     restart_worker("worker-2")
+    applier.kill()  # between storing a callback and applying it: its successor applies what is pending
+    started.append(processes.start_applier(tmp_path, public_base_url=web.url, **env))
     if redis:
         after_calls(8)
         redis.stop()  # what Redis held (queued tasks, the channel layer) is gone

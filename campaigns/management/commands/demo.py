@@ -1,8 +1,8 @@
 """`python manage.py demo`: the whole product on one machine, against the Exotel simulator.
 
-Starts the simulator, daphne, a Celery worker and beat as child processes, seeds a demo workspace
-whose Exotel account points at the simulator with a small running campaign, prints where to sign
-in once the web server answers, and stops every child on Ctrl-C or SIGTERM. A child that exits is
+Starts the simulator, daphne, the webhook applier, a Celery worker and beat as child processes,
+seeds a demo workspace whose Exotel account points at the simulator with a small running campaign,
+prints where to sign in once the web server answers, and stops every child on Ctrl-C or SIGTERM. A child that exits is
 logged and started again (sooner or later: one that keeps failing waits longer each time); the
 others keep running. Run again, it reuses what it seeded.
 """
@@ -122,6 +122,7 @@ def commands(*, port: int, simulator_port: int) -> list[tuple[str, list[str]]]:
                        "--config", str(simulator_config()), "--account", f"{ACCOUNT_SID}:{API_KEY}:{API_TOKEN}",
                        "--log", str(Path(settings.VAR_DIR) / "simulator.jsonl")]),
         ("web", [python, "-m", "config.server", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"]),
+        ("applier", [python, str(Path(settings.BASE_DIR) / "manage.py"), "apply_callbacks"]),
         # One worker: gossip and mingle would only add broker traffic.
         ("worker", [python, "-m", "celery", "-A", "config", "worker", "--loglevel=INFO", "--concurrency=2",
                     "--without-gossip", "--without-mingle"]),

@@ -1,0 +1,89 @@
+"""The applier: applies stored deliveries to their calls right after the request acknowledged them.
+
+One process (`python manage.py apply_callbacks`) drains pending deliveries oldest first, so one
+call's deliveries apply in the order they arrived. Each is claimed with `FOR UPDATE SKIP LOCKED`
+and applied in that transaction, so a second applier (a restart overlapping the old one) never
+applies a delivery twice; two side by side would not keep one call's order between them, so run one. A crash loses nothing: whatever it had not committed is still pending,
+and an applier drains everything pending when it starts.
+
+It is woken at once: on PostgreSQL by the NOTIFY that a trigger sends as each pending delivery's
+INSERT commits (migration callbacks 0002); it listens on a connection of its own. SQLite (the
+laptop) has no notifications, so there it looks every POLL_SECONDS, which a laptop does not feel.
+"""
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+from django.db import OperationalError, connection, transaction
+
+from callbacks.models import WebhookEvent
+from callbacks.services import applying
+
+log = logging.getLogger(__name__)
+CHANNEL = "webhook_events"  # the trigger's pg_notify channel
+POLL_SECONDS = 0.1  # SQLite only
+# On PostgreSQL a notification wakes us at once; this only bounds how long a stop waits to be seen.
+IDLE_SECONDS = 1
+RETRY_SECONDS = 1  # after a lost connection or a deadlock, before trying again
+
+
+def pending():
+    return WebhookEvent.objects.filter(outcome=WebhookEvent.Outcome.PENDING).exclude(kind=WebhookEvent.Kind.STREAM_URL)
+
+
+def apply_next() -> bool:
+    """Apply the oldest pending delivery nobody else holds; False when none is left."""
+    with transaction.atomic():
+        event = pending().select_for_update(skip_locked=True).order_by("pk").first()
+        if event is None:
+            return False
+        applying.apply(event)  # its own transaction nests in ours: the claim ends with its commit
+    return True
+
+
+def apply_pending(limit: int | None = None) -> int:
+    """Apply pending deliveries, oldest first, until none is left (or `limit`); how many were applied."""
+    applied = 0
+    while (limit is None or applied < limit) and apply_next():
+        applied += 1
+    return applied
+
+
+def run(*, stop: threading.Event) -> None:
+    """Apply what is pending, then each delivery as it arrives, until `stop` is set."""
+    with waiting() as wait:
+        log.info("applier: started, draining what is pending")
+        while not stop.is_set():
+            try:
+                applied = apply_pending()
+            except OperationalError as error:  # the database went away or a deadlock: the rows stay pending
+                log.warning("applier: %s; trying again in %s s", error, RETRY_SECONDS)
+                connection.close()
+                stop.wait(RETRY_SECONDS)
+                continue
+            if applied:
+                log.debug("applier: applied %d deliveries", applied)
+            wait()
+
+
+@contextmanager
+def waiting() -> Iterator[Callable[[], None]]:
+    """A function that returns when deliveries may be pending: notified (PostgreSQL) or polled."""
+    if connection.vendor != "postgresql":
+        yield lambda: time.sleep(POLL_SECONDS)
+        return
+    import psycopg
+
+    # Its own connection, outside Django's pool: it listens for as long as the applier runs.
+    with psycopg.connect(**connection.get_connection_params(), autocommit=True) as listener:
+        listener.execute(f"LISTEN {CHANNEL}")
+
+        def wait() -> None:
+            # Those that arrived while we were applying wake us at once; one wake-up drains them all.
+            for _ in listener.notifies(timeout=IDLE_SECONDS, stop_after=1):
+                pass
+
+        yield wait

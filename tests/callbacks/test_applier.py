@@ -1,0 +1,80 @@
+"""The applier: a delivery is acknowledged first and applied after, once, in its call's order."""
+
+import threading
+
+import pytest
+
+from callbacks import applier
+from callbacks.models import WebhookEvent
+from campaigns.models import Call, Contact
+from tests.callbacks.conftest import dialled
+from tests.callbacks.replay import replay
+from tests.processes import wait_until
+
+Outcome = WebhookEvent.Outcome
+
+
+def test_a_delivery_is_acknowledged_before_anything_is_applied(acme, call):
+    assert replay(acme, "status_terminal_form", call=call, apply=False).status_code == 200
+    event = WebhookEvent.objects.get()
+    assert (event.outcome, event.call, event.applied_at) == (Outcome.PENDING, None, None)
+    assert Call.objects.get(pk=call.pk).state == Call.State.DIALING
+
+    assert applier.apply_pending() == 1
+    event.refresh_from_db()
+    assert (event.outcome, event.call) == (Outcome.APPLIED, call)
+    assert event.applied_at >= event.received_at
+    assert Call.objects.get(pk=call.pk).state == Call.State.COMPLETED
+
+
+def test_one_calls_deliveries_apply_in_the_order_they_arrived(acme, leg_call):
+    # Applied the other way round, the end of an unanswered leg would fail the call.
+    replay(acme, "leg_answered", call=leg_call, apply=False)
+    replay(acme, "leg_terminated_busy", call=leg_call, apply=False)
+    assert applier.apply_pending() == 2
+    leg_call.refresh_from_db()
+    assert leg_call.state == Call.State.COMPLETED
+    assert Contact.objects.get(pk=leg_call.contact_id).outcome == "completed"
+
+
+def test_deliveries_that_arrive_out_of_order_end_right(acme, call):
+    for name in ("status_terminal_form", "status_ringing_form", "status_answered_json", "status_terminal_form"):
+        replay(acme, name, call=call, apply=False)
+    applier.apply_pending()
+    call.refresh_from_db()
+    assert (call.state, call.duration) == (Call.State.COMPLETED, 66)
+    outcomes = list(WebhookEvent.objects.order_by("pk").values_list("outcome", flat=True))
+    assert outcomes == [Outcome.APPLIED, Outcome.DUPLICATE, Outcome.DUPLICATE, Outcome.DUPLICATE]
+
+
+def test_malformed_and_stream_url_deliveries_are_never_queued(acme, call):
+    replay(acme, "status_terminal_form", call=call, apply=False, sid="CA1", token="")
+    WebhookEvent.objects.update(outcome=Outcome.MALFORMED)
+    replay(acme, "stream_url_request", call=call, apply=False)  # answered, and applied, in its request
+    assert applier.apply_pending() == 0
+
+
+def test_the_limit_leaves_the_rest_pending(acme, call):
+    for _ in range(3):
+        replay(acme, "status_ringing_form", call=call, apply=False)
+    assert applier.apply_pending(limit=2) == 2
+    assert WebhookEvent.objects.filter(outcome=Outcome.PENDING).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_loop_applies_what_was_pending_then_what_arrives_and_stops_when_told(acme, campaign):
+    first, second = dialled(campaign), dialled(campaign, exotel_sid="CAsecond")
+    replay(acme, "status_terminal_form", call=first, apply=False)  # stored while no applier ran
+    stop = threading.Event()
+    loop = threading.Thread(target=applier.run, kwargs={"stop": stop})
+    loop.start()
+    try:
+        wait_until(lambda: Call.objects.get(pk=first.pk).state == Call.State.COMPLETED, timeout=30,
+                   what="the delivery stored before the applier started")
+        replay(acme, "status_terminal_form", call=second, apply=False)
+        wait_until(lambda: Call.objects.get(pk=second.pk).state == Call.State.COMPLETED, timeout=30,
+                   what="the delivery stored while it waited")
+    finally:
+        stop.set()
+        loop.join(30)
+    assert not loop.is_alive()
