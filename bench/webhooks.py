@@ -1,36 +1,60 @@
-"""Status callbacks per second through the production shape into PostgreSQL, with latency percentiles.
+"""Webhooks through the production shape into PostgreSQL: acknowledged against a one-INSERT baseline,
+then applied by the applier.
 
     python bench/webhooks.py [--calls 1000] [--concurrency 16] [--web gunicorn|daphne] [--processes 2]
-        [--database-url postgres://postgres@127.0.0.1:5432/bench_webhooks]
+        [--legs 40] [--database-url postgres://postgres@127.0.0.1:5432/bench_webhooks]
 
 Seeds its own database with one running campaign of `--calls` dialled calls, starts the web tier
 on loopback as docker-compose.yml runs it (tests/processes.py: `--processes` gunicorn workers, or
-as many daphne processes) behind the reverse proxy (nginx, from the compose file's template), and
-replays through the proxy, for every call, Exotel's three status
+as many daphne processes, with bench/settings.py: the product's URLs plus the baseline view)
+behind the reverse proxy (nginx, from the compose file's template), a stream server and the
+webhook applier, and replays through the proxy, for every call, Exotel's three status
 callbacks in order (ringing as a form, answered as JSON, terminal as a form with CustomField),
-`--concurrency` calls at a time from an asyncio client in this process. Every request stores its
-raw delivery, then applies it: the call's state, the campaign's counters and, at the end, the
-contact's outcome and the campaign's completion. Afterwards it checks that every call completed and
-every counter adds up.
+`--concurrency` calls at a time from an asyncio client in this process:
 
-The same run first sends as many requests with a wrong workspace token (a 404 after one indexed
-lookup, nothing stored): the ceiling of this web tier on this machine, for a ratio that the noise of
-a shared 2-core machine affects less than absolute figures.
+1. to the baseline view (`store_raw`): the raw body stored in one INSERT, nothing else, as the
+   issue measured it; its rows are stored as already decided, so the applier leaves them alone;
+2. to the product's status callback URL: workspace found by token, delivery parsed and stored,
+   200; the applier applies each right after (call state, counters, contact, completion);
+3. to the baseline again, so that a change of the machine's load during the run shows.
+
+Meanwhile `--legs` Legs calls are dialled through the product's dialer to the Exotel simulator
+(answered at once, greeting, two seconds of echo); as many again afterwards, alone. For each, the
+time from our receipt of `leg_answered` to the simulator's receipt of `start_stream`.
+
+Then it reports the applier's lag (received to applied, from the rows) and how long it took to
+apply the rest after the last answer, checks that every call completed and every counter adds up,
+and measures the stream-URL request (answered synchronously from its call) on its own.
 """
 
 import argparse
 import asyncio
+import json
 import logging
 import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+from django.http import JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_webhooks"
+
+
+@csrf_exempt
+def store_raw(request, workspace_id: int):
+    """The baseline: one INSERT of the raw body, no lookup, no parsing, no NOTIFY (not pending)."""
+    from callbacks.models import WebhookEvent
+
+    WebhookEvent.objects.create(workspace_id=workspace_id, kind=WebhookEvent.Kind.STATUS, method=request.method,
+                                body=request.body.decode("utf-8", "replace"), outcome=WebhookEvent.Outcome.ORPHANED)
+    return JsonResponse({"ok": True})
 
 
 def parse_args():
@@ -40,6 +64,7 @@ def parse_args():
     parser.add_argument("--web", choices=["gunicorn", "daphne"], default="gunicorn",
                         help="the web tier: gunicorn workers (production's) or daphne processes")
     parser.add_argument("--processes", type=int, default=2, help="gunicorn workers, or daphne processes")
+    parser.add_argument("--legs", type=int, default=40, help="Legs calls dialled under the load, and as many alone")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     return parser.parse_args()
 
@@ -72,6 +97,66 @@ def seed(calls: int):
         for n, contact in enumerate(contacts)
     )
     return workspace, campaign
+
+
+def simulator_config(folder: Path) -> Path:
+    """Every leg answered at once and hung up after two seconds of echo."""
+    path = folder / "simulator.json"
+    path.write_text(json.dumps({"default": {"outcome": "answer", "ring_seconds": 0.2, "hangup_after": 2}}))
+    return path
+
+
+def legs_campaign(workspace, simulator_url: str, calls: int):
+    """A running Legs campaign with a greeting, on an account that points at the simulator, and its
+    queued calls."""
+    from django.utils import timezone
+
+    from campaigns.models import Call, Campaign, Contact
+
+    account = workspace.exotel_accounts.get()
+    account.api_base_url = simulator_url
+    account.save()
+    campaign = Campaign.objects.create(
+        workspace=workspace, name="Bench legs", account=account, exophone=account.exophones.get(),
+        state=Campaign.State.RUNNING, connect_mode=Campaign.ConnectMode.LEGS, greeting_text="Namaste.",
+        contacts_total=calls, calls_total=calls, calls_live=calls, max_attempts=1,
+    )
+    contacts = Contact.objects.bulk_create(
+        Contact(workspace=workspace, campaign=campaign, phone=f"+9191{n:08d}", state=Contact.State.CALLING, attempts=1)
+        for n in range(calls)
+    )
+    return list(Call.objects.bulk_create(
+        Call(workspace=workspace, campaign=campaign, contact=contact, attempt=1, phone=contact.phone,
+             state=Call.State.QUEUED, enqueued_at=timezone.now())
+        for contact in contacts
+    ))
+
+
+def place_calls(calls, per_second: float) -> None:
+    """Dial `calls` through the product's dialer at a steady pace (in a thread beside the load)."""
+    from django.db import connection
+
+    from campaigns import dialer
+
+    started = time.monotonic()
+    for n, call in enumerate(calls):
+        time.sleep(max(0.0, started + n / per_second - time.monotonic()))
+        dialer.place_call(call.pk)
+    connection.close()
+
+
+def start_stream_latencies(calls, wire_log: Path) -> list[float]:
+    """From our receipt of each leg's `leg_answered` (its `answered_at`) to the simulator's receipt of
+    its `start_stream`: one clock, this machine's."""
+    from campaigns.models import Call
+
+    sent = {}
+    for line in wire_log.read_text().splitlines():
+        record = json.loads(line)
+        if record["kind"] == "request" and record["path"].endswith("/actions/start_stream"):
+            sent.setdefault(record["path"].split("/legs/")[1].split("/")[0], record["ts"])
+    answered = Call.objects.filter(pk__in=[call.pk for call in calls], answered_at__isnull=False)
+    return [sent[leg] - at.timestamp() for leg, at in answered.values_list("leg_sid", "answered_at") if leg in sent]
 
 
 def deliveries(call) -> list[dict]:
@@ -110,53 +195,88 @@ async def drive(url: str, sequences: list[list[dict]], concurrency: int) -> tupl
 
 
 def report(name: str, elapsed: float, latencies: list[float], failures: int) -> float:
-    ordered = sorted(latencies)
-    rate = len(ordered) / elapsed
+    rate = len(latencies) / elapsed
+    print(f"{name}: {len(latencies)} requests in {elapsed:.2f} s = {rate:,.0f}/s; latency "
+          f"{percentiles(latencies)}; non-2xx {failures}")
+    return rate
+
+
+def percentiles(seconds: list[float]) -> str:
+    ordered = sorted(seconds)
 
     def pct(p):
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
-    print(f"{name}: {len(ordered)} requests in {elapsed:.2f} s = {rate:,.0f}/s; latency median "
-          f"{statistics.median(ordered) * 1000:.1f} ms, p95 {pct(95):.1f} ms, p99 {pct(99):.1f} ms; "
-          f"non-2xx {failures}")
-    return rate
+    return f"median {statistics.median(ordered) * 1000:.1f} ms, p95 {pct(95):.1f} ms, p99 {pct(99):.1f} ms"
 
 
 def main() -> None:
     args = parse_args()
     from bench.dispatch import setup_django
+    from tests import processes
 
+    port = processes.free_port()  # the proxy's, known before settings are read: the dialer builds our URLs
+    public = f"http://127.0.0.1:{port}"
+    os.environ.update(PUBLIC_BASE_URL=public, OUTBOUND_ALLOW_LOOPBACK="true")
     setup_django(args.database_url, os.environ.get("REDIS_URL", ""))
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request would cost the client's CPU
     from callbacks.models import WebhookEvent
     from campaigns.models import Call, Campaign
-    from tests import processes
+    from tenancy.models import Workspace
 
     workspace, campaign = seed(args.calls)
+    baseline = Workspace.objects.create(name="Baseline", slug="bench-baseline")
     calls = list(Call.objects.filter(campaign=campaign).order_by("pk"))
+    sequences = [deliveries(call) for call in calls]
     with tempfile.TemporaryDirectory() as log_dir:
         log_dir = Path(log_dir)
+        simulator = processes.start_simulator(log_dir, "bench:k:t", config=simulator_config(log_dir))
+        bench_urls = {"public_base_url": public, "DJANGO_SETTINGS_MODULE": "bench.settings"}
         if args.web == "gunicorn":
-            web = [processes.start_web(log_dir, public_base_url="http://127.0.0.1", workers=args.processes)]
+            web = [processes.start_web(log_dir, workers=args.processes, **bench_urls)]
+            streams = [processes.start_daphne(log_dir, name="streams", public_base_url=public)]
         else:
-            web = [processes.start_daphne(log_dir, name=f"daphne-{n}") for n in range(args.processes)]
-        proxy = processes.start_proxy(log_dir, web=web, streams=web)  # streams are not part of this
+            web = streams = [processes.start_daphne(log_dir, name=f"daphne-{n}", **bench_urls)
+                             for n in range(args.processes)]
+        proxy = processes.start_proxy(log_dir, web=web, streams=streams, port=port)
+        applier = processes.start_applier(log_dir, public_base_url=public)
+        legs = legs_campaign(workspace, simulator.url, 2 * args.legs)
         try:
-            base = f"{proxy.url}/hooks"
-            wrong = [[{"data": {"CallSid": "CA0", "Status": "ringing"}}] * 3 for _ in calls]
-            elapsed, latencies, _ = asyncio.run(drive(f"{base}/wrong-token/status", wrong, args.concurrency))
-            ceiling = report("wrong token (404, nothing stored)", elapsed, latencies, 0)
-            sequences = [deliveries(call) for call in calls]
-            elapsed, latencies, failures = asyncio.run(
-                drive(f"{base}/{workspace.webhook_token}/status", sequences, args.concurrency))
-            rate = report("status callbacks (stored, applied)", elapsed, latencies, failures)
-            print(f"ratio to the 404 ceiling of the same web tier: {rate / ceiling:.0%}")
+            raw, hooks = f"{public}/bench/raw/{baseline.pk}", f"{public}/hooks/{workspace.webhook_token}"
+            before = report("baseline (one INSERT)", *asyncio.run(drive(raw, sequences, args.concurrency)))
+            # Legs calls dialled at a steady pace while the callbacks arrive: their answers queue with them.
+            dialling = threading.Thread(target=place_calls, args=(legs[:args.legs], args.legs / 20))
+            dialling.start()
+            elapsed, latencies, failures = asyncio.run(drive(f"{hooks}/status", sequences, args.concurrency))
+            answered = time.time()
+            dialling.join()
+            rate = report("status callbacks (stored, acknowledged)", elapsed, latencies, failures)
+            processes.wait_until(lambda: not WebhookEvent.objects.filter(outcome="pending").exists(), timeout=600,
+                                 what="the applier to apply everything", interval=0.05)
+            print(f"applier: everything applied {time.time() - answered:.2f} s after the last answer")
+            after = report("baseline again", *asyncio.run(drive(raw, sequences, args.concurrency)))
+            print(f"ratio to the baseline of the same web tier: {rate / before:.0%} (before), {rate / after:.0%} (after)")
+            events = WebhookEvent.objects.filter(workspace=workspace, kind="status")
+            lags = [(applied - received).total_seconds() for received, applied in events.values_list(
+                "received_at", "applied_at")]
+            print(f"applier lag (received to applied), {len(lags)} deliveries: {percentiles(lags)}")
+            place_calls(legs[args.legs:], 5)  # and as many with nothing else arriving
+            processes.wait_until(lambda: not Call.objects.filter(pk__in=[c.pk for c in legs], answered_at=None).exists(),
+                                 timeout=120, what="every leg to be answered", interval=0.5)
+            time.sleep(2)  # for the last start_stream to reach the simulator's log
+            for name, part in (("under the callbacks' load", legs[:args.legs]), ("alone", legs[args.legs:])):
+                found = start_stream_latencies(part, simulator.extra["wire_log"])
+                print(f"leg_answered received to start_stream at the simulator, {name}, {len(found)} legs: "
+                      f"{percentiles(found)}")
+            stream_url = [[{"data": {"CallSid": call.exotel_sid, "CustomField": call.token}}] for call in calls]
+            report("stream-URL requests (stored, applied, answered)",
+                   *asyncio.run(drive(f"{hooks}/stream-url", stream_url, args.concurrency)))
         finally:
-            for service in [proxy, *web]:
+            for service in [applier, proxy, *web, *(s for s in streams if s not in web), simulator]:
                 service.stop()
     campaign = Campaign.objects.get(pk=campaign.pk)
     completed = Call.objects.filter(campaign=campaign, state=Call.State.COMPLETED).count()
-    applied = WebhookEvent.objects.filter(outcome=WebhookEvent.Outcome.APPLIED).count()
+    applied = WebhookEvent.objects.filter(workspace=workspace, kind="status", outcome="applied").count()
     print(f"check: {completed}/{len(calls)} calls completed, {applied}/{3 * len(calls)} deliveries applied, "
           f"calls_live {campaign.calls_live}, contacts_done {campaign.contacts_done}, "
           f"talk_seconds {campaign.talk_seconds}, state {campaign.state}")

@@ -11,9 +11,10 @@ rules (`campaigns.calls.advance`), so a repeated or late delivery finds nothing 
 """
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from django.db import OperationalError, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from callbacks.models import WebhookEvent
@@ -22,6 +23,7 @@ from campaigns import calls, dialer, donotcall, legs
 from campaigns.models import Call, DoNotCall
 
 log = logging.getLogger(__name__)
+FOLLOW_UPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="follow-up")
 Kind, Outcome, State = WebhookEvent.Kind, WebhookEvent.Outcome, Call.State
 # Headers worth keeping for support; cookies and credentials never are.
 KEPT_HEADERS = ("HTTP_USER_AGENT", "HTTP_X_EXOTEL_EVENT_SID", "HTTP_X_EXOTEL_REQUEST_ID", "HTTP_X_FORWARDED_FOR",
@@ -150,9 +152,7 @@ def apply_leg_event(call: Call, event: parsing.LegEvent, at) -> tuple[bool, Answ
     elif event.name == "leg_answered":
         changed = calls.advance(call, State.IN_PROGRESS, at=at, **sids)
         if changed:  # once per call, however often Exotel repeats the event; at once: dead air
-            # Robust: a follow-up that fails is logged; it must not turn the applied (and
-            # committed) event into a failed one.
-            transaction.on_commit(lambda: legs.answer_leg(call.pk), robust=True)
+            transaction.on_commit(lambda: follow_up(legs.answer_leg, call.pk))
     elif event.name in ("leg_terminated", "leg_failed_to_create"):
         state = parsing.leg_end_state(event, answered=call.answered_at is not None)
         error = "" if state == State.COMPLETED else parsing.leg_failure(event)
@@ -160,11 +160,27 @@ def apply_leg_event(call: Call, event: parsing.LegEvent, at) -> tuple[bool, Answ
     elif event.name == "say_completed":
         changed = bool(Call.objects.filter(pk=call.pk, greeting_ended_at__isnull=True).update(greeting_ended_at=at))
     elif event.name == "stream_started":  # the stream server reports it too; the first one stops the greeting
-        transaction.on_commit(lambda: legs.stream_started(call.pk), robust=True)
+        transaction.on_commit(lambda: follow_up(legs.stream_started, call.pk))
         changed = True
     else:  # connecting, play events and anything new: nothing to change
         changed = calls.fill(call, **sids)
     return changed, Answer()
+
+
+def follow_up(action, call_id: int) -> None:
+    """Run `action(call_id)` (it calls Exotel) beside the applier: waiting for Exotel's answer in
+    the applier's loop would hold every delivery behind it, other calls' leg_answered too."""
+    FOLLOW_UPS.submit(_run_follow_up, action, call_id)
+
+
+def _run_follow_up(action, call_id: int) -> None:
+    # A follow-up that fails is logged: the event it follows was applied and committed.
+    try:
+        action(call_id)
+    except Exception:
+        log.exception("follow-up %s of call %s failed", action.__name__, call_id)
+    finally:
+        connection.close()  # this thread's; the pool keeps it
 
 
 def answer_stream_url(call: Call, match: parsing.Match, at) -> tuple[bool, Answer]:

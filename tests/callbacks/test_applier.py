@@ -6,6 +6,7 @@ import pytest
 
 from callbacks import applier
 from callbacks.models import WebhookEvent
+from campaigns import legs
 from campaigns.models import Call, Contact
 from tests.callbacks.conftest import dialled
 from tests.callbacks.replay import replay
@@ -78,3 +79,25 @@ def test_the_loop_applies_what_was_pending_then_what_arrives_and_stops_when_told
         stop.set()
         loop.join(30)
     assert not loop.is_alive()
+
+
+@pytest.mark.django_db(transaction=True)  # follow-ups start on a real commit, as in the applier
+def test_a_follow_up_waiting_on_exotel_holds_no_delivery_behind_it(acme, leg_call, campaign, monkeypatch):
+    exotel_answers, started, finished = threading.Event(), [], []
+
+    def slow_answer_leg(call_id):
+        started.append(call_id)
+        exotel_answers.wait(60)
+        finished.append(call_id)
+
+    monkeypatch.setattr(legs, "answer_leg", slow_answer_leg)
+    other = dialled(campaign, exotel_sid="CAother")
+    replay(acme, "leg_answered", call=leg_call, apply=False)
+    replay(acme, "status_terminal_form", call=other, apply=False)
+    try:
+        assert applier.apply_pending() == 2
+        assert finished == []  # it returned while start_stream still waited for Exotel
+        assert Call.objects.get(pk=other.pk).state == Call.State.COMPLETED
+        wait_until(lambda: started == [leg_call.pk], timeout=30, what="the follow-up to start")
+    finally:
+        exotel_answers.set()

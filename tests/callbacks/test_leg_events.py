@@ -1,5 +1,7 @@
 """Leg events (the HTTPS JSON form): progress, the answer that starts stream and greeting, the end."""
 
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 
 from callbacks.models import WebhookEvent
@@ -13,10 +15,13 @@ def test_an_answered_leg_starts_stream_and_greeting_once(acme, leg_call, django_
                                                          monkeypatch):
     answered = []
     monkeypatch.setattr(legs, "answer_leg", answered.append)  # its requests are tested with the simulator
+    follow_ups = ThreadPoolExecutor(1)
+    monkeypatch.setattr(applying, "FOLLOW_UPS", follow_ups)  # one of our own, to wait for
     with django_capture_on_commit_callbacks(execute=True):
         assert replay(acme, "leg_ringing", call=leg_call).status_code == 200
         assert replay(acme, "leg_answered", call=leg_call).status_code == 200
         assert replay(acme, "leg_answered", call=leg_call).status_code == 200  # Exotel's retry
+    follow_ups.shutdown(wait=True)
     leg_call.refresh_from_db()
     assert leg_call.state == Call.State.IN_PROGRESS
     assert leg_call.answered_at is not None
