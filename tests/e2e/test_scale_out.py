@@ -1,5 +1,6 @@
-"""The production shape through a rolling restart: two web processes, two stream servers, two workers
-and one beat behind the proxy (nginx, from the compose file's template), sharing a private Redis.
+"""The production shape through a rolling restart: two web processes, two stream servers, two workers,
+one beat and the webhook applier, behind the proxy (nginx, from the compose file's template),
+sharing a private Redis.
 
 A campaign's calls stream through both stream servers and its callbacks reach both web processes;
 mid-campaign one of each is restarted: the stream server drains (a new process takes its port at
@@ -72,11 +73,12 @@ def test_a_campaign_behind_the_proxy_survives_restarting_one_of_each(started, ac
     def worker(name):
         return partial(processes.start_worker, tmp_path, name=name, public_base_url=public, **env)
 
-    *streams, web_1, web_2, worker_1, worker_2, beat = processes.start_together(
+    *streams, web_1, web_2, worker_1, worker_2, beat, applier = processes.start_together(
         stream_server("streams-1"), stream_server("streams-2"), web_process("web-1"), web_process("web-2"),
-        worker("worker-1"), worker("worker-2"), partial(processes.start_beat, tmp_path, public_base_url=public, **env))
+        worker("worker-1"), worker("worker-2"), partial(processes.start_beat, tmp_path, public_base_url=public, **env),
+        partial(processes.start_applier, tmp_path, public_base_url=public, **env))
     web = [web_1, web_2]
-    started += [*streams, *web, worker_1, worker_2, beat]
+    started += [*streams, *web, worker_1, worker_2, beat, applier]
     proxy = processes.start_proxy(tmp_path, web=web, streams=streams, port=proxy_port)
     started.append(proxy)
     campaign = running_campaign(acme, alice, contacts, sim, max_concurrent=6, max_attempts=2, calls_per_minute=60)
