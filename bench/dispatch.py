@@ -66,6 +66,7 @@ def clear() -> None:
 
 def fresh_campaign(contacts: int, **fields):
     """A running campaign with `contacts` contacts, an account whose capacity reading is fresh."""
+    from campaigns import compliance, rules
     from campaigns.models import Campaign, Contact
     from tenancy.models import Exophone, ExotelAccount, Workspace
 
@@ -82,10 +83,13 @@ def fresh_campaign(contacts: int, **fields):
         contacts_total=contacts, weekdays=[1, 2, 3, 4, 5, 6, 7], **fields,
     )
     batch = 10_000
+    zones = rules.zone_key(rules.zones_of_number("+919000000000"))  # one number's: they are all in India
     for first in range(0, contacts, batch):
+        phones = [f"+9190{n:08d}" for n in range(first, min(first + batch, contacts))]
+        recipients = compliance.ensure_recipients(workspace.pk, phones)
         Contact.objects.bulk_create(
-            Contact(workspace=workspace, campaign=campaign, phone=f"+9190{n:08d}")
-            for n in range(first, min(first + batch, contacts))
+            Contact(workspace=workspace, campaign=campaign, phone=phone, recipient_id=recipients[phone], time_zone=zones)
+            for phone in phones
         )
     return campaign
 

@@ -109,7 +109,7 @@ def cpu_seconds(pid: int) -> float:
 SETUP = """
 import django; django.setup()
 from django.core.management import call_command; call_command("migrate", verbosity=0)
-from campaigns import links
+from campaigns import compliance, links
 from campaigns.models import Call, Campaign, Contact
 from streams import services
 from tenancy.models import Exophone, ExotelAccount, Workspace
@@ -120,7 +120,8 @@ else:  # the load mode's account; every stream of the run lands on this one call
     account = ExotelAccount.objects.create(workspace=ws, label="Load", account_sid="ACload", api_key="k", api_token="t")
     line = Exophone.objects.create(workspace=ws, account=account, number="+918047491899", label="Load")
     campaign = Campaign.objects.create(workspace=ws, name="Bench", account=account, exophone=line, bot_kind="echo")
-    contact = Contact.objects.create(workspace=ws, campaign=campaign, phone="+919800000000", name="Load")
+    contact = Contact.objects.create(workspace=ws, campaign=campaign, phone="+919800000000", name="Load",
+                                     recipient_id=compliance.ensure_recipients(ws.pk, ["+919800000000"])["+919800000000"])
     print(links.stream_url(Call.objects.create(workspace=ws, campaign=campaign, contact=contact, attempt=1,
                                                phone=contact.phone)))
 """

@@ -73,6 +73,7 @@ def seed(calls: int):
     from django.db import connection
     from django.utils import timezone
 
+    from campaigns import compliance
     from campaigns.models import Call, Campaign, Contact
     from tenancy.models import Exophone, ExotelAccount, Workspace
 
@@ -86,9 +87,12 @@ def seed(calls: int):
         workspace=workspace, name="Bench", account=account, exophone=exophone, state=Campaign.State.RUNNING,
         contacts_total=calls, calls_total=calls, calls_live=calls, max_attempts=1,
     )
+    phones = [f"+9190{n:08d}" for n in range(calls)]
+    recipients = compliance.ensure_recipients(workspace.pk, phones)
     contacts = Contact.objects.bulk_create(
-        Contact(workspace=workspace, campaign=campaign, phone=f"+9190{n:08d}", state=Contact.State.CALLING, attempts=1)
-        for n in range(calls)
+        Contact(workspace=workspace, campaign=campaign, phone=phone, recipient_id=recipients[phone],
+                state=Contact.State.CALLING, attempts=1)
+        for phone in phones
     )
     now = timezone.now()
     Call.objects.bulk_create(

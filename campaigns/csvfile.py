@@ -15,6 +15,7 @@ import phonenumbers
 
 PHONE_HEADERS = ("phone", "phone_number", "number", "mobile", "msisdn")
 NAME_HEADERS = ("name", "full_name")
+ZONE_HEADERS = ("time_zone", "timezone", "tz")  # optional: the recipient's IANA zone, else the number's
 BATCH = 1000  # rows judged and written together: one IN (…) lookup, one INSERT, under SQLite's parameter limit
 MAX_ROWS = 100_000
 MAX_COLUMNS = 50
@@ -45,6 +46,7 @@ class Row:
     name: str
     variables: dict
     problem: str = ""  # set when the row's shape already rejects it (a value too long)
+    time_zone: str = ""  # as the file named it
 
 
 @dataclass
@@ -52,6 +54,7 @@ class Header:
     columns: list[str]
     phone_at: int
     name_at: int | None
+    zone_at: int | None
     extra: list[tuple[int, str]]  # the other named columns, which become variables
 
     @property
@@ -122,8 +125,9 @@ def read_header(reader) -> Header:
     if phone_at is None:
         raise ImportRefused(f"No phone column: the first line must name one, e.g. {', '.join(PHONE_HEADERS)}.")
     name_at = _pick(headers, NAME_HEADERS)
-    extra = [(i, h) for i, h in enumerate(headers) if i not in (phone_at, name_at) and h]
-    return Header(headers, phone_at, name_at, extra)
+    zone_at = _pick(headers, ZONE_HEADERS)
+    extra = [(i, h) for i, h in enumerate(headers) if i not in (phone_at, name_at, zone_at) and h]
+    return Header(headers, phone_at, name_at, zone_at, extra)
 
 
 def read_rows(reader, header: Header, region: str) -> Iterator[Row]:
@@ -145,7 +149,8 @@ def read_rows(reader, header: Header, region: str) -> Iterator[Row]:
             yield Row(start, raw[:PHONE_SHOWN], "", "", {}, f"a value longer than {MAX_VALUE:,} characters")
         else:
             yield Row(start, raw, (normalise(raw, region) or "") if raw else "", name,
-                      {h: cells[i] for i, h in header.extra if cells[i]})
+                      {h: cells[i] for i, h in header.extra if cells[i]},
+                      time_zone=cells[header.zone_at] if header.zone_at is not None else "")
 
 
 class FileChecks:

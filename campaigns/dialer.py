@@ -3,11 +3,14 @@
 Each beat tick walks the running campaigns. For a campaign inside its window it locks the campaign
 row (`SKIP LOCKED`: a second dispatcher passes over a campaign the first is planning), refills the
 pacing bucket, takes the least of pacing, free concurrency and the account's free streams, and
-claims that many due contacts with `FOR UPDATE SKIP LOCKED`. The do-not-call gate comes first: a
-workspace whose list cannot be read (campaigns.donotcall) gets nothing planned, and its campaigns say
-why. Contacts on the list at that moment are skipped and reported as such; the rest get a Call row
-each (queued, with its token) and their tasks are sent after commit; `place_call` checks the list
-once more before it dials. A tick costs a bounded number of
+claims that many due contacts with `FOR UPDATE SKIP LOCKED`, each with its number's ledger row
+(campaigns.models.Recipient), locked in the same query: two campaigns dialling one number at once
+take turns. The do-not-call gate comes first: a workspace whose list cannot be read
+(campaigns.donotcall) gets nothing planned, and its campaigns say why. Contacts on the list at that
+moment are skipped; the calling rules (campaigns.compliance: the recipient's window, attempt caps
+across campaigns) dial, hold or skip the rest, recording each hold and skip. Those dialled get a
+Call row each (queued, with its token and the rule that allowed it) and their tasks are sent after
+commit; `place_call` checks the list once more before it dials. A tick costs a bounded number of
 queries per campaign whatever the number of contacts: the claims walk the `contact_due` index.
 """
 
@@ -20,8 +23,8 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns import accounts, calls, donotcall, lifecycle, links, schedule, tasks
-from campaigns.models import Call, Campaign, Contact
+from campaigns import accounts, calls, compliance, donotcall, lifecycle, links, schedule, tasks
+from campaigns.models import Call, Campaign, Contact, Hold
 from exotel import wire
 from exotel.errors import (
     AuthenticationError,
@@ -78,7 +81,7 @@ def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[in
     """Claim due contacts of one campaign and queue a call for each; returns the call ids."""
     with transaction.atomic():
         campaign = (
-            Campaign.objects.select_for_update(skip_locked=True)
+            Campaign.objects.select_for_update(skip_locked=True, of=("self",)).select_related("workspace")
             .filter(pk=campaign_id, state=Campaign.State.RUNNING)
             .first()
         )
@@ -91,8 +94,10 @@ def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[in
             streams_left=streams_left,
         )
         contacts = claim_due_contacts(campaign, budget, now=now) if budget else []
-        dialling, skipped = skip_do_not_call(campaign, contacts)
-        new_calls = queue_calls(campaign, dialling, now=now)
+        dialling, skipped = skip_do_not_call(campaign, contacts, now=now)
+        admitted = compliance.admit(campaign, dialling, now=now)
+        skipped += admitted.skipped
+        new_calls = queue_calls(campaign, admitted.dial, allowed_by=admitted.allowed_by, now=now)
         pace = schedule.spend(pace, len(new_calls))
         Campaign.objects.filter(pk=campaign.pk).update(
             pace_credit=pace.credit, paced_at=pace.at, pace_factor=pace.factor,
@@ -104,17 +109,18 @@ def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[in
             # Robust: with the broker down the calls wait in their rows, and the reaper sends them.
             transaction.on_commit(lambda: send_place_calls(call_ids), robust=True)
     # Nothing left to claim, or only blocked numbers: the campaign may be done.
-    if (budget and not contacts) or (skipped and not dialling):
+    if (budget and not contacts) or (skipped and not new_calls):
         lifecycle.complete_if_done(campaign_id)
     return call_ids
 
 
-def skip_do_not_call(campaign: Campaign, contacts: list[Contact]) -> tuple[list[Contact], list[int]]:
+def skip_do_not_call(campaign: Campaign, contacts: list[Contact], *, now) -> tuple[list[Contact], list[int]]:
     """Contacts to dial, and ids of those on the workspace's do-not-call list now (closed as such)."""
     blocked = donotcall.blocked_phones(campaign.workspace_id, [c.phone for c in contacts])
-    skipped = [c.pk for c in contacts if c.phone in blocked]
-    if skipped:
-        Contact.objects.filter(pk__in=skipped).update(state=Contact.State.SKIPPED, outcome="do-not-call")
+    skipped = compliance.record_holds([
+        Hold(workspace_id=campaign.workspace_id, campaign_id=campaign.pk, contact_id=c.pk, phone=c.phone,
+             reason=Hold.Reason.DO_NOT_CALL, at=now) for c in contacts if c.phone in blocked
+    ])
     return [c for c in contacts if c.phone not in blocked], skipped
 
 
@@ -130,6 +136,10 @@ def withdraw_blocked_call(call_id: int) -> bool:
         skipped = Contact.objects.filter(pk=call.contact_id, state=Contact.State.CALLING).update(
             state=Contact.State.SKIPPED, outcome="do-not-call", attempts=F("attempts") - 1
         )
+        compliance.give_back([(call.contact.recipient_id, call.created_at)])  # never dialled
+        if skipped:
+            Hold.objects.create(workspace_id=call.workspace_id, campaign_id=call.campaign_id, contact_id=call.contact_id,
+                                phone=call.phone, reason=Hold.Reason.DO_NOT_CALL, at=timezone.now())
         Campaign.objects.filter(pk=call.campaign_id).update(
             calls_total=F("calls_total") - 1, calls_live=F("calls_live") - 1, contacts_done=F("contacts_done") + skipped
         )
@@ -138,15 +148,17 @@ def withdraw_blocked_call(call_id: int) -> bool:
 
 
 def claim_due_contacts(campaign: Campaign, limit: int, *, now) -> list[Contact]:
-    """Up to `limit` due contacts, locked; retries that are due first, then first attempts.
+    """Up to `limit` due contacts and their numbers' ledgers, locked; retries that are due first, then first attempts.
 
     Two index range scans instead of one `IS NULL OR <= now` filter, which would have to walk past
-    every retry scheduled for later before reaching the never-tried contacts.
+    every retry scheduled for later before reaching the never-tried contacts. A contact whose number
+    another campaign's claim holds right now is passed over (SKIP LOCKED on either row): it is due
+    again on the next tick, when that claim's attempt is on the ledger.
     """
     due = (
-        Contact.objects.select_for_update(skip_locked=True)
+        Contact.objects.select_for_update(skip_locked=True, of=("self", "recipient")).select_related("recipient")
         .filter(campaign=campaign, state=Contact.State.PENDING)
-        .only("pk", "phone", "attempts")
+        .only("pk", "phone", "attempts", "time_zone", "recipient", "recipient__attempts")
     )
     claimed = list(due.filter(next_attempt_at__lte=now).order_by("next_attempt_at")[:limit])
     if len(claimed) < limit:
@@ -154,7 +166,7 @@ def claim_due_contacts(campaign: Campaign, limit: int, *, now) -> list[Contact]:
     return claimed
 
 
-def queue_calls(campaign: Campaign, contacts: list[Contact], *, now) -> list[Call]:
+def queue_calls(campaign: Campaign, contacts: list[Contact], *, allowed_by: dict[int, str], now) -> list[Call]:
     if not contacts:
         return []
     Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(
@@ -162,7 +174,7 @@ def queue_calls(campaign: Campaign, contacts: list[Contact], *, now) -> list[Cal
     )
     return Call.objects.bulk_create(
         Call(workspace_id=campaign.workspace_id, campaign=campaign, contact=contact, attempt=contact.attempts + 1,
-             phone=contact.phone, created_at=now, enqueued_at=now)
+             phone=contact.phone, created_at=now, enqueued_at=now, allowed_by=allowed_by[contact.pk])
         for contact in contacts
     )
 

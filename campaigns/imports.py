@@ -29,7 +29,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns import export
+from campaigns import compliance, export, rules
 from campaigns.csvfile import FileChecks, ImportRefused, Lines, Row, RowError, read_header, read_rows, windows
 from campaigns.models import Campaign, Contact, ContactUpload, DoNotCall
 
@@ -82,6 +82,10 @@ class Judge:
         for row in self.file_checks.keep(rows, errors):
             if len(row.name) > NAME_MAX:
                 errors.append(RowError(row.line, row.phone, f"name longer than {NAME_MAX} characters"))
+            elif problem := rules.unreachable(row.phone):
+                errors.append(RowError(row.line, row.phone, f"{problem}: no call can reach it"))
+            elif row.time_zone and row.time_zone not in rules.known_zones():
+                errors.append(RowError(row.line, row.phone, f"unknown time zone {row.time_zone[:40]!r}"))
             else:
                 kept.append(row)
         phones = [row.phone for row in kept]
@@ -218,10 +222,12 @@ def _write(judge: Judge, rows: list[Row]) -> tuple[list[Row], list[RowError]]:
     campaign = judge.campaign = Campaign.objects.select_for_update().get(pk=judge.campaign.pk)
     refuse_finished(campaign)
     valid, errors = judge.window(rows)
+    recipients = compliance.ensure_recipients(campaign.workspace_id, [r.phone for r in valid])
     # A contact added meanwhile by other means (the admin) is skipped, not an error that loses the window.
     Contact.objects.bulk_create([
         Contact(workspace_id=campaign.workspace_id, campaign=campaign, phone=r.phone, name=r.name,
-                variables=r.variables) for r in valid
+                variables=r.variables, recipient_id=recipients[r.phone],
+                time_zone=r.time_zone or rules.zone_key(rules.zones_of_number(r.phone))) for r in valid
     ], ignore_conflicts=True)
     Campaign.objects.filter(pk=campaign.pk).update(contacts_total=F("contacts_total") + len(valid))
     return valid, errors

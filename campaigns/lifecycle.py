@@ -13,6 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from campaigns import compliance
 from campaigns.models import Call, Campaign, CampaignEvent, Contact, InvalidTransition
 
 State = Campaign.State
@@ -127,16 +128,18 @@ def withdraw_queued_calls(campaign: Campaign) -> int:
     """Delete calls not yet dialled and give their contacts the attempt back; call in a transaction.
 
     `place_call` claims with `UPDATE … WHERE state = 'queued'`: a call it claimed first is dialling
-    and stays; one deleted here first makes that UPDATE match nothing.
+    and stays; one deleted here first makes that UPDATE match nothing. The attempt comes off the
+    number's ledger too: the caps count dials, and this one never happened.
     """
     queued = list(
-        Call.objects.select_for_update()
+        Call.objects.select_for_update(of=("self",))
         .filter(campaign=campaign, state=Call.State.QUEUED)
-        .values_list("pk", "contact_id")
+        .values_list("pk", "contact_id", "contact__recipient_id", "created_at")
     )
     if not queued:
         return 0
-    call_ids, contact_ids = zip(*queued, strict=True)
+    call_ids, contact_ids, recipient_ids, created = zip(*queued, strict=True)
+    compliance.give_back(list(zip(recipient_ids, created, strict=True)))
     Call.objects.filter(pk__in=call_ids).delete()
     Contact.objects.filter(pk__in=contact_ids, state=Contact.State.CALLING).update(
         state=Contact.State.PENDING, attempts=F("attempts") - 1

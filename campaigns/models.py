@@ -180,12 +180,30 @@ class CampaignEvent(models.Model):
         return f"{self.campaign}: {self.action}"
 
 
+class Recipient(models.Model):
+    """A number as the workspace dials it, whatever the campaign: the ledger its attempt caps are checked on.
+
+    The dispatcher locks this row with each contact it claims, so two campaigns dialling the same
+    number at once take turns, and the second sees the first one's attempt (campaigns.compliance).
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="recipients")
+    phone = models.CharField(max_length=20)
+    attempts = models.JSONField(default=list, blank=True, help_text="Unix times of the last 7 days' attempts.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["workspace", "phone"], name="one_recipient_per_phone")]
+
+    def __str__(self):
+        return self.phone
+
+
 class Contact(models.Model):
     class State(models.TextChoices):
         PENDING = "pending"  # due once next_attempt_at has passed
         CALLING = "calling"  # an attempt is live
         DONE = "done"  # final: see outcome
-        SKIPPED = "skipped"  # on the do-not-call list at dial time
+        SKIPPED = "skipped"  # never dialled again: see outcome and its Hold (do-not-call, no window, …)
         CANCELLED = "cancelled"
 
     TRANSITIONS = {
@@ -198,6 +216,9 @@ class Contact(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="contacts")
     phone = models.CharField(max_length=20, validators=[validate_e164])
+    recipient = models.ForeignKey(Recipient, on_delete=models.CASCADE, related_name="contacts")
+    # The recipient's IANA zones, space-separated (campaigns.rules): from the upload, else the number's.
+    time_zone = models.CharField(max_length=1000, blank=True)
     name = models.CharField(max_length=200, blank=True)
     variables = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=10, choices=State.choices, default=State.PENDING)
@@ -249,6 +270,34 @@ class ContactUpload(models.Model):
 
     def get_absolute_url(self):
         return reverse("campaigns:upload_status", args=[self.campaign_id, self.pk])
+
+class Hold(models.Model):
+    """A contact the dispatcher held back from a dial it was due for: until a time, or for good (a skip)."""
+
+    class Reason(models.TextChoices):
+        DO_NOT_CALL = "do-not-call", "On the do-not-call list"
+        NO_WINDOW = "no-window", "Outside every window"
+        CAP = "cap", "Attempt cap reached"
+        UNREACHABLE = "unreachable", "Invalid or non-dialable number"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="holds")
+    contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="holds")
+    phone = models.CharField(max_length=20)
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    detail = models.CharField(max_length=200, blank=True)
+    at = models.DateTimeField()
+    until = models.DateTimeField(null=True, blank=True, help_text="Blank: for good.")
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["campaign", "at"], name="hold_campaign_at"),
+            models.Index(fields=["workspace", "phone", "at"], name="hold_phone_at"),
+        ]
+
+    def __str__(self):
+        return f"{self.phone} {self.reason} at {self.at:%Y-%m-%d %H:%M}"
+
 
 class DoNotCall(models.Model):
     """A number no campaign of the workspace may ring, with where the wish came from and when."""
@@ -368,6 +417,7 @@ class Call(models.Model):
     error = models.TextField(blank=True)
     dead_air_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Legs: answer to first audio heard.")
     greeting_ended_at = models.DateTimeField(null=True, blank=True, help_text="Legs: Exotel's say_completed.")
+    allowed_by = models.CharField(max_length=300, blank=True, help_text="The rules that let this attempt start.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "attempt"], name="one_call_per_attempt")]

@@ -1,8 +1,10 @@
+import datetime
 import secrets
 
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 
 from tenancy.crypto import EncryptedTextField
@@ -34,10 +36,22 @@ class Workspace(models.Model):
     # Optional HTTP Basic credentials that Exotel's Voicebot applet sends with each stream.
     stream_username = models.CharField(max_length=100, blank=True)
     stream_password = EncryptedTextField(blank=True)
+    # The calling policy (campaigns/rules.py) no campaign can widen: a window in the recipient's time,
+    # quiet weekdays and holidays (ISO dates), and attempt caps per number across all campaigns.
+    calling_start = models.TimeField(default=datetime.time(9, 0))
+    calling_end = models.TimeField(default=datetime.time(21, 0))
+    quiet_weekdays = models.JSONField(default=list, blank=True)
+    holidays = models.JSONField(default=list, blank=True)
+    max_attempts_per_day = models.PositiveIntegerField(default=3, validators=[MinValueValidator(1)])
+    max_attempts_per_week = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1)])
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=models.Q(calling_start__lt=models.F("calling_end")),
+                                   name="calling_window_within_a_day"),
+        ]
 
     def __str__(self):
         return self.name

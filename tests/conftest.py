@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import Client
 
+from campaigns import compliance
 from campaigns.models import Call, Campaign, Contact
 from tenancy.models import Exophone, ExotelAccount, Membership, Role, Workspace
 
@@ -43,8 +44,9 @@ def make_campaign(workspace: Workspace, **overrides) -> Campaign:
 
 
 def make_contact(campaign: Campaign, **overrides) -> Contact:
-    fields = {"phone": f"+9198765{Contact.objects.count():05d}", "name": "Asha"}
-    return Contact.objects.create(workspace=campaign.workspace, campaign=campaign, **{**fields, **overrides})
+    fields = {"phone": f"+9198765{Contact.objects.count():05d}", "name": "Asha", **overrides}
+    fields.setdefault("recipient_id", compliance.ensure_recipients(campaign.workspace_id, [fields["phone"]])[fields["phone"]])
+    return Contact.objects.create(workspace=campaign.workspace, campaign=campaign, **fields)
 
 
 def make_call(campaign: Campaign, **overrides) -> Call:
