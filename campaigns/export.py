@@ -1,4 +1,4 @@
-"""Every call of a campaign as CSV, streamed in keyset batches so a million rows never sit in memory.
+"""Every call of a campaign, and the compliance record of every number, as CSV streamed in keyset batches.
 
 Django buffers a synchronous iterator whole when it serves it over ASGI (and an asynchronous one
 under WSGI), so the view picks the flavour that matches the server it runs under. Every CSV we
@@ -8,12 +8,14 @@ write goes through `write_rows`, which keeps spreadsheets from running what tena
 import csv
 import io
 import re
+import zoneinfo
 from collections.abc import AsyncIterator, Iterator
 
 from asgiref.sync import sync_to_async
 from django.db.models import QuerySet
 
-from campaigns import queries
+from campaigns import queries, rules
+from campaigns.models import Call, Hold, Recipient
 
 COLUMNS = [
     "id", "phone", "contact_name", "attempt", "state", "disposition", "created_at", "dialed_at", "answered_at",
@@ -79,3 +81,55 @@ async def arows(calls: QuerySet) -> AsyncIterator[str]:
 def filename(campaign) -> str:
     return f"calls-{campaign.pk}-{campaign.name[:40]}.csv".replace(" ", "-")
 
+
+
+# The compliance export: per number, every attempt with its local time and the rule that allowed
+# it, and every hold and skip with its reason; numbers in order, each number's events in time order.
+
+COMPLIANCE_COLUMNS = ["phone", "at_utc", "local_time", "time_zones", "campaign", "event", "outcome", "rule"]
+NUMBERS_PER_BATCH = 500
+
+
+def _local(at, zones: tuple[str, ...]) -> str:
+    return f"{at.astimezone(zoneinfo.ZoneInfo(zones[0])):%Y-%m-%d %H:%M %a} {zones[0]}"
+
+
+def _compliance_batch(workspace_id: int, after: str) -> tuple[str, str | None]:
+    """The CSV of the next NUMBERS_PER_BATCH numbers after `after`, and the last one (None: no more)."""
+    numbers = list(Recipient.objects.filter(workspace_id=workspace_id, phone__gt=after).order_by("phone")
+                   .values_list("pk", "phone")[:NUMBERS_PER_BATCH])
+    if not numbers:
+        return "", None
+    ids = [pk for pk, _ in numbers]
+    rows = []
+    for phone, at, campaign, zone, key, attempt, state, rule in Call.objects.filter(
+        contact__recipient_id__in=ids
+    ).values_list("phone", "created_at", "campaign__name", "campaign__time_zone", "contact__time_zone", "attempt",
+                  "state", "allowed_by"):
+        zones = rules.recipient_zones(key, phone, fallback=zone)
+        rows.append((phone, at, _local(at, zones), " ".join(zones), campaign, f"attempt {attempt}", state, rule))
+    for phone, at, campaign, zone, key, reason, detail, until in Hold.objects.filter(
+        contact__recipient_id__in=ids
+    ).values_list("phone", "at", "campaign__name", "campaign__time_zone", "contact__time_zone", "reason", "detail",
+                  "until"):
+        zones = rules.recipient_zones(key, phone, fallback=zone)
+        held = f"held until {until.isoformat()}" if until else "skipped"
+        rows.append((phone, at, _local(at, zones), " ".join(zones), campaign, held, reason, detail))
+    rows.sort(key=lambda row: (row[0], row[1]))
+    return _csv([(row[0], row[1].isoformat(), *row[2:]) for row in rows]), numbers[-1][1]
+
+
+def compliance_rows(workspace_id: int) -> Iterator[str]:
+    yield _csv([COMPLIANCE_COLUMNS])
+    after = ""
+    while after is not None:
+        text, after = _compliance_batch(workspace_id, after)
+        yield text
+
+
+async def acompliance_rows(workspace_id: int) -> AsyncIterator[str]:
+    yield _csv([COMPLIANCE_COLUMNS])
+    after = ""
+    while after is not None:
+        text, after = await sync_to_async(_compliance_batch)(workspace_id, after)
+        yield text

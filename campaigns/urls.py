@@ -13,6 +13,8 @@ urlpatterns = [
     path("campaigns/<int:pk>/charts/", campaigns.campaign_charts, name="charts"),
     path("campaigns/<int:pk>/counters.json", campaigns.campaign_counters, name="counters"),
     path("campaigns/<int:pk>/calls.csv", campaigns.campaign_export, name="export"),
+    path("campaigns/<int:pk>/held.csv", campaigns.campaign_held, name="held"),
+    path("compliance.csv", campaigns.compliance_export, name="compliance"),
     *[
         path(f"campaigns/<int:pk>/{action}/", campaigns.campaign_action, {"action": action}, name=action)
         for action in lifecycle.ACTIONS

@@ -1,3 +1,5 @@
+import datetime
+
 import phonenumbers
 from django import forms
 from django.conf import settings
@@ -135,3 +137,55 @@ class StreamCredentialsForm(forms.ModelForm):
         if not password:
             raise forms.ValidationError("A user name needs a password.")
         return password
+
+
+WEEKDAYS = [(1, "Mon"), (2, "Tue"), (3, "Wed"), (4, "Thu"), (5, "Fri"), (6, "Sat"), (7, "Sun")]
+
+
+class CallingPolicyForm(forms.ModelForm):
+    """The workspace's calling policy (campaigns.rules): a window in the recipient's time, quiet days, caps."""
+
+    quiet_weekdays = forms.TypedMultipleChoiceField(
+        choices=WEEKDAYS, coerce=int, widget=forms.CheckboxSelectMultiple, required=False,
+        label="Quiet days (recipient's date)",
+    )
+    holidays = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 4}), label="Holidays (recipient's date)",
+        help_text="One date a line, as 2026-12-25: no call on these days.",
+    )
+
+    class Meta:
+        model = Workspace
+        fields = ["calling_start", "calling_end", "quiet_weekdays", "holidays", "max_attempts_per_day",
+                  "max_attempts_per_week"]
+        widgets = {
+            "calling_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+            "calling_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
+        }
+        labels = {"calling_start": "Calls from (recipient's time)", "calling_end": "Calls until (recipient's time)",
+                  "max_attempts_per_day": "Attempts per number in any 24 hours",
+                  "max_attempts_per_week": "Attempts per number in any 7 days"}
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.is_bound:
+            self.initial["holidays"] = "\n".join(self.instance.holidays)
+
+    def clean_holidays(self):
+        days = []
+        for line in self.cleaned_data["holidays"].split():
+            try:
+                days.append(datetime.date.fromisoformat(line).isoformat())
+            except ValueError:
+                raise forms.ValidationError(f"{line[:20]!r} is not a date such as 2026-12-25.") from None
+        return sorted(set(days))
+
+    def clean(self):
+        data = super().clean()
+        start, end = data.get("calling_start"), data.get("calling_end")
+        if start and end and start >= end:
+            self.add_error("calling_end", "The window ends after it starts, within one day.")
+        day, week = data.get("max_attempts_per_day"), data.get("max_attempts_per_week")
+        if day and week and day > week:
+            self.add_error("max_attempts_per_day", "At most the 7-day cap.")
+        return data

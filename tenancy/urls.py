@@ -18,5 +18,6 @@ urlpatterns = [
     path("invitations/<int:pk>/withdraw/", views.invitation_withdraw, name="invitation_withdraw"),
     path("invitations/<str:token>/", views.invitation, name="invitation"),
     path("endpoints/", views.endpoints, name="endpoints"),
+    path("calling-rules/", views.calling_rules, name="calling_rules"),
     path("endpoints/rotate/", views.rotate_webhook_token, name="rotate_webhook_token"),
 ]

@@ -7,12 +7,13 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from campaigns import accounts, links
+from campaigns import accounts, links, rules
 from exotel.errors import ExotelError
 from streams import services as stream_services
 from tenancy import access, members
 from tenancy.access import role_required, scoped
 from tenancy.forms import (
+    CallingPolicyForm,
     ExophoneForm,
     ExotelAccountForm,
     InviteForm,
@@ -20,7 +21,7 @@ from tenancy.forms import (
     RoleForm,
     StreamCredentialsForm,
 )
-from tenancy.models import Exophone, ExotelAccount, Invitation, Membership, Role
+from tenancy.models import Exophone, ExotelAccount, Invitation, Membership, Role, Workspace
 
 
 @require_POST
@@ -210,3 +211,25 @@ def rotate_webhook_token(request):
     request.workspace.rotate_webhook_token()
     messages.success(request, "New webhook and test URLs made; the old ones stop working now. Update your Exotel flows.")
     return redirect("tenancy:endpoints")
+
+
+@role_required(Role.VIEWER)
+def calling_rules(request):
+    """The workspace's calling policy: every member sees it, admins change it (or apply a preset)."""
+    form = CallingPolicyForm(instance=request.workspace)
+    if request.method == "POST":
+        if not request.membership.can(Role.ADMIN):
+            raise PermissionDenied("The calling rules need the admin role.")
+        preset = rules.PRESETS.get(request.POST.get("preset", ""))
+        form = CallingPolicyForm(request.POST or None, instance=request.workspace) if preset is None else None
+        if preset is not None:
+            Workspace.objects.filter(pk=request.workspace.pk).update(**preset[1])
+            messages.success(request, f"Calling rules set to {preset[0]}.")
+            return redirect("tenancy:calling_rules")
+        if form.is_valid():
+            form.save()
+            messages.success(request, "Calling rules saved: the dispatcher applies them from its next tick.")
+            return redirect("tenancy:calling_rules")
+    return render(request, "tenancy/calling_rules.html", {
+        "form": form, "presets": [(name, label) for name, (label, _) in rules.PRESETS.items()],
+    })

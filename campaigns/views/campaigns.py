@@ -1,11 +1,12 @@
 from django.contrib import messages
 from django.core.handlers.asgi import ASGIRequest
-from django.http import JsonResponse, StreamingHttpResponse
+from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
-from campaigns import export, health, lifecycle, queries
+from campaigns import export, forecast, health, lifecycle, queries
 from campaigns.forms import CampaignForm
 from campaigns.models import Call, Campaign, InvalidTransition
 from tenancy.access import role_required, scoped
@@ -51,15 +52,20 @@ def campaign_edit(request, pk):
 
 @role_required(Role.VIEWER)
 def campaign_detail(request, pk):
-    campaign = get_object_or_404(scoped(request, Campaign).select_related("account", "exophone"), pk=pk)
+    campaign = get_object_or_404(scoped(request, Campaign).select_related("account", "exophone", "workspace"), pk=pk)
     return render(request, "campaigns/detail.html", {
         "campaign": campaign,
         "counters": queries.counters(campaign),
         "outcomes": queries.outcomes(campaign),
         "live_calls": queries.live_calls(campaign),
         "events": campaign.events.select_related("by")[:10],
+        # Before it runs: what the dispatcher will do with its contacts under the calling rules.
+        "forecast": forecast.forecast(campaign, now=timezone.now()) if campaign.state in BEFORE_RUNNING else None,
         **health.warnings([campaign]),
     })
+
+
+BEFORE_RUNNING = (Campaign.State.DRAFT, Campaign.State.SCHEDULED, Campaign.State.PAUSED)
 
 
 @role_required(Role.VIEWER)
@@ -92,8 +98,29 @@ def campaign_action(request, pk, action):
 def campaign_export(request, pk):
     campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
     calls = scoped(request, Call).filter(campaign=campaign)
+    return _csv_response(request, export.rows(calls), export.arows(calls), export.filename(campaign))
+
+
+def _csv_response(request, rows, arows, name: str) -> StreamingHttpResponse:
     # Under daphne the rows must come from an async iterator or Django buffers them all.
-    rows = export.arows(calls) if isinstance(request, ASGIRequest) else export.rows(calls)
-    response = StreamingHttpResponse(rows, content_type="text/csv")
-    response["Content-Disposition"] = content_disposition_header(True, export.filename(campaign))
+    response = StreamingHttpResponse(arows if isinstance(request, ASGIRequest) else rows, content_type="text/csv")
+    response["Content-Disposition"] = content_disposition_header(True, name)
     return response
+
+
+@role_required(Role.VIEWER)
+def campaign_held(request, pk):
+    """The contacts the forecast holds back, with their reasons."""
+    campaign = get_object_or_404(scoped(request, Campaign).select_related("workspace"), pk=pk)
+    response = HttpResponse(content_type="text/csv")
+    export.write_rows(response, forecast.held_rows(campaign, now=timezone.now()))
+    response["Content-Disposition"] = content_disposition_header(True, f"held-{campaign.pk}.csv")
+    return response
+
+
+@role_required(Role.VIEWER)
+def compliance_export(request):
+    """Per number, every attempt with its local time and the rule that allowed it, every hold and skip."""
+    workspace_id = request.workspace.pk
+    return _csv_response(request, export.compliance_rows(workspace_id), export.acompliance_rows(workspace_id),
+                         f"compliance-{request.workspace.slug}-{timezone.now():%Y%m%d}.csv")
