@@ -14,10 +14,8 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from django.db.models import Exists, OuterRef
-
-from campaigns import compliance, rules, schedule
-from campaigns.models import Campaign, Contact, DoNotCall, Hold
+from campaigns import compliance, donotcall, rules, schedule
+from campaigns.models import Campaign, Contact, Hold
 
 SLOT = datetime.timedelta(minutes=15)
 Verdict = compliance.Verdict
@@ -50,8 +48,7 @@ def pending(campaign: Campaign):
     return (
         Contact.objects.filter(campaign=campaign, state=Contact.State.PENDING)
         .select_related("recipient").only("pk", "phone", "name", "time_zone", "next_attempt_at", "recipient__attempts")
-        .annotate(on_do_not_call=Exists(DoNotCall.objects.filter(workspace_id=campaign.workspace_id,
-                                                                 phone=OuterRef("phone"))))
+        .annotate(on_do_not_call=donotcall.on_the_list())
         .order_by("pk")
     )
 
