@@ -205,10 +205,10 @@ http {{
     return _ready(service, lambda: _answers(f"{url}/login/"))
 
 
-def start_applier(log_dir: Path, *, public_base_url: str, **extra_env: str) -> Service:
+def start_applier(log_dir: Path, *, public_base_url: str, name: str = "applier", **extra_env: str) -> Service:
     """The webhook applier (`manage.py apply_callbacks`): applies what daphne stored."""
     argv = [sys.executable, "manage.py", "apply_callbacks"]
-    service = _start("applier", argv, env=environment(public_base_url, **extra_env), log_dir=log_dir)
+    service = _start(name, argv, env=environment(public_base_url, **extra_env), log_dir=log_dir)
     return _ready(service, lambda: "applier: started" in service.output())
 
 

@@ -1,10 +1,11 @@
-"""The production shape through a rolling restart: two web processes, two stream servers, two workers,
-one beat and the webhook applier, behind the proxy (nginx, from the compose file's template),
-sharing a private Redis.
+"""The production shape through a rolling restart: two web processes, two stream servers, the webhook
+applier, two workers and one beat behind the proxy (nginx, from the compose file's template), sharing
+a private Redis.
 
 A campaign's calls stream through both stream servers and its callbacks reach both web processes;
 mid-campaign one of each is restarted: the stream server drains (a new process takes its port at
-once, as a new container takes its name), the web process stops gracefully, the worker warmly.
+once, as a new container takes its name), the web process stops gracefully, the worker warmly, the
+applier (one of its kind) too.
 Every contact must end as planned, no attempt be dialled twice, and no request through the proxy
 fail: a stopping server refuses new connections, and the proxy sends them to its twin.
 """
@@ -73,12 +74,15 @@ def test_a_campaign_behind_the_proxy_survives_restarting_one_of_each(started, ac
     def worker(name):
         return partial(processes.start_worker, tmp_path, name=name, public_base_url=public, **env)
 
-    *streams, web_1, web_2, worker_1, worker_2, beat, applier = processes.start_together(
+    def applier(name):
+        return partial(processes.start_applier, tmp_path, name=name, public_base_url=public, **env)
+
+    *streams, web_1, web_2, applier_1, worker_1, worker_2, beat = processes.start_together(
         stream_server("streams-1"), stream_server("streams-2"), web_process("web-1"), web_process("web-2"),
-        worker("worker-1"), worker("worker-2"), partial(processes.start_beat, tmp_path, public_base_url=public, **env),
-        partial(processes.start_applier, tmp_path, public_base_url=public, **env))
+        applier("applier"), worker("worker-1"), worker("worker-2"),
+        partial(processes.start_beat, tmp_path, public_base_url=public, **env))
     web = [web_1, web_2]
-    started += [*streams, *web, worker_1, worker_2, beat, applier]
+    started += [*streams, *web, applier_1, worker_1, worker_2, beat]
     proxy = processes.start_proxy(tmp_path, web=web, streams=streams, port=proxy_port)
     started.append(proxy)
     campaign = running_campaign(acme, alice, contacts, sim, max_concurrent=6, max_attempts=2, calls_per_minute=60)
@@ -89,11 +93,12 @@ def test_a_campaign_behind_the_proxy_survives_restarting_one_of_each(started, ac
     # successor takes the port while its calls go on; the others stop, then start again.
     old_streams = streams[0]
     old_streams.process.send_signal(signal.SIGTERM)
-    web_1.stop()
-    worker_1.stop()
+    for service in (web_1, applier_1, worker_1):
+        service.stop()
     processes.wait_until(lambda: "draining" in old_streams.output(), timeout=30, what="the stream server to drain")
     started += processes.start_together(stream_server("streams-1-again", port=port_of(old_streams)),
-                                        web_process("web-1-again", port=port_of(web_1)), worker("worker-1-again"))
+                                        web_process("web-1-again", port=port_of(web_1)), applier("applier-again"),
+                                        worker("worker-1-again"))
 
     campaign = wait_for_completion(campaign, started, timeout=150)
     assert old_streams.process.wait(60) == 0  # drained: its calls ended by themselves
