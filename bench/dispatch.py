@@ -57,20 +57,22 @@ def setup_django(database_url: str, broker_url: str) -> None:
 
 
 def clear() -> None:
-    """Empty this script's own database: every table that hangs off a workspace."""
+    """Empty this script's own database: every table that hangs off a workspace, and the heartbeats."""
     from django.db import connection
 
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE tenancy_workspace CASCADE")
+        cursor.execute("TRUNCATE tenancy_workspace, streams_streamserver CASCADE")
 
 
 def fresh_campaign(contacts: int, **fields):
     """A running campaign with `contacts` contacts, an account whose capacity reading is fresh."""
     from campaigns import compliance, rules
     from campaigns.models import Campaign, Contact
+    from streams import heartbeat
     from tenancy.models import Exophone, ExotelAccount, Workspace
 
     clear()
+    heartbeat.publish("bench", now=START + datetime.timedelta(days=1))  # a stream server up all along
     workspace = Workspace.objects.create(name="Bench", slug="bench-dispatch")
     account = ExotelAccount.objects.create(
         workspace=workspace, label="Bench", account_sid="bench", api_key="k", api_token="t",

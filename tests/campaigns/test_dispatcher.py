@@ -205,3 +205,20 @@ def test_two_dispatchers_never_claim_the_same_contact(campaign, alice, sent):
     thread.join()
     assert len(claimed["first"]) == len(claimed["second"]) == 4
     assert not claimed["first"] & claimed["second"]
+
+
+def test_each_call_is_published_as_a_message_of_its_own(campaign):
+    """Batched publishing still puts one message per call on the dial queue (the broker is real)."""
+    from celery import current_app
+
+    from tests.conftest import make_call
+
+    queued = [make_call(campaign) for _ in range(3)]
+    with current_app.connection_for_read() as connection, connection.SimpleQueue("dial") as dial:
+        dial.clear()
+        dialer.send_place_calls([call.pk for call in queued])
+        messages = [dial.get(timeout=10) for _ in queued]
+        for message in messages:
+            message.ack()
+    assert {message.headers["task"] for message in messages} == {"campaigns.tasks.place_call"}
+    assert sorted(message.payload[0][0] for message in messages) == sorted(call.pk for call in queued)
