@@ -14,13 +14,15 @@ callbacks in order (ringing as a form, answered as JSON, terminal as a form with
 
 1. to the baseline view (`store_raw`): the raw body stored in one INSERT, nothing else, as the
    issue measured it; its rows are stored as already decided, so the applier leaves them alone;
-2. to the product's status callback URL: workspace found by token, delivery parsed and stored,
-   200; the applier applies each right after (call state, counters, contact, completion);
-3. to the baseline again, so that a change of the machine's load during the run shows.
+2. half the calls to the product's status callback URL (workspace found by token, delivery parsed
+   and stored, 200) with no applier running: the request path alone; then the applier starts and
+   applies them (call state, counters, contact, completion): the applier alone;
+3. the other half while the applier runs, applying each right after: both on the same cores;
+4. to the baseline again, so that a change of the machine's load during the run shows.
 
-Meanwhile `--legs` Legs calls are dialled through the product's dialer to the Exotel simulator
-(answered at once, greeting, two seconds of echo); as many again afterwards, alone. For each, the
-time from our receipt of `leg_answered` to the simulator's receipt of `start_stream`.
+Afterwards `--legs` Legs calls are dialled, 5 a second, through the product's dialer to the Exotel
+simulator (answered at once, greeting, two seconds of echo through the stream server). For each,
+the time from our receipt of `leg_answered` to the simulator's receipt of `start_stream`.
 
 Then it reports the applier's lag (received to applied, from the rows) and how long it took to
 apply the rest after the last answer, checks that every call completed and every counter adds up,
@@ -35,7 +37,6 @@ import os
 import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -64,7 +65,7 @@ def parse_args():
     parser.add_argument("--web", choices=["gunicorn", "daphne"], default="gunicorn",
                         help="the web tier: gunicorn workers (production's) or daphne processes")
     parser.add_argument("--processes", type=int, default=2, help="gunicorn workers, or daphne processes")
-    parser.add_argument("--legs", type=int, default=40, help="Legs calls dialled under the load, and as many alone")
+    parser.add_argument("--legs", type=int, default=40, help="Legs calls dialled after the callbacks, 5 a second")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     return parser.parse_args()
 
@@ -137,7 +138,7 @@ def legs_campaign(workspace, simulator_url: str, calls: int):
 
 
 def place_calls(calls, per_second: float) -> None:
-    """Dial `calls` through the product's dialer at a steady pace (in a thread beside the load)."""
+    """Dial `calls` through the product's dialer at a steady pace."""
     from django.db import connection
 
     from campaigns import dialer
@@ -231,7 +232,8 @@ def main() -> None:
     workspace, campaign = seed(args.calls)
     baseline = Workspace.objects.create(name="Baseline", slug="bench-baseline")
     calls = list(Call.objects.filter(campaign=campaign).order_by("pk"))
-    sequences = [deliveries(call) for call in calls]
+    # Two halves: the first acknowledged while no applier runs, the second while one does.
+    alone, beside = [deliveries(call) for call in calls[::2]], [deliveries(call) for call in calls[1::2]]
     with tempfile.TemporaryDirectory() as log_dir:
         log_dir = Path(log_dir)
         simulator = processes.start_simulator(log_dir, "bench:k:t", config=simulator_config(log_dir))
@@ -243,41 +245,50 @@ def main() -> None:
             web = streams = [processes.start_daphne(log_dir, name=f"daphne-{n}", **bench_urls)
                              for n in range(args.processes)]
         proxy = processes.start_proxy(log_dir, web=web, streams=streams, port=port)
-        applier = processes.start_applier(log_dir, public_base_url=public)
-        legs = legs_campaign(workspace, simulator.url, 2 * args.legs)
+        applier = None
+        legs = legs_campaign(workspace, simulator.url, args.legs)
+
+        def applied_all(since: float, what: str) -> None:
+            processes.wait_until(lambda: not WebhookEvent.objects.filter(outcome="pending").exists(), timeout=900,
+                                 what="the applier to apply everything", interval=0.05)
+            seconds = time.time() - since
+            print(f"applier: {what} applied {seconds:.2f} s after the last answer")
+
         try:
             raw, hooks = f"{public}/bench/raw/{baseline.pk}", f"{public}/hooks/{workspace.webhook_token}"
-            before = report("baseline (one INSERT)", *asyncio.run(drive(raw, sequences, args.concurrency)))
-            # Legs calls dialled at a steady pace while the callbacks arrive: their answers queue with them.
-            dialling = threading.Thread(target=place_calls, args=(legs[:args.legs], args.legs / 20))
-            dialling.start()
-            elapsed, latencies, failures = asyncio.run(drive(f"{hooks}/status", sequences, args.concurrency))
+            before = report("baseline (one INSERT)", *asyncio.run(drive(raw, alone, args.concurrency)))
+            first = report("status callbacks stored and acknowledged, no applier running",
+                           *asyncio.run(drive(f"{hooks}/status", alone, args.concurrency)))
+            started = time.time()
+            applier = processes.start_applier(log_dir, public_base_url=public)
+            applied_all(started, f"those {3 * len(alone)}, the applier started then, all")
+            print(f"  = {3 * len(alone) / (time.time() - started):.0f} deliveries/s, its start included")
+            elapsed, latencies, failures = asyncio.run(drive(f"{hooks}/status", beside, args.concurrency))
             answered = time.time()
-            dialling.join()
-            rate = report("status callbacks (stored, acknowledged)", elapsed, latencies, failures)
-            processes.wait_until(lambda: not WebhookEvent.objects.filter(outcome="pending").exists(), timeout=600,
-                                 what="the applier to apply everything", interval=0.05)
-            print(f"applier: everything applied {time.time() - answered:.2f} s after the last answer")
-            after = report("baseline again", *asyncio.run(drive(raw, sequences, args.concurrency)))
-            print(f"ratio to the baseline of the same web tier: {rate / before:.0%} (before), {rate / after:.0%} (after)")
-            events = WebhookEvent.objects.filter(workspace=workspace, kind="status")
+            second = report("status callbacks stored and acknowledged, the applier applying them meanwhile",
+                            elapsed, latencies, failures)
+            applied_all(answered, "the rest of those")
+            after = report("baseline again", *asyncio.run(drive(raw, alone, args.concurrency)))
+            for name, rate in (("no applier running", first), ("applier running", second)):
+                print(f"ratio to the baseline of the same web tier, {name}: {rate / before:.0%} (before), "
+                      f"{rate / after:.0%} (after)")
+            events = WebhookEvent.objects.filter(workspace=workspace, kind="status", call__in=calls[1::2])
             lags = [(applied - received).total_seconds() for received, applied in events.values_list(
                 "received_at", "applied_at")]
-            print(f"applier lag (received to applied), {len(lags)} deliveries: {percentiles(lags)}")
-            place_calls(legs[args.legs:], 5)  # and as many with nothing else arriving
+            print(f"applier lag (received to applied) while it ran, {len(lags)} deliveries: {percentiles(lags)}")
+            place_calls(legs, 5)
             processes.wait_until(lambda: not Call.objects.filter(pk__in=[c.pk for c in legs], answered_at=None).exists(),
                                  timeout=120, what="every leg to be answered", interval=0.5)
             time.sleep(2)  # for the last start_stream to reach the simulator's log
-            for name, part in (("under the callbacks' load", legs[:args.legs]), ("alone", legs[args.legs:])):
-                found = start_stream_latencies(part, simulator.extra["wire_log"])
-                print(f"leg_answered received to start_stream at the simulator, {name}, {len(found)} legs: "
-                      f"{percentiles(found)}")
+            found = start_stream_latencies(legs, simulator.extra["wire_log"])
+            print(f"leg_answered received to start_stream at the simulator, {len(found)} legs: {percentiles(found)}")
             stream_url = [[{"data": {"CallSid": call.exotel_sid, "CustomField": call.token}}] for call in calls]
             report("stream-URL requests (stored, applied, answered)",
                    *asyncio.run(drive(f"{hooks}/stream-url", stream_url, args.concurrency)))
         finally:
             for service in [applier, proxy, *web, *(s for s in streams if s not in web), simulator]:
-                service.stop()
+                if service:
+                    service.stop()
     campaign = Campaign.objects.get(pk=campaign.pk)
     completed = Call.objects.filter(campaign=campaign, state=Call.State.COMPLETED).count()
     applied = WebhookEvent.objects.filter(workspace=workspace, kind="status", outcome="applied").count()
