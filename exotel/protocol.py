@@ -302,7 +302,9 @@ def media_frame(stream_sid: str, pcm: bytes) -> str:
     problem = chunk_problem(len(pcm))
     if problem:
         raise ValueError(problem[0])
-    return _dump({"event": "media", "stream_sid": stream_sid, "media": {"payload": _b64(pcm)}})
+    # `_dump`'s text, put together: base64 needs no escaping, and json.dumps scanning it for characters
+    # to escape took two thirds of the time of every frame the bot sends.
+    return f'{{"event":"media","stream_sid":{json.dumps(stream_sid)},"media":{{"payload":"{_b64(pcm)}"}}}}'
 
 
 def mark_frame(stream_sid: str, name: str) -> str:

@@ -4,6 +4,8 @@ import base64
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from exotel import protocol
 from exotel.protocol import CloseCode, ProtocolError
@@ -120,3 +122,11 @@ def test_media_frame_refuses_an_illegal_chunk():
     with pytest.raises(ValueError, match="multiple of 320"):
         protocol.media_frame("MZ", bytes(3330))
     assert base64.b64decode(json.loads(protocol.media_frame("MZ", PCM))["media"]["payload"]) == PCM
+
+
+@given(st.text())
+def test_a_media_frame_is_the_json_of_its_fields(stream_sid):
+    assert protocol.media_frame(stream_sid, PCM) == json.dumps(
+        {"event": "media", "stream_sid": stream_sid, "media": {"payload": base64.b64encode(PCM).decode()}},
+        separators=(",", ":"))
+
