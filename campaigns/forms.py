@@ -63,6 +63,8 @@ class CampaignForm(forms.ModelForm):
             "ends_at": "Optional; in the campaign's time zone.",
             "greeting_text": "Legs mode: said while the stream starts, so the caller hears no dead air.",
             "flow_url": "Flow mode: the Exotel flow whose Voicebot applet points at this app.",
+            "window_end": "In the campaign's time zone; the workspace's calling rules, in each recipient's time, "
+                          "narrow it further.",
         }
 
     def __init__(self, *args, workspace, **kwargs):
