@@ -87,7 +87,7 @@ class Lines:
                                     f"{UTF8_HINT}") from None
 
 
-def _pick(headers: list[str], candidates: tuple[str, ...]) -> int | None:
+def pick(headers: list[str], candidates: tuple[str, ...]) -> int | None:
     normal = [h.strip().lower().replace(" ", "_") for h in headers]
     return next((normal.index(c) for c in candidates if c in normal), None)
 
@@ -121,17 +121,19 @@ def read_header(reader) -> Header:
     if len(headers) > MAX_COLUMNS:
         raise ImportRefused(f"The first line names {len(headers):,} columns; a contact file may have at most "
                             f"{MAX_COLUMNS}.")
-    phone_at = _pick(headers, PHONE_HEADERS)
+    phone_at = pick(headers, PHONE_HEADERS)
     if phone_at is None:
         raise ImportRefused(f"No phone column: the first line must name one, e.g. {', '.join(PHONE_HEADERS)}.")
-    name_at = _pick(headers, NAME_HEADERS)
-    zone_at = _pick(headers, ZONE_HEADERS)
+    name_at = pick(headers, NAME_HEADERS)
+    zone_at = pick(headers, ZONE_HEADERS)
     extra = [(i, h) for i, h in enumerate(headers) if i not in (phone_at, name_at, zone_at) and h]
     return Header(headers, phone_at, name_at, zone_at, extra)
 
 
-def read_rows(reader, header: Header, region: str) -> Iterator[Row]:
-    """Every data row with the line it starts on and its phone in E.164 ("" when invalid)."""
+def read_rows(reader, header: Header, region: str, *, max_rows: int | None = None) -> Iterator[Row]:
+    """Every data row with the line it starts on and its phone in E.164 ("" when invalid); at most
+    `max_rows` (default MAX_ROWS)."""
+    max_rows = max_rows or MAX_ROWS
     line = reader.line_num + 1
     count = 0
     while (values := _next(reader)) is not None:
@@ -140,8 +142,8 @@ def read_rows(reader, header: Header, region: str) -> Iterator[Row]:
         if not any(v.strip() for v in values):
             continue  # blank lines are layout, not rows
         count += 1
-        if count > MAX_ROWS:
-            raise ImportRefused(f"The file has more than {MAX_ROWS:,} rows (line {start}): split it into "
+        if count > max_rows:
+            raise ImportRefused(f"The file has more than {max_rows:,} rows (line {start}): split it into "
                                 "smaller files.")
         cells = [v.strip() for v in values] + [""] * (len(header.columns) - len(values))
         raw, name = cells[header.phone_at], cells[header.name_at] if header.name_at is not None else ""

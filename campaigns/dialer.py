@@ -60,6 +60,9 @@ def dispatch(*, now=None) -> int:
             continue
         if not schedule.is_open(schedule.Window.of(campaign), now):
             continue
+        if stale := donotcall.scrub_problem(campaign, now=now):  # the registry's file has aged past its limit
+            lifecycle.pause_for_error(campaign, stale)
+            continue
         if campaign.account_id not in headroom:
             headroom[campaign.account_id] = accounts.stream_headroom(campaign.account)
         try:

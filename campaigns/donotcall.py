@@ -8,14 +8,14 @@ the next claim on, and `place_call` checks the list once more before it dials.
 """
 
 import contextlib
-import csv
+import datetime
 import re
-from dataclasses import dataclass, field
+import zoneinfo
 
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError
 from django.db.models import Exists, OuterRef, QuerySet
 
-from campaigns import csvfile, imports
+from campaigns import csvfile
 from campaigns.models import Call, Campaign, Contact, DoNotCall, DoNotCallImport
 from tenancy.models import Workspace
 
@@ -99,28 +99,24 @@ def means_opt_out(disposition: str) -> bool:
     return re.sub(r"[\s_-]", "", disposition.lower()) in OPT_OUT_DISPOSITIONS
 
 
-@dataclass
-class ListReport:
-    added: int = 0
-    already: int = 0
-    errors: list[csvfile.RowError] = field(default_factory=list)
+def latest_scrub_date(workspace_id: int) -> datetime.date | None:
+    """The publication date of the newest national registry file imported into the workspace's list."""
+    return (DoNotCallImport.objects
+            .filter(workspace_id=workspace_id, source=DoNotCall.Source.REGISTRY, state=DoNotCallImport.State.IMPORTED)
+            .order_by("-file_date").values_list("file_date", flat=True).first())
 
 
-@transaction.atomic
-def import_numbers(workspace: Workspace, file, *, region: str, reason: str = "") -> ListReport:
-    """Add every valid number of a CSV file (a phone column, other columns ignored) to the list."""
-    report = ListReport()
-    reader = csv.reader(csvfile.Lines(file))
-    header = csvfile.read_header(reader)
-    checks = csvfile.FileChecks()
-    for window in csvfile.windows(csvfile.read_rows(reader, header, region)):
-        phones = [row.phone for row in checks.keep(window, report.errors)]
-        existing = imports.phones_among(DoNotCall.objects.filter(workspace=workspace), phones)
-        # A concurrent add of the same number is the same wish, not an error.
-        DoNotCall.objects.bulk_create([
-            DoNotCall(workspace=workspace, phone=p, reason=reason, source=DoNotCall.Source.UPLOAD)
-            for p in phones if p not in existing
-        ], ignore_conflicts=True)
-        report.added += len(phones) - len(existing)
-        report.already += len(existing)
-    return report
+def scrub_problem(campaign: Campaign, *, now: datetime.datetime) -> str:
+    """Why the campaign may not dial for want of a fresh registry scrub, or "" (fresh, or not required).
+
+    "Newer than K days": the newest imported file is less than K days old on the campaign's calendar."""
+    if not campaign.scrub_max_age_days:
+        return ""
+    wanted = f"The campaign requires a national registry scrub newer than {campaign.scrub_max_age_days} days"
+    dated = latest_scrub_date(campaign.workspace_id)
+    if dated is None:
+        return f"{wanted}; none has been imported."
+    age = (now.astimezone(zoneinfo.ZoneInfo(campaign.time_zone)).date() - dated).days
+    if age >= campaign.scrub_max_age_days:
+        return f"{wanted}; the newest imported is dated {dated:%Y-%m-%d} ({age} days old)."
+    return ""

@@ -47,7 +47,7 @@ class CampaignForm(forms.ModelForm):
             "name", "account", "exophone", "connect_mode", "flow_url", "greeting_text", "bot_kind", "bot_settings",
             "sample_rate", "recording", "time_limit", "starts_at", "ends_at", "time_zone", "window_start",
             "window_end", "weekdays", "calls_per_minute", "max_concurrent", "max_attempts", "retry_after_minutes",
-            "retry_on",
+            "retry_on", "scrub_max_age_days",
         ]
         widgets = {
             "starts_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
@@ -124,6 +124,20 @@ class UploadForm(forms.Form):
         super().full_clean()
         if self.refused:
             self.errors["file"] = self.error_class([self.refused])  # instead of "This field is required."
+
+
+class RegistryFileForm(UploadForm):
+    file_date = forms.DateField(label="Date of the registry's file", widget=forms.DateInput(attrs={"type": "date"}),
+                                help_text="The day the national registry published it; campaigns may require a recent one.")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["file"].help_text = "A CSV of numbers: a phone column, or one number per line."
+
+    def clean_file_date(self):
+        if self.cleaned_data["file_date"] > timezone.localdate():
+            raise forms.ValidationError("The registry's file cannot be dated in the future.")
+        return self.cleaned_data["file_date"]
 
 
 class DoNotCallForm(forms.Form):

@@ -141,11 +141,12 @@ def rejected_csv(upload: ContactUpload) -> Iterator[Callable[[list[RowError]], N
         _keep(upload, REJECTED, text.detach())
 
 
-def _progress(upload: ContactUpload, done: int, total: int) -> None:
+def record_progress(task_row, done: int, total: int) -> None:
+    """Store a task's progress on its row (an upload, a do-not-call import), which has `progress`."""
     percent = min(99, 100 * done // max(total, 1))
-    if percent // 5 != upload.progress // 5:  # each write is a commit: one per 5% is enough for a bar
-        upload.progress = percent
-        ContactUpload.objects.filter(pk=upload.pk).update(progress=percent)
+    if percent // 5 != task_row.progress // 5:  # each write is a commit: one per 5% is enough for a bar
+        task_row.progress = percent
+        type(task_row).objects.filter(pk=task_row.pk).update(progress=percent)
 
 
 # The three steps.
@@ -179,7 +180,7 @@ def check_upload(upload_id: int) -> None:
                 valid, errors = judge.window(window)
                 report.add(valid, errors)
                 reject(errors)
-                _progress(upload, lines.bytes_read, size)
+                record_progress(upload, lines.bytes_read, size)
             _keep(upload, PARSED, parsed)
     except ImportRefused as exc:
         ContactUpload.objects.filter(pk=upload.pk).update(state=State.REFUSED, message=str(exc))
@@ -206,7 +207,7 @@ def import_upload(upload_id: int) -> None:
                 with transaction.atomic():
                     valid, errors = _write(judge, window)
                     report.add(valid, errors)
-                    _progress(upload, report.rows, upload.report["rows"])
+                    record_progress(upload, report.rows, upload.report["rows"])
             except ImportRefused as exc:
                 message = f"{exc} The import stopped at line {window[0].line}."
                 break

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns import compliance
+from campaigns import compliance, donotcall
 from campaigns.models import Call, Campaign, CampaignEvent, Contact, InvalidTransition
 
 State = Campaign.State
@@ -50,10 +50,17 @@ def _start_state(campaign: Campaign, now) -> State:
     return State.SCHEDULED if campaign.starts_at and campaign.starts_at > now else State.RUNNING
 
 
+def refuse_stale_scrub(campaign: Campaign, now) -> None:
+    if problem := donotcall.scrub_problem(campaign, now=now):
+        raise InvalidTransition(f"{problem} Import the registry's current file on the do-not-call page.")
+
+
 def start_campaign(campaign: Campaign, *, by, now=None) -> Campaign:
     if not Contact.objects.filter(campaign=campaign).exists():
         raise InvalidTransition("A campaign needs contacts before it can start.")
-    new = _start_state(campaign, now or timezone.now())
+    now = now or timezone.now()
+    refuse_stale_scrub(campaign, now)
+    new = _start_state(campaign, now)
     action = "scheduled" if new == State.SCHEDULED else "started"
     return _change(campaign, new, by=by, action=action, last_error="", only_from=(State.DRAFT,))
 
@@ -77,7 +84,9 @@ def pause_campaign(campaign: Campaign, *, by, reason: str = "") -> Campaign:
 
 
 def resume_campaign(campaign: Campaign, *, by, now=None) -> Campaign:
-    new = _start_state(campaign, now or timezone.now())
+    now = now or timezone.now()
+    refuse_stale_scrub(campaign, now)
+    new = _start_state(campaign, now)
     return _change(campaign, new, by=by, action="resumed", last_error="", only_from=(State.PAUSED,))
 
 

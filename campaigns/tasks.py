@@ -8,7 +8,7 @@ carry time limits a little above their own timeouts; the rest keep the settings'
 
 from celery import shared_task
 
-from campaigns import accounts, dialer, imports, legs, reconcile
+from campaigns import accounts, dialer, dncfiles, imports, legs, reconcile
 
 
 @shared_task(soft_time_limit=20, time_limit=30)
@@ -45,6 +45,12 @@ def check_upload(upload_id: int) -> None:
 def import_upload(upload_id: int) -> None:
     """Enqueued when the operator confirms a previewed upload."""
     imports.import_upload(upload_id)
+
+
+@shared_task(soft_time_limit=3600, time_limit=3660)
+def import_dnc_file(import_id: int) -> None:
+    """Enqueued when a do-not-call file (an operator's, the national registry's) is received."""
+    dncfiles.import_file(import_id)
 
 
 @shared_task

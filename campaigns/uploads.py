@@ -1,4 +1,5 @@
-"""Uploaded files are refused at the door once they pass settings.UPLOAD_MAX_BYTES.
+"""Uploaded files are refused at the door once they pass settings.UPLOAD_MAX_BYTES (the national
+registry's scrub file: REGISTRY_UPLOAD_MAX_BYTES).
 
 Installed first in FILE_UPLOAD_HANDLERS: a request whose Content-Length is already too large is stopped
 before its first file byte is stored, and one without an honest length the moment its file parts pass
@@ -13,8 +14,17 @@ from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 FORM_OVERHEAD = 64 * 1024  # the other fields and the multipart framing around the file
 
 
-def limit_text() -> str:
-    return f"{settings.UPLOAD_MAX_BYTES / 2**20:g} MB"
+LARGER_LIMITS = {"campaigns:dnc_registry": "REGISTRY_UPLOAD_MAX_BYTES"}  # view name -> setting
+
+
+def limit(request=None) -> int:
+    """The request's limit, by the view it was resolved to (resolved before any middleware reads the body)."""
+    view = getattr(getattr(request, "resolver_match", None), "view_name", "")
+    return getattr(settings, LARGER_LIMITS.get(view, "UPLOAD_MAX_BYTES"))
+
+
+def limit_text(request=None) -> str:
+    return f"{limit(request) / 2**20:g} MB"
 
 
 def refusal(request) -> str:
@@ -24,8 +34,8 @@ def refusal(request) -> str:
 
 class BoundedUploadHandler(FileUploadHandler):
     def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
-        self.received = 0
-        self.declared_too_large = content_length > settings.UPLOAD_MAX_BYTES + FORM_OVERHEAD
+        self.received, self.limit = 0, limit(self.request)
+        self.declared_too_large = content_length > self.limit + FORM_OVERHEAD
 
     def new_file(self, *args, **kwargs):
         super().new_file(*args, **kwargs)
@@ -34,7 +44,7 @@ class BoundedUploadHandler(FileUploadHandler):
 
     def receive_data_chunk(self, raw_data, start):
         self.received += len(raw_data)
-        if self.received > settings.UPLOAD_MAX_BYTES:
+        if self.received > self.limit:
             self._refuse()
         return raw_data
 
@@ -42,6 +52,6 @@ class BoundedUploadHandler(FileUploadHandler):
         return None  # the next handler keeps the file
 
     def _refuse(self):
-        self.request.upload_refused = f"The file is larger than {limit_text()}: split it into smaller files."
+        self.request.upload_refused = f"The file is larger than {limit_text(self.request)}: split it into smaller files."
         # The rest of the body is not read: the browser may see the connection close.
         raise StopUpload(connection_reset=True)

@@ -31,5 +31,8 @@ urlpatterns = [
     path("do-not-call/", contacts.dnc_list, name="dnc"),
     path("do-not-call/add/", contacts.dnc_add, name="dnc_add"),
     path("do-not-call/import/", contacts.dnc_import, name="dnc_import"),
+    path("do-not-call/registry/", contacts.dnc_registry, name="dnc_registry"),
+    path("do-not-call/files/<int:pk>/", contacts.dnc_file, name="dnc_file"),
+    path("do-not-call/files/<int:pk>/progress.json", contacts.dnc_file_progress, name="dnc_file_progress"),
     path("do-not-call/<int:pk>/remove/", contacts.dnc_remove, name="dnc_remove"),
 ]

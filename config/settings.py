@@ -241,6 +241,8 @@ STATIC_ROOT = env("STATIC_ROOT", default=None)  # set where collectstatic runs (
 SERVESTATIC_USE_FINDERS = True  # serve straight from static/ when collectstatic has not run
 # Uploaded files (contacts, do-not-call lists) past this size are refused as they arrive (campaigns.uploads).
 UPLOAD_MAX_BYTES = env.int("UPLOAD_MAX_MB", default=20) * 2**20
+# The national registry's scrub file holds millions of numbers (about 12 bytes each); it is streamed.
+REGISTRY_UPLOAD_MAX_BYTES = env.int("REGISTRY_UPLOAD_MAX_MB", default=512) * 2**20
 FILE_UPLOAD_HANDLERS = [
     "campaigns.uploads.BoundedUploadHandler",
     "django.core.files.uploadhandler.MemoryFileUploadHandler",

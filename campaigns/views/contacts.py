@@ -4,13 +4,14 @@ from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from campaigns import donotcall, imports, tasks, uploads
-from campaigns.forms import DoNotCallForm, UploadForm
-from campaigns.models import Campaign, ContactUpload, DoNotCall
+from campaigns import dncfiles, donotcall, imports, tasks, uploads
+from campaigns.forms import DoNotCallForm, RegistryFileForm, UploadForm
+from campaigns.models import Campaign, ContactUpload, DoNotCall, DoNotCallImport
 from tenancy.access import role_required, scoped
 from tenancy.models import Role
 
 DNC_SHOWN = 200
+FILES_SHOWN = 10
 
 
 def wants_json(request) -> bool:
@@ -93,7 +94,9 @@ def dnc_list(request):
         entries = entries.filter(source=source)
     return render(request, "campaigns/dnc.html", {
         "entries": entries[:DNC_SHOWN], "query": query, "source": source, "sources": DoNotCall.Source.choices,
-        "form": DoNotCallForm(), "upload": UploadForm(), "total": scoped(request, DoNotCall).count(),
+        "form": DoNotCallForm(), "upload": UploadForm(), "registry": RegistryFileForm(),
+        "total": scoped(request, DoNotCall).count(), "files": scoped(request, DoNotCallImport)[:FILES_SHOWN],
+        "scrubbed": donotcall.latest_scrub_date(request.workspace.pk),
     })
 
 
@@ -125,20 +128,43 @@ def dnc_remove(request, pk):
     return redirect("campaigns:dnc")
 
 
-@require_POST
-@role_required(Role.OPERATOR)
-def dnc_import(request):
-    form = UploadForm(request.POST, request.FILES, refused=uploads.refusal(request))
+def receive_dnc_file(request, form, *, source: str):
+    """A do-not-call file posted with `form`: kept, its import enqueued, and its page shown."""
     if not form.is_valid():
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
         return redirect("campaigns:dnc")
     try:
-        report = donotcall.import_numbers(request.workspace, form.cleaned_data["file"],
-                                          region=form.cleaned_data["region"])
+        job = dncfiles.receive(request.workspace, form.cleaned_data["file"], source=source, user=request.user,
+                               region=form.cleaned_data["region"], file_date=form.cleaned_data.get("file_date"))
     except imports.ImportRefused as exc:
         messages.error(request, str(exc))
         return redirect("campaigns:dnc")
-    messages.success(request, f"Added {report.added} numbers; {report.already} were already listed.")
-    return render(request, "campaigns/dnc_report.html", {"report": report}) if report.errors else redirect(
-        "campaigns:dnc"
-    )
+    tasks.import_dnc_file.delay_on_commit(job.pk)
+    return redirect("campaigns:dnc_file", job.pk)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def dnc_import(request):
+    form = UploadForm(request.POST, request.FILES, refused=uploads.refusal(request))
+    return receive_dnc_file(request, form, source=DoNotCall.Source.UPLOAD)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def dnc_registry(request):
+    form = RegistryFileForm(request.POST, request.FILES, refused=uploads.refusal(request))
+    return receive_dnc_file(request, form, source=DoNotCall.Source.REGISTRY)
+
+
+@role_required(Role.VIEWER)
+def dnc_file(request, pk):
+    """A do-not-call file's import: its progress (dialling is held meanwhile), then what it did."""
+    job = get_object_or_404(scoped(request, DoNotCallImport), pk=pk)
+    return render(request, "campaigns/dnc_report.html", {"job": job})
+
+
+@role_required(Role.VIEWER)
+def dnc_file_progress(request, pk):
+    job = get_object_or_404(scoped(request, DoNotCallImport), pk=pk)
+    return JsonResponse({"state": job.state, "progress": job.progress})

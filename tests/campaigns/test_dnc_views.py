@@ -1,7 +1,6 @@
-"""The do-not-call list page: view, add, remove, import."""
+"""The do-not-call list page: view, add, remove (files: test_dnc_files.py)."""
 
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from campaigns.models import DoNotCall
@@ -38,16 +37,6 @@ def test_the_list_shows_and_searches_this_workspaces_numbers(bob_client, acme, g
     assert "+919876543210" in page and "+919822222222" not in page
     page = bob_client.get(reverse("campaigns:dnc"), {"q": "9811"}).content.decode()
     assert "+919811111111" in page and "+919876543210" not in page
-
-
-def test_an_import_adds_valid_numbers_and_lists_bad_rows(alice_client, acme):
-    DoNotCall.objects.create(workspace=acme, phone="+919876543210")
-    file = SimpleUploadedFile("dnc.csv", b"phone\n+919876543210\n09876543211\nbad\n09876543211\n")
-    response = alice_client.post(reverse("campaigns:dnc_import"), {"file": file, "region": "IN"})
-    assert [(e.line, e.reason) for e in response.context["report"].errors] == [
-        (4, "invalid phone number"), (5, "duplicate of line 3"),
-    ]
-    assert set(DoNotCall.objects.values_list("phone", "source")) == {("+919876543210", "manual"), ("+919876543211", "upload")}
 
 
 def test_an_operator_removes_a_number(alice_client, acme):
