@@ -118,27 +118,31 @@ else:
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="")
+# Installations (or test runs) that share one Redis database or one VAR_DIR keep apart by namespace:
+# it prefixes every Redis key (broker, results, channel layer, cache) and names the file queue's folder.
+NAMESPACE = env("NAMESPACE", default="")
+_KEY_PREFIX = f"{NAMESPACE}:" if NAMESPACE else ""
 if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
-    }
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+                                  "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{_KEY_PREFIX}asgi"}}}
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL
+    CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {"global_keyprefix": _KEY_PREFIX}
     # An unacknowledged message (its worker died) comes back after this long. Redis's default hour,
     # kept: a delayed retry (Retry-After) waits unacknowledged in a worker and must not come back
     # early, and a lost place_call needs no redelivery (the reaper resends it from its row).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "global_keyprefix": _KEY_PREFIX}
     # Shared by every process: the live view's watcher counts (streams.live) live here. A Redis that
     # hangs instead of refusing must not hold a live stream that asks it for long.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
+                          "KEY_PREFIX": NAMESPACE, "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
     # kombu's filesystem transport lets web, worker and beat on one machine share a queue; ours
     # writes each message atomically (config/filequeue.py), so no reader sees half of one.
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT = "config.filequeue:Transport"
-    _queue, _control = VAR_DIR / "queue", VAR_DIR / "queue-control"
+    _queue, _control = VAR_DIR / "queue" / NAMESPACE, VAR_DIR / "queue-control" / NAMESPACE
     for _folder in (_queue, _control):
         _folder.mkdir(parents=True, exist_ok=True)
     CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -3,7 +3,11 @@
 Everything charlie asks of acme must look missing (404) and change nothing.
 """
 
+import shutil
+
 import pytest
+import redis
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import Client
@@ -104,6 +108,21 @@ def charlie_client(charlie):
 @pytest.fixture
 def campaign(acme):
     return make_campaign(acme)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def namespace():
+    """At the end, what this test process left under its namespace (tests/settings.py) goes: queues,
+    bindings and groups in a Redis database shared with other runs, or the file queue's folders."""
+    yield settings.NAMESPACE
+    if settings.REDIS_URL:
+        client = redis.Redis.from_url(settings.REDIS_URL)
+        for key in client.scan_iter(match=f"{settings.NAMESPACE}:*", count=1000):
+            client.delete(key)
+        client.close()
+    else:
+        for folder in ("data_folder_in", "control_folder"):
+            shutil.rmtree(settings.CELERY_BROKER_TRANSPORT_OPTIONS[folder], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")
