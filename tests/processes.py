@@ -6,6 +6,7 @@ it fails to start, and is stopped at teardown. Nothing here is mocked.
 """
 
 import os
+import random
 import shutil
 import socket
 import string
@@ -51,10 +52,22 @@ class Service:
         self.process.wait()
 
 
+# Below the kernel's ephemeral range (32768 and up): a port the kernel hands out, as bind(0) would, may
+# be handed again to another test process, or to an outgoing connection, before our process binds it.
+PORTS = range(20000, 32768)
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback port nothing listens on, drawn at random, so that test processes side by side
+    (xdist workers, other runs) rarely draw the same one at the same time."""
+    while True:
+        port = random.choice(PORTS)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
 
 
 def wait_until(predicate: Callable[[], object], *, timeout: float, what: str, interval: float = 0.1):

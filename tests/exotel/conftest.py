@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -26,6 +26,7 @@ from aiohttp import web
 from exotel import protocol
 from exotel.audio import Chunker
 from exotel.client import Account
+from tests.processes import free_port
 
 Handler = Callable[[websockets.ServerConnection], Awaitable[None]]
 
@@ -56,12 +57,6 @@ CONFIG = {
     "max_allowed_streams": {SID_LIMITED: 1},
     "callback_retry_delay": 0.2,
 }
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -103,10 +98,13 @@ class RunningSimulator:
 
 
 async def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str = "condition") -> Any:
-    """Poll `predicate` without blocking the loop (bots and receivers run in it) until truthy."""
+    """Poll `predicate` (or await it, if it is a coroutine function) without blocking the loop (bots and
+    receivers run in it) until truthy."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
+        if inspect.isawaitable(value):
+            value = await value
         if value:
             return value
         await asyncio.sleep(0.05)
@@ -114,8 +112,12 @@ async def until(predicate: Callable[[], Any], timeout: float = 10.0, what: str =
 
 
 async def wait_for_end(sim: RunningSimulator, sid: str, timeout: float = 10.0) -> dict[str, Any]:
-    ended = ("completed", "busy", "no-answer", "failed")
-    return await until(lambda: (c := sim.call(sid))["status"] in ended and c, timeout, f"call {sid} to end")
+    async def ended():
+        # Asked from a thread: the bots in this loop must go on answering while the request waits.
+        call = await asyncio.to_thread(sim.call, sid)
+        return call["status"] in ("completed", "busy", "no-answer", "failed") and call
+
+    return await until(ended, timeout, f"call {sid} to end")
 
 
 def launch_simulator(tmp: Path, config: dict[str, Any], *extra: str) -> RunningSimulator:
