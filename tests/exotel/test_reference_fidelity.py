@@ -40,12 +40,16 @@ from .conftest import (
 
 EXAMPLE_NUMBER, EXOPHONE = "+919876543210", "08047491899"   # the reference's own examples
 TALKER = "+919800000010"    # speaks for 3 s, presses 5 at 0.3 s, hangs up at 1.2 s
+# The same, but hangs up at 3 s: a Legs stream starts only after the answer's event and a request,
+# which on a loaded machine may take most of TALKER's call.
+LEG_TALKER = "+919800000011"
 EVENT_PORT = free_port()
 SESSION_LIMIT = 2.0
 REFERENCE_CONFIG = CONFIG | {
     "numbers": CONFIG["numbers"] | {
         EXAMPLE_NUMBER: {"hangup_after": 3, "script": [{"at": 0.0, "speech": 3}]},
         TALKER: {"hangup_after": 1.2, "script": [{"at": 0.0, "speech": 3}, {"at": 0.3, "dtmf": "5"}]},
+        LEG_TALKER: {"hangup_after": 3, "script": [{"at": 0.0, "speech": 3}, {"at": 0.3, "dtmf": "5"}]},
     },
     "stream": {"max_session_seconds": SESSION_LIMIT},
     "grpc_event_target": f"http://127.0.0.1:{EVENT_PORT}/leg-events",
@@ -331,7 +335,7 @@ async def dial_one_way(sim: RunningSimulator, applet: str, url: str) -> str:
     if applet == "legs":
         async with serve_receiver(EVENT_PORT) as events:
             created = await post(sim, f"/v2/accounts/{SID}/legs", json={
-                "contact_uri": TALKER, "exophone": EXOPHONE, "leg_event_endpoint": "grpc://events.example.com"})
+                "contact_uri": LEG_TALKER, "exophone": EXOPHONE, "leg_event_endpoint": "grpc://events.example.com"})
             leg_sid = created.json()["response"]["data"]["leg_sid"]
             await until(lambda: any(r["body"]["event_name"] == "leg_answered" for r in events.requests))
             await post(sim, f"/v2/accounts/{SID}/legs/{leg_sid}/actions/start_stream",

@@ -40,7 +40,9 @@ class Exotel:
         return self.seq
 
     async def connect(self) -> bool:
-        connected, _ = await self.ws.connect()
+        # channels' default of 1 s is too short for a handshake on a loaded machine (a database query
+        # or two); a refusal answers at once anyway.
+        connected, _ = await self.ws.connect(timeout=10)
         return connected
 
     async def send(self, text: str) -> None:
@@ -67,7 +69,7 @@ class Exotel:
         await self.send(protocol.exotel_stop_frame(self._next(), self.sid, call_sid="CA1",
                                                    account_sid=self.account_sid, reason=reason))
 
-    async def frame(self, timeout: float = 2):
+    async def frame(self, timeout: float = 10):
         """The bot's next frame, parsed; or ("close", code) when it closed the socket."""
         output = await self.ws.receive_output(timeout)
         if output["type"] == "websocket.close":

@@ -34,7 +34,7 @@ def alice_watching(alice, campaign):
     return watcher(alice, campaign.pk)
 
 
-async def messages_until(ws: WebsocketCommunicator, predicate, timeout: float = 3) -> list[dict]:
+async def messages_until(ws: WebsocketCommunicator, predicate, timeout: float = 10) -> list[dict]:
     seen = []
     while True:
         seen.append(json.loads(await ws.receive_from(timeout)))
@@ -43,7 +43,7 @@ async def messages_until(ws: WebsocketCommunicator, predicate, timeout: float = 
 
 
 async def test_a_member_watches_state_levels_and_events(alice_watching, call):
-    connected, _ = await alice_watching.connect()
+    connected, _ = await alice_watching.connect(timeout=10)
     assert connected
     exotel = Exotel(f"/streams/{call.token}")
     assert await exotel.connect()
@@ -64,22 +64,22 @@ async def test_a_member_watches_state_levels_and_events(alice_watching, call):
 
 async def test_a_viewer_of_the_workspace_may_watch(bob, campaign):
     ws = await asyncio.to_thread(watcher, bob, campaign.pk)
-    assert (await ws.connect())[0]
+    assert (await ws.connect(timeout=10))[0]
     await ws.disconnect()
 
 
 async def test_charlie_cannot_watch_acmes_campaign(charlie, campaign):
     ws = await asyncio.to_thread(watcher, charlie, campaign.pk)
-    assert not (await ws.connect())[0]
+    assert not (await ws.connect(timeout=10))[0]
     assert await cache.aget(live.watchers_key(campaign.pk)) is None
 
 
 async def test_anonymous_and_foreign_origins_are_refused(alice, campaign):
     anonymous = WebsocketCommunicator(application, f"/live/campaigns/{campaign.pk}",
                                       headers=[(b"origin", b"http://127.0.0.1")])
-    assert not (await anonymous.connect())[0]
+    assert not (await anonymous.connect(timeout=10))[0]
     foreign = await asyncio.to_thread(watcher, alice, campaign.pk, origin=b"http://evil.example")
-    assert not (await foreign.connect())[0]
+    assert not (await foreign.connect(timeout=10))[0]
 
 
 async def test_nothing_is_published_when_nobody_watches(call):
@@ -97,7 +97,7 @@ async def test_nothing_is_published_when_nobody_watches(call):
 
 
 async def test_watchers_are_counted_and_uncounted(alice_watching, campaign):
-    await alice_watching.connect()
+    await alice_watching.connect(timeout=10)
     assert await cache.aget(live.watchers_key(campaign.pk)) == 1
     await alice_watching.disconnect()
     assert await cache.aget(live.watchers_key(campaign.pk)) == 0

@@ -15,6 +15,7 @@ from streams import prompts
 from streams.bots.relay import validate_relay
 from streams.models import StreamSession
 from tests.conftest import make_call, make_campaign, make_contact
+from tests.exotel.conftest import until
 from tests.processes import free_port
 from tests.streams.exotel_side import Exotel, tone, wav
 
@@ -76,7 +77,7 @@ async def test_it_relays_both_ways_with_the_calls_variables(external_bot, relay_
     exotel = Exotel(f"/streams/{call.token}")
     assert await exotel.connect()
     await exotel.start(lang="hi")
-    await asyncio.sleep(0.2)  # the relay connects
+    await until(lambda: external_bot.of(protocol.Start), what="the relay to connect")
     await exotel.media(tone(200))
     echoed = await exotel.frame()
     assert isinstance(echoed, protocol.BotMedia) and echoed.payload == tone(200)
@@ -87,7 +88,7 @@ async def test_it_relays_both_ways_with_the_calls_variables(external_bot, relay_
     await exotel.stop()
     assert await exotel.frame() == ("close", 1000)
     await exotel.hang_up()
-    await asyncio.sleep(0.1)
+    await until(lambda: external_bot.of(protocol.Stop), what="the bot to be told the call stopped")
     (start,) = external_bot.of(protocol.Start)
     assert start.stream_sid == "MZ1" and start.custom_parameters["plan"] == "gold"
     assert start.custom_parameters["lang"] == "hi" and start.custom_parameters["phone"] == call.phone
