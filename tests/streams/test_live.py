@@ -104,7 +104,7 @@ async def test_watchers_are_counted_and_uncounted(alice_watching, campaign):
 
 
 async def test_a_feed_cancelled_by_a_stopping_server_is_uncounted(alice_watching, campaign):
-    await alice_watching.connect()
+    await alice_watching.connect(timeout=10)
     alice_watching.future.cancel()  # what daphne does to every application left when it stops
     with pytest.raises(asyncio.CancelledError):
         await alice_watching.future

@@ -157,7 +157,7 @@ async def test_the_bots_opt_out_message_lists_the_number_while_the_call_goes_on(
         exotel = Exotel(f"/streams/{call.token}")
         assert await exotel.connect()
         await exotel.start()
-        await asyncio.sleep(0.2)  # the relay connects
+        await until(lambda: bot.of(protocol.Start), what="the relay to connect")
         await exotel.dtmf("9")
         entry = await listed(call)  # before the call ends
         assert (entry.source, entry.reason) == ("relay", f"{reason} (call {call.pk}, campaign {call.campaign_id})")
