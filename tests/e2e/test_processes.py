@@ -10,7 +10,7 @@ pytestmark = pytest.mark.e2e
 
 
 def sign_in(base_url: str, email: str, password: str = PASSWORD) -> httpx.Client:
-    client = httpx.Client(base_url=base_url, follow_redirects=True)
+    client = httpx.Client(base_url=base_url, follow_redirects=True, timeout=30)  # a first page, on a loaded machine
     form = client.get("/login/")
     csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
     client.post("/login/", data={"username": email, "password": password, "csrfmiddlewaretoken": csrf})

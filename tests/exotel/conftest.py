@@ -41,6 +41,7 @@ NUMBERS = {
     "silent": "+919800000005",        # answers, says nothing, never hangs up: the bot ends the call
     "dtmf": "+919800000006",          # presses 5 then 7
     "slow_ring": "+919800000007",     # rings 3 s (a shorter ring timeout makes it no-answer)
+    "talk": "+919800000008",          # answers at once, speaks, hangs up after 3 s: a late stream still carries audio
 }
 
 CONFIG = {
@@ -53,6 +54,7 @@ CONFIG = {
         NUMBERS["dtmf"]: {"hangup_after": 1.2, "script": [{"at": 0.3, "dtmf": "5"}, {"at": 0.6, "dtmf": "7"},
                                                          {"at": 0.1, "speech": 0.5}]},
         NUMBERS["slow_ring"]: {"ring_seconds": 3},
+        NUMBERS["talk"]: {"hangup_after": 3},
     },
     "max_allowed_streams": {SID_LIMITED: 1},
     "callback_retry_delay": 0.2,
@@ -130,7 +132,7 @@ def launch_simulator(tmp: Path, config: dict[str, Any], *extra: str) -> RunningS
          "--config", str(config_path), "--log", str(log_path), "--seed", "7", *extra],
         cwd=Path(__file__).resolve().parents[2], stdout=subprocess.DEVNULL, stderr=err_path.open("wb"))
     base_url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + 90  # as tests/processes.py: imports alone take seconds on a loaded machine
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"simulator exited: {err_path.read_text()}")

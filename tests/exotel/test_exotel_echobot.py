@@ -60,7 +60,7 @@ async def dial(sim, url: str, number: str = NUMBERS["answer"], **fields: Any) ->
 async def test_the_echo_bot_runs_with_no_violations_and_short_echoes_are_chunk_warnings(
         sim, bot_server, rate, echo_bytes):
     bot = EchoBotShapes()
-    sid = await dial(sim, await bot_server(bot) + f"?sample-rate={rate}")
+    sid = await dial(sim, await bot_server(bot) + f"?sample-rate={rate}", number=NUMBERS["talk"])
     call = await wait_for_end(sim, sid)
     echoed = sim.records("frame", call_sid=sid, dir="received", event="media")
     assert echoed and {frame["bytes"] for frame in echoed} == {echo_bytes}
