@@ -116,6 +116,7 @@ def legs_campaign(workspace, simulator_url: str, calls: int):
     queued calls."""
     from django.utils import timezone
 
+    from campaigns import compliance
     from campaigns.models import Call, Campaign, Contact
 
     account = workspace.exotel_accounts.get()
@@ -126,9 +127,12 @@ def legs_campaign(workspace, simulator_url: str, calls: int):
         state=Campaign.State.RUNNING, connect_mode=Campaign.ConnectMode.LEGS, greeting_text="Namaste.",
         contacts_total=calls, calls_total=calls, calls_live=calls, max_attempts=1,
     )
+    phones = [f"+9191{n:08d}" for n in range(calls)]
+    recipients = compliance.ensure_recipients(workspace.pk, phones)
     contacts = Contact.objects.bulk_create(
-        Contact(workspace=workspace, campaign=campaign, phone=f"+9191{n:08d}", state=Contact.State.CALLING, attempts=1)
-        for n in range(calls)
+        Contact(workspace=workspace, campaign=campaign, phone=phone, recipient_id=recipients[phone],
+                state=Contact.State.CALLING, attempts=1)
+        for phone in phones
     )
     return list(Call.objects.bulk_create(
         Call(workspace=workspace, campaign=campaign, contact=contact, attempt=1, phone=contact.phone,
