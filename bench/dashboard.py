@@ -104,8 +104,10 @@ def seed(calls: int):
         account = ExotelAccount.objects.create(workspace=workspace, label="Main", account_sid="bench1",
                                                api_key="k" * 12, api_token="t" * 12, max_allowed_streams=100)
         exophone = Exophone.objects.create(workspace=workspace, account=account, number="+918047491899")
-        campaigns = [Campaign.objects.create(workspace=workspace, name=name, account=account, exophone=exophone,
+        campaigns = [Campaign.objects.create(workspace=workspace, name=name, account=account,
                                              state=Campaign.State.RUNNING) for name, _ in SHARES]
+        for campaign in campaigns:
+            campaign.exophones.add(exophone)
     # Contact g belongs to the campaign whose share its g % 100 falls in.
     bounds, case = 0, []
     for campaign, (_, share) in zip(campaigns, SHARES, strict=True):

@@ -119,7 +119,8 @@ if not RECORD:
 else:  # the load mode's account; every stream of the run lands on this one call, each with its session
     account = ExotelAccount.objects.create(workspace=ws, label="Load", account_sid="ACload", api_key="k", api_token="t")
     line = Exophone.objects.create(workspace=ws, account=account, number="+918047491899", label="Load")
-    campaign = Campaign.objects.create(workspace=ws, name="Bench", account=account, exophone=line, bot_kind="echo")
+    campaign = Campaign.objects.create(workspace=ws, name="Bench", account=account, bot_kind="echo")
+    campaign.exophones.add(line)
     contact = Contact.objects.create(workspace=ws, campaign=campaign, phone="+919800000000", name="Load",
                                      recipient_id=compliance.ensure_recipients(ws.pk, ["+919800000000"])["+919800000000"])
     print(links.stream_url(Call.objects.create(workspace=ws, campaign=campaign, contact=contact, attempt=1,

@@ -85,9 +85,10 @@ def seed(calls: int):
                                            api_token="t")
     exophone = Exophone.objects.create(workspace=workspace, account=account, number="+918047491899")
     campaign = Campaign.objects.create(
-        workspace=workspace, name="Bench", account=account, exophone=exophone, state=Campaign.State.RUNNING,
+        workspace=workspace, name="Bench", account=account, state=Campaign.State.RUNNING,
         contacts_total=calls, calls_total=calls, calls_live=calls, max_attempts=1,
     )
+    campaign.exophones.add(exophone)
     phones = [f"+9190{n:08d}" for n in range(calls)]
     recipients = compliance.ensure_recipients(workspace.pk, phones)
     contacts = Contact.objects.bulk_create(
@@ -123,10 +124,12 @@ def legs_campaign(workspace, simulator_url: str, calls: int):
     account.api_base_url = simulator_url
     account.save()
     campaign = Campaign.objects.create(
-        workspace=workspace, name="Bench legs", account=account, exophone=account.exophones.get(),
+        workspace=workspace, name="Bench legs", account=account,
         state=Campaign.State.RUNNING, connect_mode=Campaign.ConnectMode.LEGS, greeting_text="Namaste.",
         contacts_total=calls, calls_total=calls, calls_live=calls, max_attempts=1,
     )
+    exophone = account.exophones.get()
+    campaign.exophones.add(exophone)
     phones = [f"+9191{n:08d}" for n in range(calls)]
     recipients = compliance.ensure_recipients(workspace.pk, phones)
     contacts = Contact.objects.bulk_create(
@@ -136,7 +139,7 @@ def legs_campaign(workspace, simulator_url: str, calls: int):
     )
     return list(Call.objects.bulk_create(
         Call(workspace=workspace, campaign=campaign, contact=contact, attempt=1, phone=contact.phone,
-             state=Call.State.QUEUED, enqueued_at=timezone.now())
+             exophone=exophone, state=Call.State.QUEUED, enqueued_at=timezone.now())
         for contact in contacts
     ))
 

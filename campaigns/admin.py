@@ -1,11 +1,12 @@
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils.html import format_html_join
 
-from campaigns import lifecycle
+from campaigns import lifecycle, pools
 from campaigns.models import Call, Campaign, CampaignEvent, Contact, DoNotCall, InvalidTransition
 from tenancy import weburls
-from tenancy.admin import RecordAdmin, WorkspaceScopedAdmin
+from tenancy.admin import RecordAdmin, SameWorkspaceForm, WorkspaceScopedAdmin
 
 
 def lifecycle_action(action: str):
@@ -25,8 +26,20 @@ def lifecycle_action(action: str):
     return act
 
 
+class CampaignAdminForm(SameWorkspaceForm):
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("account"):
+            try:
+                pools.check_pool(cleaned["account"], cleaned.get("exophones", ()))
+            except ValidationError as exc:
+                self.add_error(None, exc)
+        return cleaned
+
+
 @admin.register(Campaign)
 class CampaignAdmin(WorkspaceScopedAdmin):
+    form = CampaignAdminForm
     list_display = ["name", "workspace", "state", "connect_mode", "bot_kind", "contacts_total", "contacts_done"]
     list_filter = ["state", "connect_mode", "bot_kind", "workspace"]
     search_fields = ["name"]

@@ -33,7 +33,7 @@ State = Call.State
 OUTCOME_COUNTERS = {State.BUSY: "calls_busy", State.NO_ANSWER: "calls_no_answer", State.FAILED: "calls_failed"}
 REAP_BATCH = 1000  # calls per kind per reap; the oldest first, so the rest follow on the next one
 SETTABLE = {"exotel_sid", "leg_sid", "duration", "recording_url", "error", "detailed_status", "disposition",
-            "disconnected_by"}
+            "disconnected_by", "exotel_status"}
 
 
 def lock(call: Call) -> Call:

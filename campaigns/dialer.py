@@ -7,10 +7,11 @@ claims that many due contacts with `FOR UPDATE SKIP LOCKED`, each with its numbe
 (campaigns.models.Recipient), locked in the same query: two campaigns dialling one number at once
 take turns. The do-not-call gate comes first: a workspace whose list cannot be read
 (campaigns.donotcall) gets nothing planned, and its campaigns say why. Contacts on the list at that
-moment are skipped; the calling rules (campaigns.compliance: the recipient's window, attempt caps
+moment are skipped; contacts no number of the campaign's caller-ID pool may call (campaigns.pools:
+their country) too; the calling rules (campaigns.compliance: the recipient's window, attempt caps
 across campaigns) dial, hold or skip the rest, recording each hold and skip. Those dialled get a
-Call row each (queued, with its token and the rule that allowed it) and their tasks are sent after
-commit; `place_call` checks the list once more before it dials. A tick costs a bounded number of
+Call row each (queued, with its token, the rule that allowed it and its caller ID) and their tasks
+are sent after commit; `place_call` checks the list once more before it dials. A tick costs a bounded number of
 queries per campaign whatever the number of contacts: the claims walk the `contact_due` index.
 """
 
@@ -23,7 +24,18 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns import accounts, calls, compliance, donotcall, lifecycle, links, schedule, tasks
+from campaigns import (
+    accounts,
+    breaker,
+    calls,
+    compliance,
+    donotcall,
+    lifecycle,
+    links,
+    pools,
+    schedule,
+    tasks,
+)
 from campaigns.models import Call, Campaign, Contact, Hold
 from exotel import wire
 from exotel.errors import (
@@ -52,6 +64,7 @@ def dispatch(*, now=None) -> int:
     if not heartbeat.healthy(now=now):
         log.warning("dialling held: no stream server has published its heartbeat")
         return 0
+    breaker.review(now=now)
     campaigns = Campaign.objects.filter(state=Campaign.State.RUNNING).select_related("account").order_by("pk")
     headroom: dict[int, int | None] = {}
     queued = 0
@@ -98,9 +111,13 @@ def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[in
         )
         contacts = claim_due_contacts(campaign, budget, now=now) if budget else []
         dialling, skipped = skip_do_not_call(campaign, contacts, now=now)
-        admitted = compliance.admit(campaign, dialling, now=now)
+        choice = pools.choose_caller_ids(campaign, dialling, now=now)
+        skipped += compliance.record_holds(choice.not_allowed)
+        admitted = compliance.admit(campaign, [c for c in dialling if c.pk in choice.caller_ids], now=now)
         skipped += admitted.skipped
-        new_calls = queue_calls(campaign, admitted.dial, allowed_by=admitted.allowed_by, now=now)
+        pools.mark_used(choice, admitted.dial)
+        new_calls = queue_calls(campaign, admitted.dial, allowed_by=admitted.allowed_by,
+                                caller_ids=choice.caller_ids, now=now)
         pace = schedule.spend(pace, len(new_calls))
         Campaign.objects.filter(pk=campaign.pk).update(
             pace_credit=pace.credit, paced_at=pace.at, pace_factor=pace.factor,
@@ -111,8 +128,10 @@ def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[in
         if call_ids:
             # Robust: with the broker down the calls wait in their rows, and the reaper sends them.
             transaction.on_commit(lambda: send_place_calls(call_ids), robust=True)
+    if choice.paused:
+        lifecycle.pause_for_error(campaign, choice.paused)
     # Nothing left to claim, or only blocked numbers: the campaign may be done.
-    if (budget and not contacts) or (skipped and not new_calls):
+    elif (budget and not contacts) or (skipped and not new_calls):
         lifecycle.complete_if_done(campaign_id)
     return call_ids
 
@@ -169,7 +188,8 @@ def claim_due_contacts(campaign: Campaign, limit: int, *, now) -> list[Contact]:
     return claimed
 
 
-def queue_calls(campaign: Campaign, contacts: list[Contact], *, allowed_by: dict[int, str], now) -> list[Call]:
+def queue_calls(campaign: Campaign, contacts: list[Contact], *, allowed_by: dict[int, str], caller_ids: dict,
+                now) -> list[Call]:
     if not contacts:
         return []
     Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(
@@ -177,7 +197,8 @@ def queue_calls(campaign: Campaign, contacts: list[Contact], *, allowed_by: dict
     )
     return Call.objects.bulk_create(
         Call(workspace_id=campaign.workspace_id, campaign=campaign, contact=contact, attempt=contact.attempts + 1,
-             phone=contact.phone, created_at=now, enqueued_at=now, allowed_by=allowed_by[contact.pk])
+             phone=contact.phone, exophone=caller_ids[contact.pk], created_at=now, enqueued_at=now,
+             allowed_by=allowed_by[contact.pk])
         for contact in contacts
     )
 
@@ -231,7 +252,7 @@ def place_call(call_id: int, *, now=None) -> None:
     if claimed != 1:
         withdraw_blocked_call(call_id)
         return
-    call = Call.objects.select_related("campaign__account", "campaign__exophone", "workspace").get(pk=call_id)
+    call = Call.objects.select_related("campaign__account", "exophone", "workspace").get(pk=call_id)
     campaign = call.campaign
     try:
         with accounts.client_for(campaign.account, timeout=EXOTEL_TIMEOUT) as client:
@@ -241,15 +262,15 @@ def place_call(call_id: int, *, now=None) -> None:
         requeue(call, countdown=error.retry_after or schedule.DEFAULT_BACKOFF.total_seconds(), now=now)
     except TransientError as error:
         log.warning("call %s: transient Exotel error, retrying: %s", call.pk, error)
-        requeue(call, countdown=TRANSIENT_RETRY_SECONDS, now=now)
+        requeue(call, countdown=TRANSIENT_RETRY_SECONDS, now=now, exotel_status=error.status)
     except ValidationError as error:
         # Our request broke a documented limit (a number Exotel cannot dial): retrying cannot help.
         calls.advance(call, Call.State.FAILED, at=now, retry=False, error=str(error))
     except AuthenticationError as error:
-        calls.advance(call, Call.State.FAILED, at=now, error=str(error))
+        calls.advance(call, Call.State.FAILED, at=now, error=str(error), exotel_status=error.status)
         lifecycle.pause_for_error(campaign, f"Exotel refused the account's credentials: {error}")
     except RejectedError as error:
-        calls.advance(call, Call.State.FAILED, at=now, error=str(error))
+        calls.advance(call, Call.State.FAILED, at=now, error=str(error), exotel_status=error.status)
         if error.status == 402:  # plan or balance: every further call would be refused too
             lifecycle.pause_for_error(campaign, f"Exotel refused the call (plan or balance): {error}")
     except (OutcomeUnknownError, ExotelError) as error:
@@ -262,7 +283,7 @@ def place_call(call_id: int, *, now=None) -> None:
 def send_call(client, call: Call) -> tuple[str, str]:
     """The Exotel request for the campaign's connect mode; returns (call sid, leg sid)."""
     campaign, workspace = call.campaign, call.workspace
-    caller_id = wire.dialled_number(campaign.exophone.number, campaign.account.number_form, field_name="CallerId")
+    caller_id = wire.dialled_number(call.exophone.number, campaign.account.number_form, field_name="CallerId")
     if campaign.connect_mode == Campaign.ConnectMode.LEGS:
         leg = client.create_leg(wire.NewLeg(
             number=call.phone, exophone=caller_id, custom_param=call.token,
@@ -298,13 +319,17 @@ def bot_stream_url(call: Call) -> str:
     )
 
 
-def requeue(call: Call, *, countdown: float, now) -> None:
-    """Exotel certainly never took the request: the same attempt goes again later."""
+def requeue(call: Call, *, countdown: float, now, exotel_status: int | None = None) -> None:
+    """Exotel certainly never took the request: the same attempt goes again later.
+
+    `exotel_status`, a 5xx, is kept on the call: it counts against its number's health (breaker.py).
+    """
     with transaction.atomic():
         if not calls.advance(call, Call.State.QUEUED, at=now):
             return
         # Due later, not lost: the reaper counts its staleness from when it is due.
-        Call.objects.filter(pk=call.pk).update(enqueued_at=now + datetime.timedelta(seconds=countdown))
+        Call.objects.filter(pk=call.pk).update(
+            enqueued_at=now + datetime.timedelta(seconds=countdown), exotel_status=exotel_status or F("exotel_status"))
         transaction.on_commit(lambda: tasks.place_call.apply_async((call.pk,), countdown=countdown))
 
 

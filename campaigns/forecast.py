@@ -1,7 +1,7 @@
 """Before launch: how many contacts will be dialled, how many held back and why, and when it should end.
 
 Every pending contact goes through `screen`, the same checks in the same order as the dispatcher
-(do-not-call, then campaigns.compliance.judge), so the panel counts what the dispatcher will do.
+(do-not-call, the caller-ID pool's countries, then campaigns.compliance.judge), so the panel counts what the dispatcher will do.
 A check is a function of (Context, contact) returning a Verdict or None (no objection); add one to
 CHECKS to add a reason. The estimate of the finish time walks the calendar in SLOT steps from now:
 in each slot the campaign dials at its pacing rate the contacts whose windows are open and whose
@@ -14,7 +14,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from campaigns import compliance, donotcall, rules, schedule
+from campaigns import compliance, donotcall, pools, rules, schedule
 from campaigns.models import Campaign, Contact, Hold
 
 SLOT = datetime.timedelta(minutes=15)
@@ -26,17 +26,28 @@ class Context:
     window: schedule.Window
     policy: rules.Policy
     now: datetime.datetime
+    calling_codes: frozenset[int]  # what the campaign's caller-ID pool may call (campaigns.pools)
+
+    @classmethod
+    def of(cls, campaign: Campaign, now: datetime.datetime) -> "Context":
+        return cls(schedule.Window.of(campaign), rules.Policy.of(campaign.workspace), now, pools.calling_codes(campaign))
 
 
 def on_do_not_call(context: Context, contact: Contact) -> Verdict | None:
     return Verdict(reason=Hold.Reason.DO_NOT_CALL) if contact.on_do_not_call else None
 
 
+def country_not_allowed(context: Context, contact: Contact) -> Verdict | None:
+    if pools.in_countries(contact.phone, context.calling_codes):
+        return None
+    return Verdict(reason=Hold.Reason.COUNTRY_NOT_ALLOWED)
+
+
 def calling_rules(context: Context, contact: Contact) -> Verdict:
     return compliance.judge(context.window, context.policy, contact, contact.recipient.attempts, now=context.now)
 
 
-CHECKS = [on_do_not_call, calling_rules]
+CHECKS = [on_do_not_call, country_not_allowed, calling_rules]
 
 
 def screen(context: Context, contact: Contact) -> Verdict:
@@ -73,7 +84,7 @@ class Forecast:
 
 
 def forecast(campaign: Campaign, *, now: datetime.datetime) -> Forecast:
-    context = Context(schedule.Window.of(campaign), rules.Policy.of(campaign.workspace), now)
+    context = Context.of(campaign, now)
     result = Forecast()
     ready: dict[tuple[str, ...], list[datetime.datetime]] = defaultdict(list)  # zones: when each may go
     for contact in pending(campaign).iterator(chunk_size=2000):
@@ -114,7 +125,7 @@ def finish(context: Context, per_minute: int, ready: dict[tuple[str, ...], list[
 
 def held_rows(campaign: Campaign, *, now: datetime.datetime) -> Iterator[tuple]:
     """The contacts the forecast holds back, one row each with its reason, for the download."""
-    context = Context(schedule.Window.of(campaign), rules.Policy.of(campaign.workspace), now)
+    context = Context.of(campaign, now)
     yield ("phone", "name", "reason", "detail", "until")
     for contact in pending(campaign).iterator(chunk_size=2000):
         verdict = screen(context, contact)

@@ -4,6 +4,7 @@ import phonenumbers
 from django import forms
 from django.utils import timezone
 
+from campaigns import pools
 from campaigns.models import Call, Campaign
 from streams.bots import relay, script
 from tenancy.models import Exophone, ExotelAccount
@@ -44,7 +45,8 @@ class CampaignForm(forms.ModelForm):
     class Meta:
         model = Campaign
         fields = [
-            "name", "account", "exophone", "connect_mode", "flow_url", "greeting_text", "bot_kind", "bot_settings",
+            "name", "account", "exophones", "prefer_local_caller_id", "connect_mode", "flow_url", "greeting_text",
+            "bot_kind", "bot_settings",
             "sample_rate", "recording", "time_limit", "starts_at", "ends_at", "time_zone", "window_start",
             "window_end", "weekdays", "calls_per_minute", "max_concurrent", "max_attempts", "retry_after_minutes",
             "retry_on", "scrub_max_age_days",
@@ -55,8 +57,10 @@ class CampaignForm(forms.ModelForm):
             "window_start": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "window_end": forms.TimeInput(attrs={"type": "time"}, format="%H:%M"),
             "greeting_text": forms.TextInput(),
+            "exophones": forms.CheckboxSelectMultiple,
         }
-        labels = {"account": "Exotel account", "calls_per_minute": "Pacing (calls per minute)",
+        labels = {"account": "Exotel account", "exophones": "Caller IDs (Exophones)",
+                  "prefer_local_caller_id": "Prefer a local caller ID", "calls_per_minute": "Pacing (calls per minute)",
                   "max_concurrent": "Concurrent calls cap"}
         help_texts = {
             "starts_at": "Optional; in the campaign's time zone.",
@@ -65,12 +69,13 @@ class CampaignForm(forms.ModelForm):
             "flow_url": "Flow mode: the Exotel flow whose Voicebot applet points at this app.",
             "window_end": "In the campaign's time zone; the workspace's calling rules, in each recipient's time, "
                           "narrow it further.",
+            "exophones": "Calls rotate over these numbers, least recently used first.",
         }
 
     def __init__(self, *args, workspace, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["account"].queryset = ExotelAccount.objects.filter(workspace=workspace)
-        self.fields["exophone"].queryset = Exophone.objects.filter(workspace=workspace)
+        self.fields["exophones"].queryset = Exophone.objects.filter(workspace=workspace).select_related("account")
         self.fields["bot_settings"].widget.attrs["aria-describedby"] = "bot-settings-format"
         zone = zoneinfo.ZoneInfo(self.instance.time_zone)
         # Show stored UTC instants as wall-clock time in the campaign's zone, as they were typed.
@@ -78,6 +83,11 @@ class CampaignForm(forms.ModelForm):
             value = getattr(self.instance, name)
             if value and not self.is_bound:
                 self.initial[name] = value.astimezone(zone).replace(tzinfo=None)
+
+    @property
+    def row_fields(self) -> list[str]:
+        """The fields stored on the campaign's row (the pool is a relation, saved by save_m2m)."""
+        return [name for name in self.Meta.fields if name != "exophones"]
 
     def clean_time_zone(self):
         value = self.cleaned_data["time_zone"].strip()
@@ -95,6 +105,11 @@ class CampaignForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        if data.get("account"):
+            try:
+                pools.check_pool(data["account"], data.get("exophones", ()))
+            except forms.ValidationError as exc:
+                self.add_error(None, exc)
         validate = BOT_VALIDATORS.get(data.get("bot_kind"))
         if validate and "bot_settings" in data:
             try:

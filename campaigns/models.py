@@ -74,7 +74,10 @@ class Campaign(models.Model):
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="campaigns")
     name = models.CharField(max_length=120)
     account = models.ForeignKey(ExotelAccount, on_delete=models.PROTECT, related_name="campaigns")
-    exophone = models.ForeignKey(Exophone, on_delete=models.PROTECT, related_name="campaigns")
+    # The caller-ID pool (campaigns/pools.py): numbers of the campaign's account, least recently used first.
+    exophones = models.ManyToManyField(Exophone, related_name="campaigns")
+    prefer_local_caller_id = models.BooleanField(
+        default=False, help_text="Prefer a number in the recipient's area where the numbering data tells it.")
     connect_mode = models.CharField(max_length=10, choices=ConnectMode.choices, default=ConnectMode.VOICE_AI)
     flow_url = models.URLField(blank=True, max_length=300)
     greeting_text = models.CharField(max_length=500, blank=True)
@@ -148,8 +151,6 @@ class Campaign(models.Model):
             errors["window_end"] = "The daily window must not be empty."
         if any(outcome not in self.RETRY_OUTCOMES for outcome in self.retry_on or []):
             errors["retry_on"] = f"Retry outcomes are a subset of {', '.join(self.RETRY_OUTCOMES)}."
-        if self.exophone_id and self.account_id and self.exophone.account_id != self.account_id:
-            errors["exophone"] = "The Exophone must belong to the campaign's Exotel account."
         if errors:
             raise ValidationError(errors)
 
@@ -279,6 +280,7 @@ class Hold(models.Model):
         NO_WINDOW = "no-window", "Outside every window"
         CAP = "cap", "Attempt cap reached"
         UNREACHABLE = "unreachable", "Invalid or non-dialable number"
+        COUNTRY_NOT_ALLOWED = "country-not-allowed", "Country not allowed for this Exophone"
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
     campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="holds")
@@ -398,6 +400,8 @@ class Call(models.Model):
     contact = models.ForeignKey(Contact, on_delete=models.CASCADE, related_name="calls")
     attempt = models.PositiveIntegerField()
     phone = models.CharField(max_length=20)  # as dialled, kept here for search without a join
+    # The caller ID, chosen from the campaign's pool when the call is queued.
+    exophone = models.ForeignKey(Exophone, on_delete=models.PROTECT, null=True, related_name="calls")
     token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
     exotel_sid = models.CharField(max_length=64, blank=True, db_index=True)
     leg_sid = models.CharField(max_length=64, blank=True, db_index=True)
@@ -415,6 +419,8 @@ class Call(models.Model):
     disconnected_by = models.CharField(max_length=20, blank=True)
     detailed_status = models.CharField(max_length=100, blank=True)
     error = models.TextField(blank=True)
+    # The HTTP status of Exotel's refusal of this attempt, if any (a 5xx refusal retries the same attempt).
+    exotel_status = models.PositiveSmallIntegerField(null=True, blank=True)
     dead_air_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Legs: answer to first audio heard.")
     greeting_ended_at = models.DateTimeField(null=True, blank=True, help_text="Legs: Exotel's say_completed.")
     allowed_by = models.CharField(max_length=300, blank=True, help_text="The rules that let this attempt start.")
@@ -426,6 +432,7 @@ class Call(models.Model):
             models.Index(fields=["campaign", "-created_at", "-id"], name="call_campaign_page"),
             models.Index(fields=["workspace", "-created_at", "-id"], name="call_workspace_page"),
             models.Index(fields=["state", "enqueued_at"], name="call_state_enqueued"),  # the reaper's
+            models.Index(fields=["exophone", "created_at"], name="call_exophone_recent"),  # health's
         ]
 
     def __str__(self):

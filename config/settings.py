@@ -206,6 +206,12 @@ CALL_QUEUED_STALE_SECONDS = env.int("CALL_QUEUED_STALE_SECONDS", default=120)
 CALL_DIALING_STALE_SECONDS = env.int("CALL_DIALING_STALE_SECONDS", default=60)
 # An unknown call with no callback this long after its time limit is failed; the retry policy decides.
 CALL_UNKNOWN_GRACE_SECONDS = env.int("CALL_UNKNOWN_GRACE_SECONDS", default=300)
+# campaigns/breaker.py: a caller ID's health counts its calls of this window; the breaker pauses it for
+# the cool-down once at least MIN_CALLS of them have finished and this share of those failed.
+EXOPHONE_HEALTH_WINDOW_SECONDS = env.int("EXOPHONE_HEALTH_WINDOW_SECONDS", default=900)
+EXOPHONE_BREAKER_MIN_CALLS = env.int("EXOPHONE_BREAKER_MIN_CALLS", default=10)
+EXOPHONE_BREAKER_FAILURE_RATE = env.float("EXOPHONE_BREAKER_FAILURE_RATE", default=0.5)
+EXOPHONE_BREAKER_COOLDOWN_SECONDS = env.int("EXOPHONE_BREAKER_COOLDOWN_SECONDS", default=300)
 # The reference's 60-minute stream session limit; the stream server closes a stream at it.
 STREAM_MAX_SECONDS = env.float("STREAM_MAX_SECONDS", default=3600)
 # On SIGTERM the web server (config/server.py) lets live calls run this long before ending them.

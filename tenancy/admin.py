@@ -13,7 +13,7 @@ from django.contrib import admin, messages
 from django.contrib.admin import RelatedOnlyFieldListFilter
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from tenancy import members
 from tenancy.crypto import masked
@@ -48,7 +48,8 @@ class SameWorkspaceForm(forms.ModelForm):
         cleaned = super().clean()
         workspace = cleaned["workspace"].pk if cleaned.get("workspace") else self.instance.workspace_id
         for name, value in list(cleaned.items()):
-            if getattr(value, "workspace_id", workspace) != workspace:
+            chosen = value if isinstance(value, QuerySet) else [value]  # many-to-many: each one
+            if any(getattr(row, "workspace_id", workspace) != workspace for row in chosen):
                 self.add_error(name, "Choose one of the same workspace's.")
         return cleaned
 
@@ -65,6 +66,11 @@ class WorkspaceScopedAdmin(admin.ModelAdmin):
         related = db_field.related_model
         kwargs["queryset"] = related._default_manager.filter(staff_filter(request, related))
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        related = db_field.related_model
+        kwargs["queryset"] = related._default_manager.filter(staff_filter(request, related))
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     def get_list_filter(self, request):
         # Django's relation filter lists the whole related table (every workspace's name); this one

@@ -146,11 +146,34 @@ class ExotelAccount(models.Model):
         return f"{self.label} ({self.account_sid})"
 
 
+def validate_calling_codes(value) -> None:
+    if not isinstance(value, list) or any(
+        not isinstance(code, int) or phonenumbers.region_code_for_country_code(code) == "ZZ" for code in value
+    ):
+        raise ValidationError("Allowed countries are a list of country calling codes, such as [91, 971].")
+
+
 class Exophone(models.Model):
+    """A caller ID of an account; campaigns dial from pools of them (campaigns/pools.py)."""
+
+    class Breaker(models.TextChoices):
+        # campaigns/breaker.py: too many failures open it for a cool-down; then one trial call decides.
+        CLOSED = "closed", "In use"
+        OPEN = "open", "Paused"
+        HALF_OPEN = "half_open", "On trial"
+
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="exophones")
     account = models.ForeignKey(ExotelAccount, on_delete=models.CASCADE, related_name="exophones")
     number = models.CharField(max_length=20, validators=[validate_e164])
     label = models.CharField(max_length=100, blank=True)
+    # Country calling codes this number may call; empty means its own country's only.
+    allowed_countries = models.JSONField(default=list, blank=True, validators=[validate_calling_codes])
+    last_used_at = models.DateTimeField(null=True, blank=True)  # rotation: least recently used first
+    breaker = models.CharField(max_length=10, choices=Breaker.choices, default=Breaker.CLOSED)
+    breaker_reason = models.CharField(max_length=300, blank=True)
+    breaker_until = models.DateTimeField(null=True, blank=True)
+    # When the breaker last changed: health counts only calls since then (and a trial is the first).
+    breaker_changed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["number"]
@@ -158,3 +181,8 @@ class Exophone(models.Model):
 
     def __str__(self):
         return f"{self.number} {self.label}".strip()
+
+    @property
+    def calling_codes(self) -> set[int]:
+        """The country calling codes it may call (E.164 codes are prefix-free: a prefix test is exact)."""
+        return set(self.allowed_countries) or {phonenumbers.parse(self.number).country_code}

@@ -87,6 +87,8 @@ def exophone_delete(request, pk):
     exophone = get_object_or_404(scoped(request, Exophone), pk=pk)
     if exophone.campaigns.exists():
         messages.error(request, f"{exophone.number} is used by a campaign: change the campaign first.")
+    elif exophone.calls.exists():
+        messages.error(request, f"{exophone.number} placed calls, whose records name it: it is kept.")
     else:
         exophone.delete()
         messages.success(request, f"Exophone {exophone.number} removed.")

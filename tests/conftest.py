@@ -39,12 +39,20 @@ def make_account(workspace: Workspace, **overrides) -> ExotelAccount:
 
 
 def make_campaign(workspace: Workspace, **overrides) -> Campaign:
+    """A campaign whose caller-ID pool is `exophones` (default: the account's first number, made if none)."""
     account = overrides.pop("account", None) or workspace.exotel_accounts.first() or make_account(workspace)
-    exophone = overrides.pop("exophone", None) or account.exophones.first() or Exophone.objects.create(
+    exophones = overrides.pop("exophones", None) or [account.exophones.first() or Exophone.objects.create(
         workspace=workspace, account=account, number="+918047491899", label="Main line"
-    )
-    fields = {"name": "Renewals", "account": account, "exophone": exophone}
-    return Campaign.objects.create(workspace=workspace, **{**fields, **overrides})
+    )]
+    fields = {"name": "Renewals", "account": account}
+    campaign = Campaign.objects.create(workspace=workspace, **{**fields, **overrides})
+    campaign.exophones.set(exophones)
+    return campaign
+
+
+def call_abroad(campaign: Campaign, *codes: int) -> None:
+    """Its caller IDs may call these country codes too (campaigns.pools: by default only their own)."""
+    campaign.exophones.update(allowed_countries=[91, *codes])
 
 
 def make_contact(campaign: Campaign, **overrides) -> Contact:
@@ -55,7 +63,7 @@ def make_contact(campaign: Campaign, **overrides) -> Contact:
 
 def make_call(campaign: Campaign, **overrides) -> Call:
     contact = overrides.pop("contact", None) or make_contact(campaign)
-    fields = {"attempt": contact.attempts + 1, "phone": contact.phone}
+    fields = {"attempt": contact.attempts + 1, "phone": contact.phone, "exophone": campaign.exophones.first()}
     return Call.objects.create(workspace=campaign.workspace, campaign=campaign, contact=contact, **{**fields, **overrides})
 
 

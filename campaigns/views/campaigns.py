@@ -22,7 +22,7 @@ def overview(request):
 
 @role_required(Role.VIEWER)
 def campaign_list(request):
-    campaigns = scoped(request, Campaign).select_related("account", "exophone")
+    campaigns = scoped(request, Campaign).select_related("account").prefetch_related("exophones")
     return render(request, "campaigns/list.html", {"campaigns": campaigns})
 
 
@@ -44,7 +44,8 @@ def campaign_edit(request, pk):
     form = CampaignForm(request.POST or None, instance=campaign, workspace=request.workspace)
     if form.is_valid():
         # Only the form's own fields: the engine moves counters and state concurrently.
-        form.instance.save(update_fields=[*form.Meta.fields, "updated_at"])
+        form.save(commit=False).save(update_fields=[*form.row_fields, "updated_at"])
+        form.save_m2m()
         messages.success(request, "Campaign saved.")
         return redirect(campaign)
     return render(request, "campaigns/form.html", {"form": form, "campaign": campaign})
@@ -52,7 +53,7 @@ def campaign_edit(request, pk):
 
 @role_required(Role.VIEWER)
 def campaign_detail(request, pk):
-    campaign = get_object_or_404(scoped(request, Campaign).select_related("account", "exophone", "workspace"), pk=pk)
+    campaign = get_object_or_404(scoped(request, Campaign).select_related("account", "workspace"), pk=pk)
     return render(request, "campaigns/detail.html", {
         "campaign": campaign,
         "counters": queries.counters(campaign),

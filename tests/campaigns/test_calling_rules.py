@@ -10,7 +10,7 @@ from django.db import connection, connections, transaction
 from campaigns import calls, compliance, dialer, rules
 from campaigns.models import Call, Campaign, Contact, Hold, Recipient
 from tests.campaigns.test_dispatcher import NOON_FRIDAY, start, tick
-from tests.conftest import make_campaign, make_contact
+from tests.conftest import call_abroad, make_campaign, make_contact
 
 PHONES = {  # one recipient per zone, and one in two zones at once
     "+919876543210": ("Asia/Calcutta",),
@@ -53,6 +53,7 @@ def inside(policy: rules.Policy, phone: str, at: datetime.datetime) -> bool:
 def test_no_call_starts_outside_the_recipients_window(campaign, alice, sent, django_capture_on_commit_callbacks):
     for phone in PHONES:
         make_contact(campaign, phone=phone)
+    call_abroad(campaign, 1, 44, 61)
     start(campaign, alice, contacts=0, window_start=datetime.time(0), window_end=datetime.time(23, 59),
           weekdays=list(range(1, 8)), calls_per_minute=60, max_attempts=4, retry_after_minutes=60)
     Campaign.objects.filter(pk=campaign.pk).update(contacts_total=len(PHONES))
@@ -74,6 +75,7 @@ def test_a_window_across_midnight_meets_the_policy_in_each_zone(campaign, alice,
                                                                django_capture_on_commit_callbacks):
     for phone in ("+919876543210", "+447911123456"):
         make_contact(campaign, phone=phone)
+    call_abroad(campaign, 44)
     start(campaign, alice, contacts=0, window_start=datetime.time(22), window_end=datetime.time(6),
           weekdays=list(range(1, 8)), calls_per_minute=60)
     Campaign.objects.filter(pk=campaign.pk).update(contacts_total=2)

@@ -10,7 +10,7 @@ from campaigns import dialer, forecast
 from campaigns.models import Campaign, DoNotCall, Hold
 from tenancy.models import Workspace
 from tests.campaigns.test_dispatcher import NOON_FRIDAY, start, tick
-from tests.conftest import make_contact
+from tests.conftest import call_abroad, make_contact
 
 POLICY = {"calling_start": "08:00", "calling_end": "19:00", "quiet_weekdays": ["7"], "holidays": "2026-12-25\n",
           "max_attempts_per_day": "2", "max_attempts_per_week": "7"}
@@ -54,6 +54,7 @@ def test_the_campaign_page_counts_who_will_be_held_back_before_it_runs(alice_cli
     make_contact(campaign, phone="+919876543210")
     make_contact(campaign, phone="+12125550123", time_zone="America/New_York")
     make_contact(campaign, phone="+919876543211")
+    call_abroad(campaign, 1)
     DoNotCall.objects.create(workspace=campaign.workspace, phone="+919876543211")
     Campaign.objects.filter(pk=campaign.pk).update(window_start=datetime.time(10), window_end=datetime.time(16))
 

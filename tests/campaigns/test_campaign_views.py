@@ -14,7 +14,7 @@ pytestmark = pytest.mark.django_db
 
 def form_data(campaign, **overrides):
     data = {
-        "name": "Spring renewals", "account": campaign.account_id, "exophone": campaign.exophone_id,
+        "name": "Spring renewals", "account": campaign.account_id, "exophones": [campaign.exophones.get().pk],
         "connect_mode": "voice_ai", "bot_kind": "echo", "bot_settings": "{}", "sample_rate": 8000,
         "recording": "off", "time_limit": 3600, "time_zone": "Asia/Kolkata", "window_start": "09:00",
         "window_end": "21:00", "weekdays": ["1", "2", "3"], "calls_per_minute": 10, "max_concurrent": 5,
@@ -68,9 +68,9 @@ def test_bot_settings_must_be_a_json_object(alice_client, campaign):
 
 def test_another_workspaces_account_cannot_be_chosen(alice_client, campaign, globex):
     theirs = make_campaign(globex)
-    data = form_data(campaign, account=theirs.account_id, exophone=theirs.exophone_id)
+    data = form_data(campaign, account=theirs.account_id, exophones=[theirs.exophones.get().pk])
     errors = alice_client.post(reverse("campaigns:create"), data).context["form"].errors
-    assert {"account", "exophone"} <= set(errors)
+    assert {"account", "exophones"} <= set(errors)
 
 
 def test_editing_keeps_the_counters_the_engine_moved(alice_client, campaign):

@@ -145,10 +145,11 @@ def test_a_ticks_queries_do_not_grow_with_the_number_of_contacts(campaign, alice
     big = start(make_campaign(acme, account=campaign.account), alice, contacts=300, calls_per_minute=600,
                 pace_credit=3, paced_at=NOON_FRIDAY)
     heartbeat.publish("stream-server", now=NOON_FRIDAY)
-    # Two of them look for scheduled campaigns due to begin and for a stream server's heartbeat; one
-    # per campaign asks the do-not-call gate whether a file is being imported, and one writes its dialled
-    # numbers' attempt ledgers.
-    with django_assert_max_num_queries(26):
+    # Two of them look for scheduled campaigns due to begin and for a stream server's heartbeat, three
+    # review the caller IDs' breakers; per campaign, one asks the do-not-call gate whether a file is
+    # being imported, one writes its dialled numbers' attempt ledgers, and two lock its caller-ID pool
+    # and rotate it.
+    with django_assert_max_num_queries(33):
         dialer.dispatch(now=NOON_FRIDAY)
     assert Call.objects.filter(campaign=big).count() == 3
 

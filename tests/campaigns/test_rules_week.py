@@ -17,7 +17,7 @@ from django.db.models import Count, F
 from campaigns import dialer, forecast, imports, lifecycle, rules
 from campaigns.models import Call, Campaign, Contact, DoNotCall, Hold
 from streams import heartbeat
-from tests.conftest import make_campaign
+from tests.conftest import call_abroad, make_campaign
 
 MONDAY = datetime.datetime(2026, 11, 30, 0, 0, tzinfo=datetime.UTC)
 STEP = datetime.timedelta(minutes=30)
@@ -69,6 +69,7 @@ def test_a_week_of_calls_keeps_every_rule_and_the_forecast(acme, alice, monkeypa
     shared = make_campaign(acme, account=big.account, name="Collections", window_start=datetime.time(10),
                            window_end=datetime.time(16), weekdays=list(range(1, 7)), calls_per_minute=2000,
                            max_concurrent=100_000, max_attempts=3)
+    call_abroad(big, 1, 44, 61, 7)  # the two campaigns share their caller ID
     imports.import_now(big, io.BytesIO(("phone\n" + "\n".join(phones)).encode()), region="IN")
     imports.import_now(shared, io.BytesIO(("phone\n" + "\n".join(phones[::5])).encode()), region="IN")
     opted_out = phones[3::97]

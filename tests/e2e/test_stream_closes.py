@@ -18,7 +18,7 @@ from exotel import protocol
 from streams import services
 from streams.models import StreamSession
 from tests import processes
-from tests.conftest import make_account, make_call
+from tests.conftest import make_account, make_call, make_campaign
 from tests.streams.exotel_side import tone
 
 pytestmark = pytest.mark.e2e
@@ -142,9 +142,8 @@ def test_a_text_frame_that_is_not_utf8_is_closed_as_an_invalid_payload(daphne, c
 
 def test_a_bot_that_fails_ends_its_call_with_a_server_error(daphne, campaign, acme):
     # A script stored before validation existed (or edited past it): the bot raises on its first step.
-    broken = Campaign.objects.create(workspace=acme, name="Broken", account=campaign.account,
-                                     exophone=campaign.exophone, bot_kind="script",
-                                     bot_settings={"steps": [{"pause": "soon"}]})
+    broken = make_campaign(acme, name="Broken", account=campaign.account, bot_kind="script",
+                           bot_settings={"steps": [{"pause": "soon"}]})
     call = make_call(broken)
     assert closed_after(stream_url(daphne, f"/streams/{call.token}"), *start_frames()) == 4011
     session = session_of(call)

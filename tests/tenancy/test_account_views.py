@@ -5,7 +5,7 @@ from django.urls import reverse
 
 from tenancy.models import Exophone, ExotelAccount
 from tests import processes
-from tests.conftest import make_account
+from tests.conftest import make_account, make_call
 
 pytestmark = pytest.mark.django_db
 
@@ -86,8 +86,17 @@ def test_exophones_are_added_in_e164_and_edited(alice_client, acme):
 
 
 def test_an_exophone_in_use_is_not_removed(alice_client, campaign):
-    alice_client.post(reverse("tenancy:exophone_delete", args=[campaign.exophone_id]))
-    assert Exophone.objects.filter(pk=campaign.exophone_id).exists()
+    exophone = campaign.exophones.get()
+    alice_client.post(reverse("tenancy:exophone_delete", args=[exophone.pk]))
+    assert Exophone.objects.filter(pk=exophone.pk).exists()
+
+
+def test_an_exophone_that_placed_calls_is_kept_with_them(alice_client, campaign):
+    exophone = campaign.exophones.get()
+    make_call(campaign)
+    campaign.exophones.clear()
+    alice_client.post(reverse("tenancy:exophone_delete", args=[exophone.pk]))
+    assert Exophone.objects.filter(pk=exophone.pk).exists()
 
 
 def test_a_viewer_reads_accounts_but_cannot_change_them(bob_client, acme):
@@ -100,7 +109,7 @@ def test_a_viewer_reads_accounts_but_cannot_change_them(bob_client, acme):
 
 
 def test_charlie_cannot_touch_acmes_account_or_exophone(charlie_client, campaign):
-    account, exophone = campaign.account, campaign.exophone
+    account, exophone = campaign.account, campaign.exophones.get()
     assert charlie_client.get(reverse("tenancy:account_edit", args=[account.pk])).status_code == 404
     data = {**NEW, "account_sid": account.account_sid}
     assert charlie_client.post(reverse("tenancy:account_edit", args=[account.pk]), data).status_code == 404

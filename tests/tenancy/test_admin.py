@@ -34,7 +34,7 @@ def staff_client(dora):
 def globex_call(globex, charlie):
     account = make_account(globex, label="Globex line")
     exophone = Exophone.objects.create(workspace=globex, account=account, number="+918047400001")
-    campaign = make_campaign(globex, name="Globex winback", account=account, exophone=exophone)
+    campaign = make_campaign(globex, name="Globex winback", account=account, exophones=[exophone])
     return make_call(campaign, contact=make_contact(campaign, name="Gloria Secret", phone="+919811122233"))
 
 
@@ -71,16 +71,16 @@ def test_staff_see_only_their_workspaces(staff_client, acme, globex):
     "/admin/campaigns/contact/add/?campaign={campaign}",
     "/admin/streams/streamsession/add/?call={call}",
     "/admin/callbacks/webhookevent/add/?call={call}",
-    "/admin/campaigns/campaign/add/?account={account}&exophone={exophone}&created_by={charlie}",
+    "/admin/campaigns/campaign/add/?account={account}&exophones={exophone}&created_by={charlie}",
     "/admin/tenancy/exophone/add/?account={account}",
 ])
 def test_add_pages_label_no_other_workspaces_row(staff_client, globex_call, charlie, url):
     campaign = globex_call.campaign
     shown = page(staff_client, url.format(
         contact=globex_call.contact_id, campaign=campaign.pk, call=globex_call.pk, account=campaign.account_id,
-        exophone=campaign.exophone_id, charlie=charlie.pk,
+        exophone=campaign.exophones.get().pk, charlie=charlie.pk,
     ))
-    for secret in ("Gloria Secret", "+919811122233", "Globex", campaign.exophone.number, charlie.email):
+    for secret in ("Gloria Secret", "+919811122233", "Globex", campaign.exophones.get().number, charlie.email):
         assert secret not in shown
 
 
@@ -142,7 +142,7 @@ def test_even_a_superuser_keeps_the_last_owner(admin_client, alice):
 def campaign_form(campaign, **changes) -> dict:
     fields = {
         "workspace": campaign.workspace_id, "name": campaign.name, "account": campaign.account_id,
-        "exophone": campaign.exophone_id, "connect_mode": campaign.connect_mode, "bot_kind": campaign.bot_kind,
+        "exophones": [campaign.exophones.get().pk], "connect_mode": campaign.connect_mode, "bot_kind": campaign.bot_kind,
         "bot_settings": "{}", "sample_rate": campaign.sample_rate, "recording": campaign.recording,
         "time_limit": campaign.time_limit, "window_start": "09:00", "window_end": "21:00", "weekdays": "[1, 2, 3]",
         "time_zone": campaign.time_zone, "calls_per_minute": 10, "max_concurrent": 5, "max_attempts": 3,

@@ -96,7 +96,7 @@ class Acme:
         members = [make_user("alice@example.org", acme, Role.OWNER), make_user("bob@example.org", acme, Role.VIEWER)]
         account = make_account(acme, label="Acme Vault Line", account_sid="acmevault1")
         exophone = Exophone.objects.create(workspace=acme, account=account, number="+918047400777")
-        campaign = make_campaign(acme, name="Acme Renewals Sweep", account=account, exophone=exophone)
+        campaign = make_campaign(acme, name="Acme Renewals Sweep", account=account, exophones=[exophone])
         contact = make_contact(campaign, name="Zenobia Quill", phone="+919900011122")
         self.call = make_call(campaign, contact=contact, exotel_sid="acmeexotelsid0001")
         CampaignEvent.objects.create(workspace=acme, campaign=campaign, action="started")

@@ -97,12 +97,13 @@ def seed(*, simulator_url: str) -> Campaign:
     campaign = Campaign.objects.filter(workspace=workspace, name="Demo renewals").first()
     if campaign is None:
         campaign = Campaign.objects.create(
-            workspace=workspace, name="Demo renewals", account=account, exophone=exophone,
+            workspace=workspace, name="Demo renewals", account=account,
             bot_kind=Campaign.BotKind.ECHO, recording=Campaign.Recording.SINGLE,
             # Any hour, any day, so the demo runs whenever it is started.
             window_start="00:00", window_end="23:59", weekdays=[1, 2, 3, 4, 5, 6, 7],
             calls_per_minute=20, max_concurrent=3, max_attempts=2, retry_after_minutes=1,
         )
+        campaign.exophones.add(exophone)
         csv = "phone,name\n" + "".join(f"{phone},{name}\n" for phone, name, _ in CONTACTS)
         imports.import_now(campaign, io.BytesIO(csv.encode()), region="IN")
         lifecycle.start_campaign(campaign, by=None)
