@@ -67,12 +67,16 @@ class ExophoneForm(forms.ModelForm):
 
     class Meta:
         model = Exophone
-        fields = ["account", "number", "label"]
+        fields = ["account", "number", "label", "allowed_countries"]
+        help_texts = {"allowed_countries": "Country calling codes it may call, as [91, 971]; blank: its own country only."}
 
     def __init__(self, *args, workspace, **kwargs):
         super().__init__(*args, **kwargs)
         self.instance.workspace = workspace
         self.fields["account"].queryset = ExotelAccount.objects.filter(workspace=workspace)
+
+    def clean_allowed_countries(self):
+        return self.cleaned_data["allowed_countries"] or []
 
     def clean(self):
         data = super().clean()

@@ -7,7 +7,7 @@ from django.utils import timezone
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
-from campaigns import accounts, links, rules
+from campaigns import accounts, breaker, links, rules
 from exotel.errors import ExotelError
 from streams import services as stream_services
 from tenancy import access, members
@@ -36,9 +36,12 @@ def switch(request):
 
 @role_required(Role.VIEWER)
 def account_list(request):
-    return render(request, "tenancy/accounts.html", {
-        "accounts": scoped(request, ExotelAccount).prefetch_related("exophones"),
-    })
+    accounts = list(scoped(request, ExotelAccount).prefetch_related("exophones"))
+    exophones = [exophone for account in accounts for exophone in account.exophones.all()]
+    health = breaker.health_of(exophones, now=timezone.now())
+    for exophone in exophones:
+        exophone.health = health[exophone.pk]
+    return render(request, "tenancy/accounts.html", {"accounts": accounts})
 
 
 @role_required(Role.ADMIN)

@@ -1,5 +1,7 @@
 """Exotel accounts and Exophones: admins manage them, secrets never come back, test connection speaks."""
 
+import datetime
+
 import pytest
 from django.urls import reverse
 
@@ -83,6 +85,17 @@ def test_exophones_are_added_in_e164_and_edited(alice_client, acme):
     assert exophone.label == "Support"
     response = alice_client.post(reverse("tenancy:exophone_create"), {"account": account.pk, "number": "12", "region": "IN"})
     assert "number" in response.context["form"].errors
+
+
+def test_the_exophones_page_shows_a_paused_number_with_why_and_until_when(alice_client, campaign):
+    exophone = campaign.exophones.get()
+    Exophone.objects.filter(pk=exophone.pk).update(
+        breaker=Exophone.Breaker.OPEN, breaker_reason="8 of its last 10 calls failed",
+        breaker_until=datetime.datetime(2026, 12, 2, 10, 30, 5, tzinfo=datetime.UTC))
+    make_call(campaign, state="failed")
+    page = alice_client.get(reverse("tenancy:accounts")).content.decode()
+    assert "Paused</span>" in page and "until 16:00:05: 8 of its last 10 calls failed" in page  # in Kolkata
+    assert "1 calls since" in page and "0% answered, 100% failed" in page and "calls +91" in page
 
 
 def test_an_exophone_in_use_is_not_removed(alice_client, campaign):
