@@ -125,10 +125,12 @@ class Simulator:
 
     # --- faults and limits ---------------------------------------------------------------------
 
-    def take_fault(self, endpoint: str) -> Fault | None:
+    def take_fault(self, endpoint: str, caller_id: str = "") -> Fault | None:
+        """The first fault for this request (`caller_id`: the E.164 Exophone it dials from, if any)."""
         for entry in self.faults:
             fault, used = entry
-            if fault.endpoint in (endpoint, "any") and (fault.times == 0 or used < fault.times):
+            if (fault.endpoint in (endpoint, "any") and fault.caller_id in ("", caller_id)
+                    and (fault.times == 0 or used < fault.times)):
                 entry[1] = used + 1
                 return fault
         return None

@@ -36,7 +36,10 @@ Format (every key optional; times in seconds; numbers keyed by E.164):
   "active_streams" | "call_details" | "get_leg" | "any"; kind "status" answers `status` with Exotel's error shape (and
   Retry-After when `retry_after` is set), "slow" waits `delay` then answers normally, "timeout"
   does the work (the call may exist) and holds the answer for `delay` (default 600) seconds;
-  `times` limits a fault to the next N matching requests (0: all). PUT /_sim/faults replaces them.
+  `times` limits a fault to the next N matching requests (0: all); `caller_id` (E.164) limits it to
+  dials from that Exophone (connect's CallerId, a leg's exophone): a failing caller ID, e.g.
+  {"endpoint": "connect", "caller_id": "+918047400002", "kind": "status", "status": 503}.
+  PUT /_sim/faults replaces them.
 - max_allowed_streams: per account; a dial beyond it is refused with 429 (see calls.py).
 - flows: flow id -> its Voicebot URL (ws(s):// or http(s):// returning {"url": ...}) and Passthru;
   passthru_style "flat" | "nested" | "json"; applet "voicebot" (bidirectional, the default) or
@@ -96,6 +99,7 @@ class Fault:
     retry_after: str = ""
     delay: float = 600.0
     times: int = 0
+    caller_id: str = ""  # E.164: only dials from this Exophone
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,7 @@ def parse_fault(raw: Mapping[str, Any]) -> Fault:
                  kind=_choice(raw.get("kind"), FAULT_KINDS, "kind"), status=int(raw.get("status", 500)),
                  message=str(raw.get("message", "")), code=str(raw.get("code", "")),
                  retry_after=str(raw.get("retry_after", "")), delay=float(raw.get("delay", 600.0)),
-                 times=int(raw.get("times", 0)))
+                 times=int(raw.get("times", 0)), caller_id=str(raw.get("caller_id", "")))
 
 
 def parse_flow(raw: Mapping[str, Any]) -> Flow:

@@ -122,7 +122,8 @@ def api(endpoint: str, style: str | Callable[[web.Request], str], handler: Handl
             _check_auth(sim, request, account_sid)
             if "unreadable" in body:
                 raise ApiError(400, body["unreadable"])
-            fault = sim.take_fault(endpoint)
+            caller_id = str(body.get("callerid") or body.get("exophone") or "")
+            fault = sim.take_fault(endpoint, e164_from_dialled(caller_id) if caller_id else "")
             fault_kind = fault.kind if fault else ""
             if fault and fault.kind == "status":
                 raise ApiError(fault.status, fault.message or f"Simulated error {fault.status}", fault.code,
