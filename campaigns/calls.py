@@ -3,7 +3,8 @@
 Every change of a call's state goes through `advance`, which locks the call row, applies the
 change only if `Call.TRANSITIONS` allows it (so a repeated or late event, such as an `in-progress`
 after `completed`, changes nothing), and in the same transaction moves the campaign's counters
-with F() updates and settles the contact when the call ends.
+with F() updates, the charts' rollups (campaigns/rollups.py) too, and settles the contact when
+the call ends.
 
 Counters: `calls_live` counts calls not yet final (queued through unknown): the dispatcher's
 concurrency cap; like busy / no-answer / failed, `calls_answered` counts calls that have ended (those
@@ -26,7 +27,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from campaigns import lifecycle
+from campaigns import lifecycle, rollups
 from campaigns.models import Call, Campaign, Contact
 
 State = Call.State
@@ -62,6 +63,10 @@ def advance(call: Call, new: State, *, at: datetime.datetime | None = None, retr
             counters.update(_settle_contact(locked, retry=retry, now=at or timezone.now()))
         if counters:
             Campaign.objects.filter(pk=locked.campaign_id).update(**counters)
+        if new in Call.FINAL_STATES:
+            rollups.count_ended(locked)
+        if "disposition" in changed:
+            rollups.move_disposition(locked, "", locked.disposition)
         if "contacts_done" in counters:
             lifecycle.complete_if_done(locked.campaign_id)
     for name in changed:
@@ -78,9 +83,23 @@ def fill(call: Call, **fields) -> bool:
         filled = fill_blanks(locked, fields)
         if filled:
             locked.save(update_fields=filled)
+        if "disposition" in filled:
+            rollups.move_disposition(locked, "", locked.disposition)
     for name in filled:
         setattr(call, name, getattr(locked, name))
     return bool(filled)
+
+
+def set_disposition(call_id: int, disposition: str) -> bool:
+    """The bot's conclusion, over whatever the call's disposition was (a flow's Passthru may have set one)."""
+    with transaction.atomic(savepoint=False):
+        locked = Call.objects.select_for_update().get(pk=call_id)
+        if locked.disposition == disposition:
+            return False
+        rollups.move_disposition(locked, locked.disposition, disposition)
+        locked.disposition = disposition
+        locked.save(update_fields=["disposition"])
+    return True
 
 
 def fill_blanks(call: Call, fields: dict) -> list[str]:
@@ -99,8 +118,7 @@ def fill_blanks(call: Call, fields: dict) -> list[str]:
 
 def _final_counters(call: Call) -> dict:
     counters = {"calls_live": F("calls_live") - 1}
-    # A completed call was answered even when its `answered` callback lost the race to `terminal`.
-    if call.answered_at or call.state == State.COMPLETED:
+    if call.was_answered:
         counters["calls_answered"] = F("calls_answered") + 1
     if call.state in OUTCOME_COUNTERS:
         counters[OUTCOME_COUNTERS[call.state]] = F(OUTCOME_COUNTERS[call.state]) + 1

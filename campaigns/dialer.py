@@ -33,6 +33,7 @@ from campaigns import (
     lifecycle,
     links,
     pools,
+    rollups,
     schedule,
     tasks,
 )
@@ -124,6 +125,7 @@ def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[in
             calls_total=F("calls_total") + len(new_calls), calls_live=F("calls_live") + len(new_calls),
             contacts_done=F("contacts_done") + len(skipped),
         )
+        rollups.count_placed(campaign.workspace_id, campaign.pk, len(new_calls), at=now)
         call_ids = [call.pk for call in new_calls]
         if call_ids:
             # Robust: with the broker down the calls wait in their rows, and the reaper sends them.
@@ -155,6 +157,7 @@ def withdraw_blocked_call(call_id: int) -> bool:
         if call is None:
             return False
         call.delete()
+        rollups.uncount_placed(call.campaign_id, [call.created_at])
         skipped = Contact.objects.filter(pk=call.contact_id, state=Contact.State.CALLING).update(
             state=Contact.State.SKIPPED, outcome="do-not-call", attempts=F("attempts") - 1
         )

@@ -13,7 +13,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns import compliance, donotcall
+from campaigns import compliance, donotcall, rollups
 from campaigns.models import Call, Campaign, CampaignEvent, Contact, InvalidTransition
 
 State = Campaign.State
@@ -150,6 +150,7 @@ def withdraw_queued_calls(campaign: Campaign) -> int:
     call_ids, contact_ids, recipient_ids, created = zip(*queued, strict=True)
     compliance.give_back(list(zip(recipient_ids, created, strict=True)))
     Call.objects.filter(pk__in=call_ids).delete()
+    rollups.uncount_placed(campaign.pk, created)
     Contact.objects.filter(pk__in=contact_ids, state=Contact.State.CALLING).update(
         state=Contact.State.PENDING, attempts=F("attempts") - 1
     )

@@ -441,6 +441,11 @@ class Call(models.Model):
     def get_absolute_url(self):
         return reverse("campaigns:call", args=[self.pk])
 
+    @property
+    def was_answered(self) -> bool:
+        # A completed call was answered even when its `answered` callback lost the race to `terminal`.
+        return self.answered_at is not None or self.state == self.State.COMPLETED
+
     def transition(self, new: "Call.State", *, at: datetime.datetime | None = None) -> list[str]:
         """Apply a state change and stamp its time; returns the fields to save."""
         check_transition(self.TRANSITIONS, self.state, new, what="A call")
@@ -450,3 +455,39 @@ class Call(models.Model):
             return ["state"]
         setattr(self, stamp, at or timezone.now())
         return ["state", stamp]
+
+
+class QuarterRollup(models.Model):
+    """A campaign's calls placed in one quarter hour (UTC), and how many of those have ended and were answered.
+
+    Kept by the engine as calls change (campaigns/rollups.py), so that the charts read a day's 96 rows
+    instead of every call.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="quarters")
+    starts_at = models.DateTimeField()
+    placed = models.PositiveIntegerField(db_default=0)  # an upsert names only what it adds
+    ended = models.PositiveIntegerField(db_default=0)
+    answered = models.PositiveIntegerField(db_default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "starts_at"], name="one_rollup_per_quarter")]
+
+    def __str__(self):
+        return f"{self.campaign_id} at {self.starts_at:%Y-%m-%d %H:%M}: {self.placed} placed"
+
+
+class DispositionRollup(models.Model):
+    """How many of a campaign's calls have one disposition, kept by the engine (campaigns/rollups.py)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="dispositions")
+    disposition = models.CharField(max_length=100)
+    calls = models.PositiveIntegerField(db_default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "disposition"], name="one_rollup_per_disposition")]
+
+    def __str__(self):
+        return f"{self.campaign_id} {self.disposition}: {self.calls}"

@@ -1,8 +1,8 @@
 """Dashboard reads, each bounded whatever the number of calls.
 
-Campaign totals come from the counter columns the engine keeps; lists page by keyset on the
-(…, -created_at, -id) indexes, never by OFFSET or COUNT(*); the few aggregates that remain scan one
-campaign's index range or one day of a workspace.
+Campaign totals come from the counter columns the engine keeps, its charts from the rollups it keeps
+(campaigns/rollups.py); lists page by keyset on the (…, -created_at, -id) indexes, never by OFFSET
+or COUNT(*); the one aggregate over calls that remains scans one day of a workspace.
 """
 
 import base64
@@ -10,22 +10,17 @@ import datetime
 import zoneinfo
 from dataclasses import dataclass
 
-from django.core.cache import cache
-from django.db.models import Avg, Count, Q, QuerySet, Sum
-from django.db.models.functions import TruncHour
+from django.db.models import Avg, Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from campaigns.models import Call, Campaign
+from campaigns.rollups import ANSWERED, ENDED
 from config.redaction import REDACTED
 from tenancy.models import ExotelAccount, Workspace
 
 PAGE_SIZE = 50
-# The answer rate is answered calls over finished calls: a call counts once it has ended, as
-# answered if it ever was (a completed call was, even if its `answered` callback never came).
-FINISHED = Q(state__in=Call.FINAL_STATES)
-ANSWERED_AND_FINISHED = FINISHED & (Q(answered_at__isnull=False) | Q(state=Call.State.COMPLETED))
 CHART_HOURS = 24
-CHARTS_FOR = 30  # seconds a campaign's charts are reused: live figures come from the counters
+HOUR = datetime.timedelta(hours=1)
 
 
 @dataclass
@@ -97,10 +92,11 @@ def overview(workspace: Workspace) -> dict:
         live=Sum("campaigns__calls_live", default=0)
     )
     start, end = day_bounds(timezone.localdate(timezone=zoneinfo.ZoneInfo(workspace.time_zone)), workspace.time_zone)
+    # The answer rate is answered calls over ended calls: a call on the line is in neither.
     today = Call.objects.filter(workspace=workspace, created_at__gte=start, created_at__lt=end).aggregate(
         total=Count("pk"),
-        ended=Count("pk", filter=FINISHED),
-        answered=Count("pk", filter=ANSWERED_AND_FINISHED),
+        ended=Count("pk", filter=ENDED),
+        answered=Count("pk", filter=ANSWERED),
         talk=Avg("duration", filter=Q(answered_at__isnull=False)),
     )
     return {
@@ -130,57 +126,36 @@ def outcomes(campaign: Campaign) -> list[tuple[str, str, int]]:
 def dispositions(campaign: Campaign) -> list[dict]:
     """Calls per disposition the bot or flow set, most frequent first."""
     return list(
-        Call.objects.filter(campaign=campaign)
-        .exclude(disposition="")
-        .values("disposition")
-        .annotate(n=Count("pk"))
-        .order_by("-n")[:20]
+        campaign.dispositions.filter(calls__gt=0).order_by("-calls", "disposition").values("disposition", n=F("calls"))[:20]
     )
 
 
 def hourly(campaign: Campaign, *, hours: int = CHART_HOURS, now: datetime.datetime | None = None) -> list[dict]:
-    """Calls placed and answer rate per hour over the last `hours`, empty hours included."""
-    now = now or timezone.now()
+    """Calls placed and their answer rate per hour of the campaign's time zone over the last `hours`.
+
+    Summed from the quarter-hour rollups: a local hour is four whole quarters of UTC in every zone.
+    """
     tz = zoneinfo.ZoneInfo(campaign.time_zone)
-    first = (now - datetime.timedelta(hours=hours - 1)).astimezone(tz).replace(minute=0, second=0, microsecond=0)
-    counted = {
-        row["hour"]: row
-        for row in Call.objects.filter(campaign=campaign, created_at__gte=first)
-        .annotate(hour=TruncHour("created_at", tzinfo=tz))
-        .values("hour")
-        .annotate(
-            n=Count("pk"),
-            ended=Count("pk", filter=FINISHED),
-            answered=Count("pk", filter=ANSWERED_AND_FINISHED),
-        )
-    }
-    series = []
-    for i in range(hours):
-        hour = (first + datetime.timedelta(hours=i)).astimezone(tz)
-        row = counted.get(hour, {"n": 0, "ended": 0, "answered": 0})
-        series.append({"hour": hour, "n": row["n"], "answer_rate": rate(row["answered"], row["ended"])})
-    peak = max((point["n"] for point in series), default=0) or 1
-    for point in series:
-        point["height"] = round(100 * point["n"] / peak)
-    return series
-
-
-def chart_key(campaign: Campaign) -> str:
-    # The creation time too, so a database rebuilt with the same ids never meets old charts.
-    return f"campaign-charts:{campaign.pk}:{campaign.created_at.timestamp()}"
+    local = ((now or timezone.now()) - (hours - 1) * HOUR).astimezone(tz)
+    # In UTC from here on: adding hours to a local time would cross a DST change by the wall clock.
+    start = local.replace(minute=0, second=0, microsecond=0).astimezone(datetime.UTC)
+    counted = [{"n": 0, "ended": 0, "answered": 0} for _ in range(hours)]
+    for quarter in campaign.quarters.filter(starts_at__gte=start, starts_at__lt=start + hours * HOUR):
+        row = counted[(quarter.starts_at - start) // HOUR]
+        row["n"] += quarter.placed
+        row["ended"] += quarter.ended
+        row["answered"] += quarter.answered
+    peak = max(row["n"] for row in counted) or 1
+    return [
+        {"hour": (start + i * HOUR).astimezone(tz), "n": row["n"], "answer_rate": rate(row["answered"], row["ended"]),
+         "height": round(100 * row["n"] / peak)}
+        for i, row in enumerate(counted)
+    ]
 
 
 def charts(campaign: Campaign) -> dict:
-    """Calls per hour, answer rate and dispositions: aggregates over up to a campaign's every call.
-
-    At a million calls they take a few hundred ms, so the page loads them apart from itself and
-    they are computed at most once per CHARTS_FOR seconds per campaign, whoever is watching.
-    """
-    return cache.get_or_set(
-        chart_key(campaign),
-        lambda: {"hourly": hourly(campaign), "dispositions": dispositions(campaign)},
-        CHARTS_FOR,
-    )
+    """Calls per hour, answer rate and dispositions: a day's rollup rows and a campaign's dispositions."""
+    return {"hourly": hourly(campaign), "dispositions": dispositions(campaign)}
 
 
 def live_calls(campaign: Campaign, *, limit: int = 50) -> list[Call]:

@@ -15,7 +15,7 @@ import secrets
 from django.core import signing
 from django.utils import timezone
 
-from campaigns import donotcall, links
+from campaigns import calls, donotcall, links
 from campaigns.models import Call
 from exotel.protocol import Start
 from streams import prompts
@@ -160,7 +160,7 @@ def close_session(stream: Stream) -> None:
     StreamSession.objects.filter(pk=stream.session_id).update(**fields)
     if stream.binding.call_id is not None:
         if bot and bot.disposition:
-            Call.objects.filter(pk=stream.binding.call_id).update(disposition=bot.disposition[:100])
+            calls.set_disposition(stream.binding.call_id, bot.disposition[:100])
         if stream.opted_out:  # recorded when it happened; again here, in case that write failed
             record_opt_out(stream.binding.call_id, stream.opted_out)
 

@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.db import connections
 from django.test import Client
 
-from campaigns import compliance
+from campaigns import compliance, rollups
 from campaigns.models import Call, Campaign, Contact
 from tenancy.models import Exophone, ExotelAccount, Membership, Role, Workspace
 
@@ -62,9 +62,15 @@ def make_contact(campaign: Campaign, **overrides) -> Contact:
 
 
 def make_call(campaign: Campaign, **overrides) -> Call:
+    """A call as the engine would have it, counted in the charts' rollups as it stands."""
     contact = overrides.pop("contact", None) or make_contact(campaign)
     fields = {"attempt": contact.attempts + 1, "phone": contact.phone, "exophone": campaign.exophones.first()}
-    return Call.objects.create(workspace=campaign.workspace, campaign=campaign, contact=contact, **{**fields, **overrides})
+    call = Call.objects.create(workspace=campaign.workspace, campaign=campaign, contact=contact, **{**fields, **overrides})
+    rollups.count_placed(call.workspace_id, call.campaign_id, 1, at=call.created_at)
+    if call.state in Call.FINAL_STATES:
+        rollups.count_ended(call)
+    rollups.move_disposition(call, "", call.disposition)
+    return call
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@
   }
   window.setTimeout(poll, POLL_MS);
 
-  // Charts aggregate up to every call of the campaign: fetched apart so the page never waits on them.
+  // Charts (read from the rollups the engine keeps) are fetched apart from the page and refreshed.
   var CHARTS_MS = 30000;
   var charts = document.getElementById("charts");
   function loadCharts() {
