@@ -57,6 +57,10 @@ class Policy:
         return f"{self.start:%H:%M}–{self.end:%H:%M} recipient time, {self.per_day}/24 h, {self.per_week}/7 d"
 
 
+# Every hour of every day, for a workspace that calls only the Exotel simulator (the demo, the test suite):
+# the policy that lets a campaign started at any hour run at once.
+WHOLE_DAY = {"calling_start": datetime.time.min, "calling_end": datetime.time.max}
+
 # Presets the workspace settings offer; each sets the window and the caps (quiet days stay as chosen).
 PRESETS = {
     "trai": ("TRAI commercial communication: 09:00–21:00, 3 a day, 10 a week",

@@ -9,9 +9,20 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from config.celery import app as celery_app
+from tenancy.models import Workspace
 from tests import processes
 
 UPLOAD_CSV = b"phone,name,plan\n+919876543210,Asha,gold\nnot a number,Bad,\n+919876543210,Dup,\n09876543211,Vikram,silver\n"
+
+
+@pytest.fixture
+def default_policy(acme):
+    """For the calling rules' own tests: acme with the policy window a new workspace gets (09:00–21:00)."""
+    window = ("calling_start", "calling_end")
+    for name in window:
+        setattr(acme, name, Workspace._meta.get_field(name).get_default())
+    acme.save(update_fields=window)
+    return acme
 
 
 @pytest.fixture

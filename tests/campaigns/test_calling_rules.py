@@ -12,6 +12,8 @@ from campaigns.models import Call, Campaign, Contact, Hold, Recipient
 from tests.campaigns.test_dispatcher import NOON_FRIDAY, start, tick
 from tests.conftest import call_abroad, make_campaign, make_contact
 
+pytestmark = pytest.mark.usefixtures("default_policy")  # the product's policy window
+
 PHONES = {  # one recipient per zone, and one in two zones at once
     "+919876543210": ("Asia/Calcutta",),
     "+12125550123": ("America/New_York",),

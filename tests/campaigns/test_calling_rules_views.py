@@ -12,6 +12,8 @@ from tenancy.models import Workspace
 from tests.campaigns.test_dispatcher import NOON_FRIDAY, start, tick
 from tests.conftest import call_abroad, make_contact
 
+pytestmark = pytest.mark.usefixtures("default_policy")  # the product's policy window
+
 POLICY = {"calling_start": "08:00", "calling_end": "19:00", "quiet_weekdays": ["7"], "holidays": "2026-12-25\n",
           "max_attempts_per_day": "2", "max_attempts_per_week": "7"}
 

@@ -51,7 +51,7 @@ def test_a_new_campaign_dials_one_call_then_keeps_its_rate(campaign, alice, sent
 
 
 def test_it_never_dials_outside_the_window(campaign, alice, sent, django_capture_on_commit_callbacks):
-    start(campaign, alice)
+    start(campaign, alice, window_start=datetime.time(9), window_end=datetime.time(21), weekdays=[1, 2, 3, 4, 5, 6])
     assert tick(SUNDAY, django_capture_on_commit_callbacks) == 0
     assert tick(NOON_FRIDAY.replace(hour=16), django_capture_on_commit_callbacks) == 0  # 21:30 in Kolkata
     assert not Call.objects.exists()

@@ -19,6 +19,8 @@ from campaigns.models import Call, Campaign, Contact, DoNotCall, Hold
 from streams import heartbeat
 from tests.conftest import call_abroad, make_campaign
 
+pytestmark = pytest.mark.usefixtures("default_policy")  # the product's policy window
+
 MONDAY = datetime.datetime(2026, 11, 30, 0, 0, tzinfo=datetime.UTC)
 STEP = datetime.timedelta(minutes=30)
 COUNTRIES = [  # (prefix, digits after it, share of the contacts)

@@ -23,11 +23,11 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
-from campaigns import imports, lifecycle
+from campaigns import imports, lifecycle, rules
 from campaigns.models import Campaign
 from config.celery import app as celery_app
 from tenancy import services as tenancy
-from tenancy.models import Exophone, ExotelAccount
+from tenancy.models import Exophone, ExotelAccount, Workspace
 
 log = logging.getLogger(__name__)
 EMAIL, PASSWORD = "demo@example.org", "demo-password"
@@ -87,6 +87,9 @@ class Command(BaseCommand):
 def seed(*, simulator_url: str) -> Campaign:
     """The demo workspace, its simulator-backed account and a running campaign (reused when present)."""
     workspace, _ = tenancy.bootstrap_workspace(slug="demo", name="Demo", email=EMAIL, password=PASSWORD)
+    # Its numbers are the simulator's, so the calling rules' window is the whole day: the demo runs
+    # whenever it is started (a real workspace keeps 09:00–21:00 recipient time, or its own).
+    Workspace.objects.filter(pk=workspace.pk).update(**rules.WHOLE_DAY)
     account, _ = ExotelAccount.objects.update_or_create(
         workspace=workspace, account_sid=ACCOUNT_SID,
         defaults={"label": "Simulator", "api_key": API_KEY, "api_token": API_TOKEN, "api_base_url": simulator_url},
