@@ -9,6 +9,10 @@ at a time (one lookup, one INSERT … ON CONFLICT DO NOTHING each), so memory st
 the file's size; duplicates in the file are simply found listed. Progress is the share of bytes read.
 
 Registry files may be bare lists of numbers: a first line that is itself a number is read as data.
+
+An import whose task shows no sign of life for STALLED_AFTER (its message lost with a broker restart,
+its worker killed) is sent again by the beat (`stalled`), so the gate it holds never waits for ever;
+importing again is safe, and a task claims the import first, so two never work on it at once.
 """
 
 import csv
@@ -18,6 +22,7 @@ from collections.abc import Iterable
 
 from django.core.files.storage import default_storage
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from campaigns import csvfile, imports
@@ -27,6 +32,7 @@ from tenancy.models import Workspace
 State = DoNotCallImport.State
 REGISTRY_MAX_ROWS = 50_000_000  # the national registry's files hold millions; the upload limit bounds them first
 ERRORS_KEPT = 500
+STALLED_AFTER = datetime.timedelta(minutes=10)  # a window of a thousand rows takes well under a second
 
 
 def path(job: DoNotCallImport) -> str:
@@ -59,9 +65,9 @@ def read_header(lines: Iterable[str], region: str):
 
 def import_file(job_id: int) -> None:
     """Add every valid number of the file to the list, a window at a time; the gate opens at the end."""
-    job = DoNotCallImport.objects.filter(pk=job_id, state=State.IMPORTING).first()
-    if job is None:
-        return  # finished already (the task delivered twice)
+    if not _claim(job_id):
+        return  # finished already, or another task is at work on it (the task delivered twice)
+    job = DoNotCallImport.objects.get(pk=job_id)
     size = default_storage.size(path(job))
     max_rows = REGISTRY_MAX_ROWS if job.source == DoNotCall.Source.REGISTRY else None
     counts = {"added": 0, "already": 0, "rejected": 0}
@@ -76,6 +82,7 @@ def import_file(job_id: int) -> None:
                 counts["added"] += added
                 counts["already"] += len(phones) - added
                 imports.record_progress(job, lines.bytes_read, size)
+                DoNotCallImport.objects.filter(pk=job.pk).update(worked_at=timezone.now())
     except csvfile.ImportRefused as exc:
         # What came before the refusal stays listed: each of those numbers was asked for.
         _finish(job, State.REFUSED, counts, errors, message=str(exc))
@@ -87,6 +94,20 @@ def import_file(job_id: int) -> None:
         raise
     else:
         _finish(job, State.IMPORTED, counts, errors)
+
+
+def stalled(*, now: datetime.datetime | None = None) -> list[int]:
+    """Imports still holding their workspace's gate whose task has shown no sign of life for a while."""
+    since = (now or timezone.now()) - STALLED_AFTER
+    return list(DoNotCallImport.objects.filter(state=State.IMPORTING).filter(
+        Q(worked_at__lt=since) | Q(worked_at__isnull=True, created_at__lt=since)).values_list("pk", flat=True))
+
+
+def _claim(job_id: int) -> bool:
+    """Take the import for this task: unfinished, and nobody at work on it (or the one who was is gone)."""
+    now = timezone.now()
+    return bool(DoNotCallImport.objects.filter(pk=job_id, state=State.IMPORTING).filter(
+        Q(worked_at__isnull=True) | Q(worked_at__lt=now - STALLED_AFTER)).update(worked_at=now))
 
 
 def _valid_phones(rows: list[csvfile.Row], counts: dict, errors: list[dict]) -> list[str]:

@@ -354,6 +354,7 @@ class DoNotCallImport(models.Model):
     errors = models.JSONField(default=list, blank=True, help_text="The first rejected rows.")
     message = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    worked_at = models.DateTimeField(null=True, blank=True, help_text="The importing task's last sign of life.")
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -54,6 +54,13 @@ def import_dnc_file(import_id: int) -> None:
 
 
 @shared_task
+def resume_stalled_dnc_imports() -> None:
+    """Beat: send again the do-not-call imports whose task was lost (they hold their workspace's dialling)."""
+    for import_id in dncfiles.stalled():
+        import_dnc_file.delay(import_id)
+
+
+@shared_task
 def forget_stale_uploads() -> None:
     """Beat, hourly: delete uploads nobody confirmed within a day."""
     imports.forget_stale_uploads()

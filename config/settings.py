@@ -184,6 +184,8 @@ CELERY_BEAT_SCHEDULE = {
                    "options": {"expires": 60}},
     "forget-uploads": {"task": "campaigns.tasks.forget_stale_uploads", "schedule": 3600.0,
                        "options": {"expires": 3600}},
+    "resume-dnc-imports": {"task": "campaigns.tasks.resume_stalled_dnc_imports", "schedule": 120.0,
+                           "options": {"expires": 120}},
     # Each account's ActiveStreams in a task of its own, outside the tick (campaigns/accounts.py).
     "read-capacity": {"task": "campaigns.tasks.read_capacities", "schedule": 5.0, "options": {"expires": 10}},
     "reconcile-calls": {"task": "campaigns.tasks.reconcile_calls",

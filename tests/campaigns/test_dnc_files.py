@@ -6,8 +6,9 @@ import datetime
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
+from django.utils import timezone
 
-from campaigns import csvfile, dncfiles, donotcall, lifecycle
+from campaigns import csvfile, dncfiles, donotcall, lifecycle, tasks
 from campaigns.models import Call, Campaign, DoNotCall, DoNotCallImport, InvalidTransition
 from tests.campaigns.test_dispatcher import NOON_FRIDAY, start, tick
 from tests.conftest import make_contact
@@ -94,6 +95,35 @@ def test_an_import_that_fails_says_so_and_opens_the_gate(acme, alice, monkeypatc
         dncfiles.import_file(job.pk)
     job.refresh_from_db()
     assert job.state == "refused" and "import the file again" in job.message
+    donotcall.check_gate(acme.pk)  # open
+
+
+def test_an_import_whose_task_was_lost_is_sent_again_and_never_imported_twice_at_once(acme, alice,
+                                                                                        monkeypatch):
+    job = dncfiles.receive(acme, SimpleUploadedFile("r.csv", b"9876543210\n"), source="upload", region="IN",
+                           user=alice)  # its task's message is lost: a broker restart
+    resent = []
+    monkeypatch.setattr(tasks.import_dnc_file, "delay", resent.append)
+    tasks.resume_stalled_dnc_imports()
+    assert resent == []  # not yet: the task may only be waiting its turn
+    later = timezone.now() + dncfiles.STALLED_AFTER + datetime.timedelta(seconds=1)
+    monkeypatch.setattr(timezone, "now", lambda: later)
+    tasks.resume_stalled_dnc_imports()
+    assert resent == [job.pk]
+    with pytest.raises(donotcall.GateClosed):
+        donotcall.check_gate(acme.pk)  # held all along
+
+    # A task at work on it keeps it: a second delivery meanwhile does nothing.
+    DoNotCallImport.objects.filter(pk=job.pk).update(worked_at=later)
+    dncfiles.import_file(job.pk)
+    assert DoNotCallImport.objects.get(pk=job.pk).state == DoNotCallImport.State.IMPORTING
+    assert dncfiles.stalled(now=later) == []
+
+    # Its worker dies; once it has been silent long enough, the next task imports the file.
+    monkeypatch.setattr(timezone, "now", lambda: later + dncfiles.STALLED_AFTER + datetime.timedelta(seconds=1))
+    dncfiles.import_file(job.pk)
+    job.refresh_from_db()
+    assert (job.state, job.added) == (DoNotCallImport.State.IMPORTED, 1)
     donotcall.check_gate(acme.pk)  # open
 
 
