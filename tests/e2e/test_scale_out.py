@@ -12,6 +12,7 @@ fail: a stopping server refuses new connections, and the proxy sends them to its
 
 import shutil
 import signal
+import socket
 from collections import Counter
 from functools import partial
 
@@ -51,6 +52,14 @@ def started(transactional_db, tmp_path, settings):
 def plan() -> list[tuple[str, str]]:
     fates = ["busy"] * 2 + ["no-answer"] * 2 + ["answer"] * 16
     return [(f"+9193{i:08d}", fate) for i, fate in enumerate(fates, start=1)]
+
+
+def refuses(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return True
+    return False
 
 
 def test_a_campaign_behind_the_proxy_survives_restarting_one_of_each(started, acme, alice, tmp_path):
@@ -95,7 +104,8 @@ def test_a_campaign_behind_the_proxy_survives_restarting_one_of_each(started, ac
     old_streams.process.send_signal(signal.SIGTERM)
     for service in (web_1, applier_1, worker_1):
         service.stop()
-    processes.wait_until(lambda: "draining" in old_streams.output(), timeout=30, what="the stream server to drain")
+    # Its listening socket closes a moment after it says it drains: the successor binds once it has.
+    processes.wait_until(lambda: refuses(port_of(old_streams)), timeout=30, what="the stream server to stop listening")
     started += processes.start_together(stream_server("streams-1-again", port=port_of(old_streams)),
                                         web_process("web-1-again", port=port_of(web_1)), applier("applier-again"),
                                         worker("worker-1-again"))
