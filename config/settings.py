@@ -119,7 +119,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="")
 # Installations (or test runs) that share one Redis database or one VAR_DIR keep apart by namespace:
-# it prefixes every Redis key (broker, results, channel layer, cache) and names the file queue's folder.
+# it prefixes Redis keys (results, channel layer, cache; not the broker's, below) and names the file queue's folder.
 NAMESPACE = env("NAMESPACE", default="")
 _KEY_PREFIX = f"{NAMESPACE}:" if NAMESPACE else ""
 if REDIS_URL:
@@ -131,7 +131,9 @@ if REDIS_URL:
     # An unacknowledged message (its worker died) comes back after this long. Redis's default hour,
     # kept: a delayed retry (Retry-After) waits unacknowledged in a worker and must not come back
     # early, and a lost place_call needs no redelivery (the reaper resends it from its row).
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "global_keyprefix": _KEY_PREFIX}
+    # Not the broker's keys: with kombu's prefixed client a worker died while Redis came back (an
+    # acknowledgement found no connection: 'NoneType' object has no attribute 'hostname').
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
     # Shared by every process: the live view's watcher counts (streams.live) live here. A Redis that
     # hangs instead of refusing must not hold a live stream that asks it for long.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
