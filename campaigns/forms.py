@@ -8,6 +8,7 @@ from campaigns import pools
 from campaigns.models import Call, Campaign
 from streams.bots import relay, script
 from tenancy.models import Exophone, ExotelAccount
+from transfers.models import AgentGroup
 
 WEEKDAYS = [(1, "Mon"), (2, "Tue"), (3, "Wed"), (4, "Thu"), (5, "Fri"), (6, "Sat"), (7, "Sun")]
 REGIONS = sorted(
@@ -46,7 +47,7 @@ class CampaignForm(forms.ModelForm):
         model = Campaign
         fields = [
             "name", "account", "exophones", "prefer_local_caller_id", "connect_mode", "flow_url", "greeting_text",
-            "bot_kind", "bot_settings",
+            "transfer_group", "bot_kind", "bot_settings",
             "sample_rate", "recording", "time_limit", "starts_at", "ends_at", "time_zone", "window_start",
             "window_end", "weekdays", "calls_per_minute", "max_concurrent", "max_attempts", "retry_after_minutes",
             "retry_on", "scrub_max_age_days",
@@ -60,7 +61,8 @@ class CampaignForm(forms.ModelForm):
             "exophones": forms.CheckboxSelectMultiple,
         }
         labels = {"account": "Exotel account", "exophones": "Caller IDs (Exophones)",
-                  "prefer_local_caller_id": "Prefer a local caller ID", "calls_per_minute": "Pacing (calls per minute)",
+                  "prefer_local_caller_id": "Prefer a local caller ID",
+                  "transfer_group": "Transfers go to", "calls_per_minute": "Pacing (calls per minute)",
                   "max_concurrent": "Concurrent calls cap"}
         help_texts = {
             "starts_at": "Optional; in the campaign's time zone.",
@@ -70,12 +72,16 @@ class CampaignForm(forms.ModelForm):
             "window_end": "In the campaign's time zone; the workspace's calling rules, in each recipient's time, "
                           "narrow it further.",
             "exophones": "Calls rotate over these numbers, least recently used first.",
+            "transfer_group": "Who takes the calls the bot transfers to a person. Legs mode rings them from the "
+                              "call's Exophone; Flow mode hands the call to the flow's Transfer applet; "
+                              "Voice AI (direct) has no transfer: use Legs.",
         }
 
     def __init__(self, *args, workspace, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["account"].queryset = ExotelAccount.objects.filter(workspace=workspace)
         self.fields["exophones"].queryset = Exophone.objects.filter(workspace=workspace).select_related("account")
+        self.fields["transfer_group"].queryset = AgentGroup.objects.filter(workspace=workspace)
         self.fields["bot_settings"].widget.attrs["aria-describedby"] = "bot-settings-format"
         zone = zoneinfo.ZoneInfo(self.instance.time_zone)
         # Show stored UTC instants as wall-clock time in the campaign's zone, as they were typed.

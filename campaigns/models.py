@@ -81,6 +81,9 @@ class Campaign(models.Model):
     connect_mode = models.CharField(max_length=10, choices=ConnectMode.choices, default=ConnectMode.VOICE_AI)
     flow_url = models.URLField(blank=True, max_length=300)
     greeting_text = models.CharField(max_length=500, blank=True)
+    # Who takes the calls a bot transfers (transfers/): Legs rings them itself, Flow hands over to its Transfer applet.
+    transfer_group = models.ForeignKey("transfers.AgentGroup", on_delete=models.PROTECT, null=True, blank=True,
+                                       related_name="campaigns")
     bot_kind = models.CharField(max_length=10, choices=BotKind.choices, default=BotKind.ECHO)
     bot_settings = models.JSONField(default=dict, blank=True)
     sample_rate = models.PositiveIntegerField(choices=SAMPLE_RATES, default=8000)
@@ -145,6 +148,9 @@ class Campaign(models.Model):
         errors = {}
         if self.connect_mode == self.ConnectMode.FLOW and not self.flow_url:
             errors["flow_url"] = "Flow mode needs the flow URL."
+        if self.transfer_group_id and self.connect_mode == self.ConnectMode.VOICE_AI:
+            errors["transfer_group"] = ("Voice AI (direct) calls cannot be transferred: Exotel has no transfer "
+                                        "there. Choose Legs (we ring the agents) or Flow (its Transfer applet).")
         if self.ends_at and self.starts_at and self.ends_at <= self.starts_at:
             errors["ends_at"] = "The end must come after the start."
         if self.window_start == self.window_end:

@@ -63,6 +63,7 @@ INSTALLED_APPS = [
     "campaigns",
     "streams",
     "callbacks",
+    "transfers",
 ]
 
 MIDDLEWARE = [

@@ -6,6 +6,7 @@ urlpatterns = [
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("workspaces/", include("tenancy.urls")),
+    path("agents/", include("transfers.urls")),
     path("admin/", admin.site.urls),
     path("hooks/", include("callbacks.urls")),
     path("streams/", include("streams.urls")),
