@@ -1,10 +1,21 @@
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html_join
 
-from campaigns import lifecycle, pools
-from campaigns.models import Call, Campaign, CampaignEvent, Contact, DoNotCall, InvalidTransition
+from campaigns import lifecycle, pools, rules
+from campaigns.models import (
+    Call,
+    Campaign,
+    CampaignEvent,
+    Contact,
+    DoNotCall,
+    DoNotCallImport,
+    Hold,
+    InvalidTransition,
+    Recipient,
+)
 from tenancy import weburls
 from tenancy.admin import RecordAdmin, SameWorkspaceForm, WorkspaceScopedAdmin
 
@@ -82,6 +93,40 @@ class DoNotCallAdmin(WorkspaceScopedAdmin):
     list_display = ["phone", "workspace", "source", "reason", "created_at"]
     list_filter = ["source", "workspace"]
     search_fields = ["phone"]
+
+
+@admin.register(DoNotCallImport)
+class DoNotCallImportAdmin(RecordAdmin):
+    list_display = ["__str__", "workspace", "source", "file_date", "state", "progress", "added", "rejected", "created_at"]
+    list_filter = ["source", "state", "workspace"]
+
+
+@admin.register(Hold)
+class HoldAdmin(RecordAdmin):
+    """Why the dispatcher held each contact back; the pre-launch panel and held.csv read the same rows."""
+
+    list_display = ["phone", "campaign", "reason", "detail", "at", "until"]
+    list_filter = ["reason", "workspace"]
+    search_fields = ["phone"]
+    list_select_related = ["campaign"]
+    date_hierarchy = "at"
+
+
+@admin.register(Recipient)
+class RecipientAdmin(RecordAdmin):
+    """The per-number ledger the attempt caps are checked on."""
+
+    list_display = ["phone", "workspace", "attempts_24h", "attempts_7d"]
+    list_filter = ["workspace"]
+    search_fields = ["phone"]
+
+    @admin.display(description="Attempts (24 h)")
+    def attempts_24h(self, recipient):
+        return rules.counts(recipient.attempts, timezone.now())[0]
+
+    @admin.display(description="Attempts (7 d)")
+    def attempts_7d(self, recipient):
+        return rules.counts(recipient.attempts, timezone.now())[1]
 
 
 @admin.register(Call)

@@ -211,6 +211,8 @@ class ExotelAccountAdmin(WorkspaceScopedAdmin):
 
 @admin.register(Exophone)
 class ExophoneAdmin(WorkspaceScopedAdmin):
-    list_display = ["number", "label", "account", "workspace"]
-    list_filter = ["workspace"]
+    list_display = ["number", "label", "account", "workspace", "breaker"]
+    list_filter = ["breaker", "workspace"]
     search_fields = ["number", "label"]
+    # The breaker is the engine's (campaigns/breaker.py): a hand edit would resume a number Exotel refuses.
+    readonly_fields = ["breaker", "breaker_reason", "breaker_until", "breaker_changed_at"]

@@ -190,6 +190,20 @@ def test_lifecycle_changes_are_admin_actions(staff_client, dora, campaign):
     ]
 
 
+def test_the_breaker_is_the_engines_not_a_hand_edit(staff_client, campaign):
+    exophone = campaign.exophones.get()
+    exophone.breaker, exophone.breaker_reason = Exophone.Breaker.OPEN, "Exotel refused 4 with a 5xx"
+    exophone.save()
+    response = staff_client.post(f"/admin/tenancy/exophone/{exophone.pk}/change/", {
+        "workspace": exophone.workspace_id, "account": exophone.account_id, "number": exophone.number,
+        "label": "Renamed", "breaker": Exophone.Breaker.CLOSED, "breaker_reason": "",
+    })
+    assert response.status_code == 302
+    exophone.refresh_from_db()
+    assert exophone.label == "Renamed"
+    assert (exophone.breaker, exophone.breaker_reason) == (Exophone.Breaker.OPEN, "Exotel refused 4 with a 5xx")
+
+
 def test_the_admin_never_shows_credentials(staff_client, campaign):
     account = campaign.account
     shown = page(staff_client, f"/admin/tenancy/exotelaccount/{account.pk}/change/")

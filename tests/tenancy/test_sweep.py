@@ -25,7 +25,7 @@ from django.urls.resolvers import RegexPattern
 
 from callbacks.models import WebhookEvent
 from campaigns import imports
-from campaigns.models import CampaignEvent, DoNotCall
+from campaigns.models import CampaignEvent, DoNotCall, DoNotCallImport, Hold
 from config.asgi import application
 from streams import services as stream_services
 from streams.models import Prompt, StreamServer, StreamSession
@@ -101,6 +101,10 @@ class Acme:
         self.call = make_call(campaign, contact=contact, exotel_sid="acmeexotelsid0001")
         CampaignEvent.objects.create(workspace=acme, campaign=campaign, action="started")
         DoNotCall.objects.create(workspace=acme, phone="+919812345678", reason="Zenobia asked")
+        DoNotCallImport.objects.create(workspace=acme, source=DoNotCall.Source.UPLOAD, region="IN",
+                                       reason="Acme vault opt-outs")
+        Hold.objects.create(workspace=acme, campaign=campaign, contact=contact, phone=contact.phone,
+                            reason=Hold.Reason.CAP, detail="Zenobia capped", at=self.call.created_at)
         StreamSession.objects.create(workspace=acme, call=self.call, stream_sid="MZacmestream01",
                                      started_at=self.call.created_at)
         WebhookEvent.objects.create(workspace=acme, kind=WebhookEvent.Kind.STATUS, method="POST", call=self.call,
@@ -112,7 +116,8 @@ class Acme:
         self.secrets = [
             acme.name, acme.webhook_token, *(user.email for user in members), account.label, account.account_sid,
             exophone.number, campaign.name, contact.name, contact.phone, "+919812345678", self.call.token,
-            "MZacmestream01", stream_services.test_stream_token(acme), "+919900011133",
+            "MZacmestream01", stream_services.test_stream_token(acme), "+919900011133", "Acme vault opt-outs",
+            "Zenobia capped",
         ]
         # What globex holds, so charlie's pages have rows of their own to show.
         other = make_campaign(globex, name="Globex winback")
