@@ -10,18 +10,20 @@ import io
 import re
 import zoneinfo
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from django.db.models import QuerySet
 
 from campaigns import queries, rules
-from campaigns.models import Call, Hold, Recipient
+from campaigns.models import Call, Campaign, ContactUpload, Hold, Recipient
 
 COLUMNS = [
     "id", "phone", "contact_name", "attempt", "state", "disposition", "created_at", "dialed_at", "answered_at",
     "ended_at", "duration", "disconnected_by", "detailed_status", "exotel_sid", "recording_url", "error",
 ]
-_FIELDS = [("contact__name" if c == "contact_name" else c) for c in COLUMNS]
+_FIELDS = [("contact__name" if c == "contact_name" else c) for c in COLUMNS] + ["contact__variables"]
 BATCH = 5000
 
 
@@ -49,6 +51,34 @@ def _csv(rows) -> str:
     return out.getvalue()
 
 
+@dataclass(frozen=True)
+class Layout:
+    """How a campaign's calls read in the file: times in its workspace's zone, its variables as columns."""
+
+    zone: zoneinfo.ZoneInfo
+    variables: list[str]
+
+    @classmethod
+    def of(cls, campaign: Campaign) -> "Layout":
+        # The contacts' variables are the columns their imported files named (campaigns.imports), in order.
+        names = {}
+        for report in campaign.uploads.filter(state=ContactUpload.State.IMPORTED).order_by("created_at").values_list(
+                "report", flat=True):
+            names.update(dict.fromkeys(report.get("variables", ())))
+        return cls(zoneinfo.ZoneInfo(campaign.workspace.time_zone), list(names))
+
+    def header(self) -> list[str]:
+        return COLUMNS + [f"variable:{name}" if name in COLUMNS else name for name in self.variables]
+
+    def cells(self, row: tuple) -> list:
+        *fields, variables = row
+        return [self._cell(value) for value in fields] + [variables.get(name, "") for name in self.variables]
+
+    def _cell(self, value):
+        # The workspace's clock, to the second, its offset written: 2026-12-02T17:38:05+05:30.
+        return value.astimezone(self.zone).isoformat(timespec="seconds") if isinstance(value, datetime) else value
+
+
 def _batch(calls: QuerySet, after: tuple | None) -> list[tuple]:
     """The next BATCH rows after `after` (a row's id and created_at), along the page index."""
     if after is not None:
@@ -61,20 +91,20 @@ def _last(batch: list[tuple]) -> tuple:
     return batch[-1][0], batch[-1][COLUMNS.index("created_at")]
 
 
-def rows(calls: QuerySet) -> Iterator[str]:
+def rows(layout: Layout, calls: QuerySet) -> Iterator[str]:
     """The header, then the calls newest first, BATCH rows per chunk of CSV text."""
-    yield _csv([COLUMNS])
+    yield _csv([layout.header()])
     after = None
     while batch := _batch(calls, after):
-        yield _csv(batch)
+        yield _csv(map(layout.cells, batch))
         after = _last(batch)
 
 
-async def arows(calls: QuerySet) -> AsyncIterator[str]:
-    yield _csv([COLUMNS])
+async def arows(layout: Layout, calls: QuerySet) -> AsyncIterator[str]:
+    yield _csv([layout.header()])
     after = None
     while batch := await sync_to_async(_batch)(calls, after):
-        yield _csv(batch)
+        yield _csv(map(layout.cells, batch))
         after = _last(batch)
 
 
@@ -113,10 +143,10 @@ def _compliance_batch(workspace_id: int, after: str) -> tuple[str, str | None]:
     ).values_list("phone", "at", "campaign__name", "campaign__time_zone", "contact__time_zone", "reason", "detail",
                   "until"):
         zones = rules.recipient_zones(key, phone, fallback=zone)
-        held = f"held until {until.isoformat()}" if until else "skipped"
+        held = f"held until {until.isoformat(timespec='seconds')}" if until else "skipped"
         rows.append((phone, at, _local(at, zones), " ".join(zones), campaign, held, reason, detail))
     rows.sort(key=lambda row: (row[0], row[1]))
-    return _csv([(row[0], row[1].isoformat(), *row[2:]) for row in rows]), numbers[-1][1]
+    return _csv([(row[0], row[1].isoformat(timespec="seconds"), *row[2:]) for row in rows]), numbers[-1][1]
 
 
 def compliance_rows(workspace_id: int) -> Iterator[str]:

@@ -97,9 +97,10 @@ def campaign_action(request, pk, action):
 
 @role_required(Role.VIEWER)
 def campaign_export(request, pk):
-    campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
+    campaign = get_object_or_404(scoped(request, Campaign).select_related("workspace"), pk=pk)
     calls = scoped(request, Call).filter(campaign=campaign)
-    return _csv_response(request, export.rows(calls), export.arows(calls), export.filename(campaign))
+    layout = export.Layout.of(campaign)
+    return _csv_response(request, export.rows(layout, calls), export.arows(layout, calls), export.filename(campaign))
 
 
 def _csv_response(request, rows, arows, name: str) -> StreamingHttpResponse:

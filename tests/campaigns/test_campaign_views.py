@@ -1,12 +1,16 @@
 """Campaign pages and actions: who may do what, validation at the field, cross-workspace 404s."""
 
 import csv
+import datetime
 import io
 
 import pytest
 from django.urls import reverse
 
-from campaigns.models import Campaign, CampaignEvent
+from campaigns import imports
+from campaigns.models import Call, Campaign, CampaignEvent
+from tenancy.models import Workspace
+from tests.campaigns.conftest import private_media  # noqa: F401 (a fixture: the upload's files)
 from tests.conftest import make_call, make_campaign, make_contact
 
 pytestmark = pytest.mark.django_db
@@ -148,6 +152,19 @@ def test_the_export_streams_every_call_as_csv(bob_client, campaign, monkeypatch)
     rows = list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert rows[0] == export.COLUMNS
     assert sorted(int(r[0]) for r in rows[1:]) == sorted(c.pk for c in calls)
+
+
+def test_the_export_keeps_the_workspaces_clock_and_the_contacts_variables(bob_client, campaign, private_media):  # noqa: F811
+    Workspace.objects.filter(pk=campaign.workspace_id).update(time_zone="Asia/Jakarta")
+    imports.import_now(campaign, io.BytesIO(b"phone,name,plan,state\n+919811100011,Asha,gold,KA\n"), region="IN")
+    call = make_call(campaign, contact=campaign.contacts.get())
+    Call.objects.filter(pk=call.pk).update(created_at=datetime.datetime(2026, 12, 2, 10, 38, 5, 123456, tzinfo=datetime.UTC))
+    response = bob_client.get(reverse("campaigns:export", args=[campaign.pk]))
+    header, row = csv.reader(io.StringIO(b"".join(response.streaming_content).decode()))
+    assert header[-2:] == ["plan", "variable:state"]  # a variable named like a column is told apart
+    exported = dict(zip(header, row, strict=True))
+    assert exported["created_at"] == "2026-12-02T17:38:05+07:00"
+    assert (exported["contact_name"], exported["plan"], exported["variable:state"]) == ("Asha", "gold", "KA")
 
 
 @pytest.mark.parametrize("name", ["detail", "edit", "counters", "charts", "export", "upload"])
