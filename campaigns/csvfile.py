@@ -61,6 +61,12 @@ class Header:
     def variables(self) -> list[str]:
         return [name for _, name in self.extra]
 
+    @property
+    def guessed(self) -> dict[str, str]:
+        """The columns read by a name other than their own ("mobile" read as the phone), for the preview to say."""
+        found = {"phone": self.phone_at, "name": self.name_at, "time_zone": self.zone_at}
+        return {role: self.columns[at] for role, at in found.items() if at is not None and normal(self.columns[at]) != role}
+
 
 class Lines:
     """The physical lines of a binary file as text, each refused if not UTF-8, holding a NUL or too long."""
@@ -87,9 +93,13 @@ class Lines:
                                     f"{UTF8_HINT}") from None
 
 
+def normal(header: str) -> str:
+    return header.strip().lower().replace(" ", "_")
+
+
 def pick(headers: list[str], candidates: tuple[str, ...]) -> int | None:
-    normal = [h.strip().lower().replace(" ", "_") for h in headers]
-    return next((normal.index(c) for c in candidates if c in normal), None)
+    names = [normal(h) for h in headers]
+    return next((names.index(c) for c in candidates if c in names), None)
 
 
 @functools.lru_cache(maxsize=4096)  # a file that repeats its rows parses each number once

@@ -23,13 +23,14 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 
+import phonenumbers
 from django.core.files import File
 from django.core.files.storage import default_storage
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns import compliance, export, rules
+from campaigns import compliance, export, pools, rules
 from campaigns.csvfile import FileChecks, ImportRefused, Lines, Row, RowError, read_header, read_rows, windows
 from campaigns.models import Campaign, Contact, ContactUpload, DoNotCall
 
@@ -48,6 +49,7 @@ class Report:
 
     columns: list[str] = field(default_factory=list)
     variables: list[str] = field(default_factory=list)
+    guessed: dict[str, str] = field(default_factory=dict)  # role -> the column read for it, when not by its name
     rows: int = 0
     valid: int = 0
     rejected: int = 0
@@ -55,6 +57,8 @@ class Report:
     reasons: dict[str, int] = field(default_factory=dict)
     errors: list[dict] = field(default_factory=list)
     sample: list[dict] = field(default_factory=list)
+    # Valid numbers no Exophone of the pool may call, by calling code: the dialler will skip them.
+    uncallable: dict[str, int] = field(default_factory=dict)
 
     def add(self, valid: list[Row], errors: list[RowError]) -> None:
         self.rows += len(valid) + len(errors)
@@ -66,6 +70,12 @@ class Report:
         self.errors += [asdict(e) for e in errors[: ERRORS_SHOWN - len(self.errors)]]
         self.sample += [{"phone": r.phone, "name": r.name, "variables": r.variables}
                         for r in valid[: PREVIEW_ROWS - len(self.sample)]]
+
+    def flag_uncallable(self, valid: list[Row], calling_codes: frozenset[int]) -> None:
+        for row in valid:
+            if calling_codes and not pools.in_countries(row.phone, calling_codes):
+                code = f"+{phonenumbers.parse(row.phone).country_code}"
+                self.uncallable[code] = self.uncallable.get(code, 0) + 1
 
 
 class Judge:
@@ -174,11 +184,13 @@ def check_upload(upload_id: int) -> None:
             lines = Lines(source)
             reader = csv.reader(lines)
             header = read_header(reader)
-            report, judge = Report(header.columns, header.variables), Judge(upload.campaign)
+            report, judge = Report(header.columns, header.variables, header.guessed), Judge(upload.campaign)
+            calling_codes = pools.calling_codes(upload.campaign)
             for window in windows(read_rows(reader, header, upload.region)):
                 parsed.writelines(json.dumps(list(vars(row).values())).encode() + b"\n" for row in window)
                 valid, errors = judge.window(window)
                 report.add(valid, errors)
+                report.flag_uncallable(valid, calling_codes)
                 reject(errors)
                 record_progress(upload, lines.bytes_read, size)
             _keep(upload, PARSED, parsed)
@@ -199,14 +211,16 @@ def import_upload(upload_id: int) -> None:
     upload = ContactUpload.objects.select_related("campaign").filter(pk=upload_id, state=State.IMPORTING).first()
     if upload is None:
         return
-    report = Report(upload.report["columns"], upload.report["variables"])
+    report = Report(upload.report["columns"], upload.report["variables"], upload.report.get("guessed", {}))
     judge, message = Judge(upload.campaign), ""
+    calling_codes = pools.calling_codes(upload.campaign)
     with default_storage.open(path(upload, PARSED), "rb") as parsed, rejected_csv(upload) as reject:
         for window in windows(Row(*json.loads(line)) for line in parsed):
             try:
                 with transaction.atomic():
                     valid, errors = _write(judge, window)
                     report.add(valid, errors)
+                    report.flag_uncallable(valid, calling_codes)
                     record_progress(upload, report.rows, upload.report["rows"])
             except ImportRefused as exc:
                 message = f"{exc} The import stopped at line {window[0].line}."

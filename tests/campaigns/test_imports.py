@@ -5,6 +5,7 @@ import io
 
 import pytest
 from django.core.files.storage import default_storage
+from django.urls import reverse
 from django.utils import timezone
 
 from campaigns import csvfile, imports
@@ -47,6 +48,26 @@ def test_it_imports_valid_rows_in_e164_with_extra_columns_as_variables(campaign)
     assert contacts["+919876543210"].variables == {"plan": "gold", "city": "Pune"}
     assert contacts["+919876543211"].variables == {"city": "Goa"}
     assert all(c.workspace_id == campaign.workspace_id for c in contacts.values())
+
+
+@pytest.mark.parametrize(("header", "guessed"), [
+    ("phone,name,time_zone", {}),
+    ("Mobile,Full Name,tz", {"phone": "Mobile", "name": "Full Name", "time_zone": "tz"}),
+    ("Phone Number,plan", {"phone": "Phone Number"}),
+])
+def test_the_preview_says_which_columns_it_read_by_another_name(campaign, header, guessed):
+    upload = checked(campaign, f"{header}\n+919876543210,Asha,Asia/Kolkata\n")
+    assert upload.report["guessed"] == guessed
+
+
+def test_the_preview_flags_numbers_no_exophone_of_the_pool_may_call(campaign, alice_client):
+    text = "phone\n+919876543210\n+6281234567890\n+6281234567891\n+6591234567\n"
+    upload = checked(campaign, text)
+    assert upload.report["valid"] == 4  # still imported: the dialler skips them, and a number may join the pool
+    assert upload.report["uncallable"] == {"+62": 2, "+65": 1}
+    page = alice_client.get(reverse("campaigns:upload_status", args=[campaign.pk, upload.pk])).content.decode()
+    assert "2 numbers in +62, 1 number in +65: no Exophone of this campaign may call these countries" in page
+    assert run(campaign, "phone\n+6281234567892\n").report["uncallable"] == {"+62": 1}
 
 
 def test_it_reports_each_bad_row_with_its_line_number(campaign, acme):
