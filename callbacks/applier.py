@@ -40,17 +40,29 @@ def apply_batch(limit: int = BATCH) -> int:
     """Apply up to `limit` of the oldest pending deliveries nobody else holds, in one transaction.
 
     One commit for the batch rather than one per delivery: the commits' WAL flushes were most of
-    the cost. A follow-up that waits on the commit (a leg's start_stream: dead air on the line)
-    ends the batch there, so it leaves at once; the rest of the batch is claimed again next.
+    the cost (`applying.apply_batch` says how the rest was cut). Should applying one of them raise,
+    the batch is rolled back and applied again one delivery at a time, each in a savepoint, so the
+    one that raises is marked failed and the others are applied.
     """
+    try:
+        with transaction.atomic():
+            return applying.apply_batch(list(claim(limit)))
+    except OperationalError:  # the database went away or a deadlock: the caller waits and tries again
+        raise
+    except Exception:
+        log.warning("applier: a delivery of the batch raised; applying it one delivery at a time")
     applied = 0
     with transaction.atomic():
-        for event in pending().select_for_update(skip_locked=True).order_by("pk")[:limit]:
-            applying.apply(event)  # each in a savepoint: a failure marks that one, not the batch
+        for event in claim(limit):
+            applying.apply(event)
             applied += 1
-            if connection.run_on_commit:
+            if connection.run_on_commit:  # as in applying.apply_batch: start_stream waits on the commit
                 break
     return applied
+
+
+def claim(limit: int):
+    return pending().select_for_update(skip_locked=True).order_by("pk")[:limit]
 
 
 def apply_pending(limit: int | None = None) -> int:

@@ -43,16 +43,18 @@ def lock(call: Call) -> Call:
 
 
 def advance(call: Call, new: State, *, at: datetime.datetime | None = None, retry: bool = True,
-            if_still: State | None = None, **fields) -> bool:
+            if_still: State | None = None, held: bool = False, **fields) -> bool:
     """Move `call` to `new` if the rules allow; False (nothing changed) if they do not.
 
     `fields` fill blanks only (a sid, a duration, an error), never overwrite what is known.
     `retry=False` makes a failure final for the contact (a number Exotel can never dial).
     `if_still` applies the change only if the call is still in the state the caller decided from.
+    `held`: the caller's transaction holds the call's row lock and `call` is the row as it was
+    locked (the webhook applier locks a batch's calls in one query), so it is not read again.
     """
     # No savepoint when a caller's transaction holds us (a webhook's): each one is a round trip.
     with transaction.atomic(savepoint=False):
-        locked = lock(call)
+        locked = call if held else lock(call)
         if new not in Call.TRANSITIONS.get(locked.state, ()) or if_still not in (None, locked.state):
             return False
         changed = locked.transition(new, at=at) + fill_blanks(locked, fields)
@@ -74,12 +76,13 @@ def advance(call: Call, new: State, *, at: datetime.datetime | None = None, retr
     return True
 
 
-def fill(call: Call, **fields) -> bool:
-    """Fill blanks on a call without changing its state (Passthru's details, a sid learnt late)."""
+def fill(call: Call, *, held: bool = False, **fields) -> bool:
+    """Fill blanks on a call without changing its state (Passthru's details, a sid learnt late);
+    `held` as for `advance`."""
     if not any(value not in (None, "") for value in fields.values()):
         return False
     with transaction.atomic(savepoint=False):
-        locked = lock(call)
+        locked = call if held else lock(call)
         filled = fill_blanks(locked, fields)
         if filled:
             locked.save(update_fields=filled)

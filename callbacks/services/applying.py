@@ -2,19 +2,22 @@
 
 `receive` is the request's whole work for a status callback, Passthru or leg event: it parses the
 delivery (pure, no query) and stores it in one INSERT, `pending`, or `malformed` with the reason
-(answered 400). The applier (`callbacks.applier`) then `apply`s pending deliveries off the request:
-it finds the call and applies the report in a transaction that also stores the outcome: applied,
-duplicate (well-formed, changed nothing), orphaned (no such call in this workspace) or failed (a
-bug: applying raised; the raw record stays). The stream-URL request is answered from its call, so
-it is stored and applied in the request (`answer_now`). Idempotency comes from the call's state
+(answered 400). The applier (`callbacks.applier`) then applies pending deliveries off the request,
+a batch at a time (`apply_batch`): it finds each one's call and applies the report in a transaction
+that also stores the outcome: applied, duplicate (well-formed, changed nothing), orphaned (no such
+call in this workspace) or failed (a bug: applying raised; the raw record stays). The stream-URL
+request is answered from its call, so it is stored and applied in the request (`answer_now`). Idempotency comes from the call's state
 rules (`campaigns.calls.advance`), so a repeated or late delivery finds nothing left to change.
 """
 
 import logging
+import operator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import reduce
 
 from django.db import OperationalError, connection, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from callbacks.models import WebhookEvent
@@ -26,6 +29,8 @@ log = logging.getLogger(__name__)
 FOLLOW_UPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="follow-up")
 Kind, Outcome, State = WebhookEvent.Kind, WebhookEvent.Outcome, Call.State
 # Headers worth keeping for support; cookies and credentials never are.
+NO_CALL = "no call in this workspace matches"
+MATCHED_BY = ("token", "leg_sid", "exotel_sid")
 KEPT_HEADERS = ("HTTP_USER_AGENT", "HTTP_X_EXOTEL_EVENT_SID", "HTTP_X_EXOTEL_REQUEST_ID", "HTTP_X_FORWARDED_FOR",
                 "REMOTE_ADDR")
 
@@ -76,6 +81,47 @@ def storable(text: str) -> str:
     return parsing.UNSTORABLE.sub("\ufffd", text)
 
 
+def apply_batch(events: list[WebhookEvent]) -> int:
+    """Apply claimed deliveries in order, in the caller's transaction; how many were decided.
+
+    Applying costs round trips more than anything (bench/RESULTS.md), so the batch's calls are
+    found and locked in one query, each call's row is not read again, and the outcomes are written
+    in one UPDATE. No delivery has a savepoint of its own: if one raises, the caller rolls the
+    batch back and applies its deliveries one at a time with `apply`. A delivery whose follow-up
+    waits on the commit (a leg's start_stream: dead air on the line) ends the batch there, so it
+    leaves at once; the rest stay pending.
+    """
+    parsed = [(event, _parse(event)) for event in events]
+    call_of = find_calls([(event.workspace_id, _match(report)) for event, report in parsed
+                          if not isinstance(report, parsing.Malformed)])
+    decided = []
+    for event, report in parsed:
+        if isinstance(report, parsing.Malformed):  # stored by a version that parsed it differently
+            _decide(event, Outcome.MALFORMED, str(report))
+        elif (call := call_of(event.workspace_id, _match(report))) is None:
+            _decide(event, Outcome.ORPHANED, NO_CALL)
+        else:
+            changed, _ = APPLIERS[event.kind](call, report, event.received_at)
+            _decide(event, Outcome.APPLIED if changed else Outcome.DUPLICATE, "", call)
+        decided.append(event)
+        if connection.run_on_commit:
+            break
+    WebhookEvent.objects.bulk_update(decided, ["outcome", "detail", "call", "applied_at"])
+    return len(decided)
+
+
+def _parse(event: WebhookEvent):
+    """The delivery's report, or the `Malformed` error it raises."""
+    try:
+        return PARSERS[event.kind](event.fields)
+    except parsing.Malformed as error:
+        return error
+
+
+def _match(report) -> parsing.Match:
+    return report if isinstance(report, parsing.Match) else report.match
+
+
 def apply(event: WebhookEvent) -> Answer:
     """Apply a stored delivery to its call and store the outcome on the event.
 
@@ -87,9 +133,9 @@ def apply(event: WebhookEvent) -> Answer:
     except parsing.Malformed as error:  # stored by a version that parsed it differently
         _mark(event, Outcome.MALFORMED, str(error))
         return refusal(event)
-    call = find_call(event.workspace_id, report if isinstance(report, parsing.Match) else report.match)
+    call = find_call(event.workspace_id, _match(report))
     if call is None:
-        _mark(event, Outcome.ORPHANED, "no call in this workspace matches")
+        _mark(event, Outcome.ORPHANED, NO_CALL)
         # Answered 200 so Exotel stops retrying; a stream-URL request cannot be answered without a call.
         return Answer(404, {"error": "no such call"}) if event.kind == Kind.STREAM_URL else Answer()
     try:
@@ -108,8 +154,12 @@ def apply(event: WebhookEvent) -> Answer:
     return answer
 
 
-def _mark(event: WebhookEvent, outcome: str, detail: str, call: Call | None = None) -> None:
+def _decide(event: WebhookEvent, outcome: str, detail: str, call: Call | None = None) -> None:
     event.outcome, event.detail, event.call, event.applied_at = outcome, detail, call, timezone.now()
+
+
+def _mark(event: WebhookEvent, outcome: str, detail: str, call: Call | None = None) -> None:
+    _decide(event, outcome, detail, call)
     WebhookEvent.objects.filter(pk=event.pk).update(outcome=outcome, detail=detail, call=call,
                                                     applied_at=event.applied_at)
 
@@ -126,18 +176,48 @@ def find_call(workspace_id: int, match: parsing.Match) -> Call | None:
     return None
 
 
+def find_calls(matches: list[tuple[int, parsing.Match]]):
+    """`find_call` for many (workspace id, match) pairs at once: every call they may name, found and
+    locked in one query, in id order (so two lockers never wait on each other in a cycle). Returns
+    the lookup `(workspace id, match) -> call or None`, which chooses as `find_call` does."""
+    names = {}  # workspace id -> column -> values
+    for workspace_id, match in matches:
+        for column, value in _names(match):
+            names.setdefault(workspace_id, {}).setdefault(column, set()).add(value)
+    found = {}
+    if names:
+        named = reduce(operator.or_, (
+            Q(workspace_id=workspace_id) & reduce(operator.or_, (Q(**{f"{column}__in": values})
+                                                                for column, values in columns.items()))
+            for workspace_id, columns in names.items()))
+        for call in Call.objects.select_for_update().filter(named).order_by("pk"):
+            for column in MATCHED_BY:
+                found.setdefault((call.workspace_id, column, getattr(call, column)), call)  # the oldest, as first()
+
+    def call_of(workspace_id: int, match: parsing.Match) -> Call | None:
+        return next((found[key] for column, value in _names(match) if (key := (workspace_id, column, value)) in found),
+                    None)
+
+    return call_of
+
+
+def _names(match: parsing.Match) -> list[tuple[str, str]]:
+    """The columns the match may find its call by, in the order `find_call` tries them, with their values."""
+    return [(column, value) for column, value in zip(MATCHED_BY, (match.token, match.leg_sid, match.sid), strict=True) if value]
+
+
 def _sids(match: parsing.Match) -> dict:
     return {"exotel_sid": match.sid, "leg_sid": match.leg_sid}
 
 
 def apply_status(call: Call, report: parsing.StatusReport, at) -> tuple[bool, Answer]:
     fields = {**_sids(report.match), "duration": report.duration, "recording_url": report.recording_url}
-    changed = report.state is not None and calls.advance(call, report.state, at=at, **fields)
-    return changed or calls.fill(call, **fields), Answer()
+    changed = report.state is not None and calls.advance(call, report.state, at=at, held=True, **fields)
+    return changed or calls.fill(call, held=True, **fields), Answer()
 
 
 def apply_passthru(call: Call, report: parsing.PassthruReport, at) -> tuple[bool, Answer]:
-    changed = calls.fill(call, exotel_sid=report.match.sid, **report.fields)
+    changed = calls.fill(call, held=True, exotel_sid=report.match.sid, **report.fields)
     disposition = report.fields["disposition"]
     if donotcall.means_opt_out(disposition):  # for every campaign of the workspace, from now on
         changed |= donotcall.opt_out(call, source=DoNotCall.Source.PASSTHRU,
@@ -148,22 +228,22 @@ def apply_passthru(call: Call, report: parsing.PassthruReport, at) -> tuple[bool
 def apply_leg_event(call: Call, event: parsing.LegEvent, at) -> tuple[bool, Answer]:
     sids = _sids(event.match)
     if event.name == "leg_ringing":
-        changed = calls.advance(call, State.RINGING, at=at, **sids)
+        changed = calls.advance(call, State.RINGING, at=at, held=True, **sids)
     elif event.name == "leg_answered":
-        changed = calls.advance(call, State.IN_PROGRESS, at=at, **sids)
+        changed = calls.advance(call, State.IN_PROGRESS, at=at, held=True, **sids)
         if changed:  # once per call, however often Exotel repeats the event; at once: dead air
             transaction.on_commit(lambda: follow_up(legs.answer_leg, call.pk))
     elif event.name in ("leg_terminated", "leg_failed_to_create"):
         state = parsing.leg_end_state(event, answered=call.answered_at is not None)
         error = "" if state == State.COMPLETED else parsing.leg_failure(event)
-        changed = calls.advance(call, state, at=at, error=error, **sids)
+        changed = calls.advance(call, state, at=at, error=error, held=True, **sids)
     elif event.name == "say_completed":
         changed = bool(Call.objects.filter(pk=call.pk, greeting_ended_at__isnull=True).update(greeting_ended_at=at))
     elif event.name == "stream_started":  # the stream server reports it too; the first one stops the greeting
         transaction.on_commit(lambda: follow_up(legs.stream_started, call.pk))
         changed = True
     else:  # connecting, play events and anything new: nothing to change
-        changed = calls.fill(call, **sids)
+        changed = calls.fill(call, held=True, **sids)
     return changed, Answer()
 
 
@@ -185,7 +265,7 @@ def _run_follow_up(action, call_id: int) -> None:
 
 def answer_stream_url(call: Call, match: parsing.Match, at) -> tuple[bool, Answer]:
     """The flow's Voicebot applet gets this call's stream URL (sample rate, parameters)."""
-    changed = calls.fill(call, exotel_sid=match.sid)
+    changed = calls.fill(call, held=True, exotel_sid=match.sid)
     return changed, Answer(200, {"url": dialer.bot_stream_url(call)})
 
 

@@ -3,13 +3,17 @@
 import threading
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
 from callbacks import applier
 from callbacks.models import WebhookEvent
+from callbacks.services import applying
 from campaigns import legs
 from campaigns.models import Call, Contact
 from tests.callbacks.conftest import dialled
 from tests.callbacks.replay import replay
+from tests.conftest import make_campaign
 from tests.processes import wait_until
 
 Outcome = WebhookEvent.Outcome
@@ -46,6 +50,59 @@ def test_deliveries_that_arrive_out_of_order_end_right(acme, call):
     assert (call.state, call.duration) == (Call.State.COMPLETED, 66)
     outcomes = list(WebhookEvent.objects.order_by("pk").values_list("outcome", flat=True))
     assert outcomes == [Outcome.APPLIED, Outcome.DUPLICATE, Outcome.DUPLICATE, Outcome.DUPLICATE]
+
+
+def test_a_batch_finds_each_deliverys_own_call_in_its_own_workspace(acme, globex, campaign):
+    ours = [dialled(campaign, exotel_sid=f"CA{n}") for n in range(3)]
+    theirs = dialled(make_campaign(globex), exotel_sid="CA0")  # the same sid in another workspace
+    by_leg = dialled(campaign, exotel_sid="", leg_sid="f00dfeed")
+    replay(globex, "status_ringing_form", call=theirs, apply=False)
+    for call in ours:
+        replay(acme, "status_ringing_form", call=call, apply=False)
+    replay(acme, "status_terminal_form", call=ours[1], apply=False, token="")  # its sid alone
+    replay(acme, "status_ringing_form", call=ours[0], apply=False, sid="CAnobody", token="")
+    replay(acme, "leg_answered", call=by_leg, apply=False)  # last: start_stream would end the batch
+
+    assert applier.apply_batch() == 7
+    states = {call.pk: state for call, state in zip([*ours, theirs, by_leg], ["ringing", "completed", "ringing",
+                                                                             "ringing", "in-progress"], strict=True)}
+    assert dict(Call.objects.values_list("pk", "state")) == states
+    decided = WebhookEvent.objects.order_by("pk").values_list("workspace", "outcome", "call")
+    assert list(decided) == [
+        (globex.pk, Outcome.APPLIED, theirs.pk), *((acme.pk, Outcome.APPLIED, call.pk) for call in ours),
+        (acme.pk, Outcome.APPLIED, ours[1].pk), (acme.pk, Outcome.ORPHANED, None), (acme.pk, Outcome.APPLIED, by_leg.pk),
+    ]
+
+
+def test_a_batch_costs_a_few_queries_and_a_query_or_so_per_delivery(acme, campaign):
+    calls = [dialled(campaign, exotel_sid=f"CA{n}") for n in range(20)]
+    for call in calls:
+        replay(acme, "status_ringing_form", call=call, apply=False)
+    with CaptureQueriesContext(connection) as queries:
+        assert applier.apply_batch() == 20
+    # The claim, the calls (found and locked at once), one UPDATE a call, the outcomes at once;
+    # and the transaction's own statements. It was eight a delivery.
+    assert len(queries) <= 3 + 20 + 3
+
+
+def test_a_delivery_that_raises_is_marked_failed_and_the_rest_of_its_batch_applied(acme, campaign, monkeypatch):
+    calls = [dialled(campaign, exotel_sid=f"CA{n}") for n in range(3)]
+    broken = calls[1]
+    apply_status = applying.APPLIERS[WebhookEvent.Kind.STATUS]
+
+    def a_bug_for_one_call(call, report, at):
+        if call.pk == broken.pk:
+            raise RuntimeError("a bug of ours")
+        return apply_status(call, report, at)
+
+    monkeypatch.setitem(applying.APPLIERS, WebhookEvent.Kind.STATUS, a_bug_for_one_call)
+    for call in calls:
+        replay(acme, "status_terminal_form", call=call, apply=False)
+
+    assert applier.apply_pending() == 3
+    outcomes = list(WebhookEvent.objects.order_by("pk").values_list("outcome", flat=True))
+    assert outcomes == [Outcome.APPLIED, Outcome.FAILED, Outcome.APPLIED]
+    assert [Call.objects.get(pk=call.pk).state for call in calls] == ["completed", "dialing", "completed"]
 
 
 def test_malformed_and_stream_url_deliveries_are_never_queued(acme, call):
