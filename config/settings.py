@@ -64,6 +64,7 @@ INSTALLED_APPS = [
     "streams",
     "callbacks",
     "transfers",
+    "integrations",
 ]
 
 MIDDLEWARE = [

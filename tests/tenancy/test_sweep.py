@@ -27,6 +27,7 @@ from callbacks.models import WebhookEvent
 from campaigns import imports
 from campaigns.models import CampaignEvent, DoNotCall, DoNotCallImport, Hold
 from config.asgi import application
+from integrations import keys
 from streams import services as stream_services
 from streams.models import Prompt, StreamServer, StreamSession
 from streams.routing import websocket_urlpatterns
@@ -34,7 +35,7 @@ from tenancy.models import Exophone, Membership, Role, Workspace
 from tests.campaigns.conftest import private_media  # noqa: F401 (a fixture: the upload's files)
 from tests.conftest import make_account, make_call, make_campaign, make_contact, make_user, signed_in
 
-TENANT_APPS = ["tenancy", "campaigns", "streams", "callbacks"]
+TENANT_APPS = ["tenancy", "campaigns", "streams", "callbacks", "integrations"]
 REFUSED = {403, 404, 405}
 PARAMETER = re.compile(r"<(?:(?P<kind>\w+):)?(?P<name>\w+)>")
 # Logging out would end the session the sweep walks with; nothing else is left out.
@@ -110,6 +111,7 @@ class Acme:
         WebhookEvent.objects.create(workspace=acme, kind=WebhookEvent.Kind.STATUS, method="POST", call=self.call,
                                     body="CallSid=acmeexotelsid0001&Status=completed")
         Prompt.objects.create(workspace=acme, name="acme-greeting", audio="prompts/acme-greeting.wav")
+        acme_key, acme_plain = keys.create_key(acme, name="Acme ledger sync", scopes=["read", "write"], by=members[0])
         upload = imports.receive(campaign, io.BytesIO(b"phone\n+919900011133\n"), region="IN", user=members[0])
         imports.check_upload(upload.pk)
         self.workspace, self.charlie = acme, charlie
@@ -118,6 +120,7 @@ class Acme:
             exophone.number, campaign.name, contact.name, contact.phone, "+919812345678", self.call.token,
             "MZacmestream01", stream_services.test_stream_token(acme), "+919900011133", "Acme vault opt-outs",
             "Zenobia capped",
+            acme_key.name, acme_key.prefix, acme_plain,
         ]
         # What globex holds, so charlie's pages have rows of their own to show.
         other = make_campaign(globex, name="Globex winback")
@@ -156,7 +159,10 @@ def charlies_value(acme: Acme):
 
 
 @pytest.mark.django_db
-def test_charlie_reaches_nothing_of_acme_on_any_route(charlie_client, acme_data):
+def test_charlie_reaches_nothing_of_acme_on_any_route(charlie_client, acme_data, globex, charlie):
+    # His session and his own workspace's API key, on every route.
+    _, plain = keys.create_key(globex, name="Globex CRM", scopes=["read", "write"], by=charlie)
+    charlie_client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {plain}"
     before = snapshot(acme_data.workspace)
     for route in routes():
         if route.startswith("admin/"):
