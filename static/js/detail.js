@@ -6,6 +6,17 @@
   var POLL_MS = 2000;
   var state = root.dataset.state;
 
+  // What the page shows is only as fresh as its last answer: say so while the poll or the socket is down.
+  var stale = document.getElementById("stale");
+  var down = {};
+  function health(source, ok) {
+    if (ok) delete down[source];
+    else if (!down[source]) down[source] = new Date();
+    var since = Object.keys(down).map(function (k) { return down[k]; }).sort(function (a, b) { return a - b; })[0];
+    stale.hidden = !since;
+    if (since) stale.querySelector("time").textContent = since.toLocaleTimeString();
+  }
+
   function show(data) {
     document.querySelectorAll("[data-counter]").forEach(function (el) {
       var value = data[el.dataset.counter];
@@ -16,6 +27,8 @@
     var badge = root.querySelector(".state");
     if (badge) badge.className = "state state-" + data.state;
     showActions(data.state);
+    // "Campaign running." was about the click that led here; once the state moves on it misleads.
+    if (data.state !== state) document.querySelectorAll("[data-flash]").forEach(function (el) { el.remove(); });
   }
 
   function showActions(state) {
@@ -27,9 +40,13 @@
 
   function poll() {
     fetch(root.dataset.countersUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.json() : null; })
-      .then(function (data) { if (data) { show(data); showLive(data.live); state = data.state; } })
-      .catch(function () { /* offline for a moment: the next poll tries again */ })
+      .then(function (r) {
+        // A redirect to sign in (a lost session) is no answer either: only this JSON is.
+        if (!r.ok || r.headers.get("Content-Type") !== "application/json") throw new Error(r.status);
+        return r.json();
+      })
+      .then(function (data) { show(data); showLive(data.live); state = data.state; health("poll", true); })
+      .catch(function () { health("poll", false); /* the next poll tries again */ })
       .finally(function () {
         // A finished campaign or a hidden tab barely changes: ask less often.
         var slow = document.hidden || state === "completed" || state === "cancelled";
@@ -114,7 +131,9 @@
     var scheme = window.location.protocol === "https:" ? "wss://" : "ws://";
     var socket = new WebSocket(scheme + window.location.host + root.dataset.livePath);
     socket.addEventListener("message", onMessage);
+    socket.addEventListener("open", function () { health("socket", true); delay = 1000; });
     socket.addEventListener("close", function () {
+      health("socket", false);
       // The server restarted or the network blinked: come back, more slowly each time.
       window.setTimeout(function () { connect(Math.min(delay * 2, 30000)); }, delay);
     });
