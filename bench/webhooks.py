@@ -22,10 +22,12 @@ callbacks in order (ringing as a form, answered as JSON, terminal as a form with
 
 Afterwards `--legs` Legs calls are dialled, 5 a second, through the product's dialer to the Exotel
 simulator (answered at once, greeting, two seconds of echo through the stream server). For each,
-the time from our receipt of `leg_answered` to the simulator's receipt of `start_stream`.
+the time from our receipt of `leg_answered` to the simulator's receipt of `start_stream`, and the
+applier's part of it (receipt to applied).
 
 Then it reports the applier's lag (received to applied, from the rows) and how long it took to
-apply the rest after the last answer, checks that every call completed and every counter adds up,
+apply the rest after the last answer (and, in step 2, its rate from its first to its last, which
+leaves out the start of the process), checks that every call completed and every counter adds up,
 and measures the stream-URL request (answered synchronously from its call) on its own.
 """
 
@@ -158,9 +160,11 @@ def place_calls(calls, per_second: float) -> None:
     connection.close()
 
 
-def start_stream_latencies(calls, wire_log: Path) -> list[float]:
+def start_stream_latencies(calls, wire_log: Path) -> tuple[list[float], list[float]]:
     """From our receipt of each leg's `leg_answered` (its `answered_at`) to the simulator's receipt of
-    its `start_stream`: one clock, this machine's."""
+    its `start_stream`, and the part of it the applier took (receipt to applied): one clock, this
+    machine's."""
+    from callbacks.models import WebhookEvent
     from campaigns.models import Call
 
     sent = {}
@@ -169,7 +173,25 @@ def start_stream_latencies(calls, wire_log: Path) -> list[float]:
         if record["kind"] == "request" and record["path"].endswith("/actions/start_stream"):
             sent.setdefault(record["path"].split("/legs/")[1].split("/")[0], record["ts"])
     answered = Call.objects.filter(pk__in=[call.pk for call in calls], answered_at__isnull=False)
-    return [sent[leg] - at.timestamp() for leg, at in answered.values_list("leg_sid", "answered_at") if leg in sent]
+    applied = dict(WebhookEvent.objects.filter(call__in=answered, outcome="applied", fields__event_name="leg_answered")
+                   .values_list("call__leg_sid", "applied_at"))
+    total, applier = [], []
+    for leg, at in answered.values_list("leg_sid", "answered_at"):
+        if leg in sent:
+            total.append(sent[leg] - at.timestamp())
+            applier.append((applied[leg] - at).total_seconds())
+    return total, applier
+
+
+def applier_rate(calls) -> float:
+    """Deliveries the applier applied per second, from the first to the last of `calls`' (its start excluded)."""
+    from django.db.models import Count, Max, Min
+
+    from callbacks.models import WebhookEvent
+
+    applied = WebhookEvent.objects.filter(call__in=calls).aggregate(n=Count("pk"), first=Min("applied_at"),
+                                                                    last=Max("applied_at"))
+    return (applied["n"] - 1) / max((applied["last"] - applied["first"]).total_seconds(), 1e-3)
 
 
 def deliveries(call) -> list[dict]:
@@ -270,7 +292,8 @@ def main() -> None:
             started = time.time()
             applier = processes.start_applier(log_dir, public_base_url=public)
             applied_all(started, f"those {3 * len(alone)}, the applier started then, all")
-            print(f"  = {3 * len(alone) / (time.time() - started):.0f} deliveries/s, its start included")
+            print(f"  = {3 * len(alone) / (time.time() - started):.0f} deliveries/s, its start included; "
+                  f"{applier_rate(calls[::2]):.0f} deliveries/s from its first to its last")
             elapsed, latencies, failures = asyncio.run(drive(f"{hooks}/status", beside, args.concurrency))
             answered = time.time()
             second = report("status callbacks stored and acknowledged, the applier applying them meanwhile",
@@ -288,8 +311,9 @@ def main() -> None:
             processes.wait_until(lambda: not Call.objects.filter(pk__in=[c.pk for c in legs], answered_at=None).exists(),
                                  timeout=120, what="every leg to be answered", interval=0.5)
             time.sleep(2)  # for the last start_stream to reach the simulator's log
-            found = start_stream_latencies(legs, simulator.extra["wire_log"])
+            found, applying = start_stream_latencies(legs, simulator.extra["wire_log"])
             print(f"leg_answered received to start_stream at the simulator, {len(found)} legs: {percentiles(found)}")
+            print(f"  of which received to applied (the applier): {percentiles(applying)}")
             stream_url = [[{"data": {"CallSid": call.exotel_sid, "CustomField": call.token}}] for call in calls]
             report("stream-URL requests (stored, applied, answered)",
                    *asyncio.run(drive(f"{hooks}/stream-url", stream_url, args.concurrency)))
