@@ -356,3 +356,15 @@ def test_an_unknown_content_type_names_the_field(content_type):
     ("08047491899", "+918047491899"), ("+919876543210", "+919876543210"), ("12345", "12345")])
 def test_accepted_numbers_read_as_e164_where_they_can(number, e164):
     assert wire.requests.e164_from_dialled(number) == e164
+
+
+def test_every_client_verifies_tls_with_one_context_built_once(sim):
+    import asyncio
+    import ssl
+
+    clients = [ExotelClient(sim.account()), ExotelClient(sim.account()), AsyncExotelClient(sim.account())]
+    contexts = {id(client._http._transport._pool._ssl_context): client._http._transport._pool._ssl_context
+                for client in clients}
+    clients[0].close(), clients[1].close(), asyncio.run(clients[2]._http.aclose())
+    (context,) = contexts.values()  # building one costs tens of ms of CPU: not once per call placed
+    assert (context.verify_mode, context.check_hostname) == (ssl.CERT_REQUIRED, True)
