@@ -155,7 +155,17 @@ def hourly(campaign: Campaign, *, hours: int = CHART_HOURS, now: datetime.dateti
 
 def charts(campaign: Campaign) -> dict:
     """Calls per hour, answer rate and dispositions: a day's rollup rows and a campaign's dispositions."""
-    return {"hourly": hourly(campaign), "dispositions": dispositions(campaign)}
+    rows = hourly(campaign)
+    return {"hourly": rows, "peak": max(row["n"] for row in rows), "dispositions": dispositions(campaign)}
+
+
+def duration_label(seconds: int) -> str:
+    """42 s, 3 min 05 s, 2 h 07 min: a talk time as people read it."""
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min"
+    return f"{minutes} min {seconds:02d} s" if minutes else f"{seconds} s"
 
 
 def live_calls(campaign: Campaign, *, limit: int = 50) -> list[Call]:
@@ -171,7 +181,8 @@ def counters(campaign: Campaign) -> dict:
         "state": campaign.state,
         "state_label": campaign.get_state_display(),
         "progress": campaign.progress,
-        "talk_seconds": campaign.talk_seconds,
+        "talk_total": duration_label(campaign.talk_seconds),
+        "talk_average": duration_label(campaign.talk_seconds // campaign.calls_answered) if campaign.calls_answered else "—",
         "answer_rate": answer_rate,
         "answer_rate_label": "—" if answer_rate is None else f"{answer_rate}%",
         **{name: getattr(campaign, name) for name in fields},

@@ -45,7 +45,9 @@
         if (!r.ok || r.headers.get("Content-Type") !== "application/json") throw new Error(r.status);
         return r.json();
       })
-      .then(function (data) { show(data); showLive(data.live); state = data.state; health("poll", true); })
+      .then(function (data) {
+        show(data); showLive(data.live); followCharts(data); state = data.state; health("poll", true);
+      })
       .catch(function () { health("poll", false); /* the next poll tries again */ })
       .finally(function () {
         // A finished campaign or a hidden tab barely changes: ask less often.
@@ -55,17 +57,22 @@
   }
   window.setTimeout(poll, POLL_MS);
 
-  // Charts (read from the rollups the engine keeps) are fetched apart from the page and refreshed.
-  var CHARTS_MS = 30000;
+  // Charts (read from the rollups the engine keeps) are fetched apart from the page, and again when the
+  // counters they are drawn from move, at most every CHARTS_MS.
+  var CHARTS_MS = 5000;
   var charts = document.getElementById("charts");
-  function loadCharts() {
+  var chartsOf = null, chartsAt = 0;
+  function followCharts(data) {
+    var of = [data.calls_total, data.calls_live, data.calls_answered].join("/");
+    if (!charts || of === chartsOf || Date.now() - chartsAt < CHARTS_MS) return;
+    chartsOf = of;
+    chartsAt = Date.now();
     fetch(charts.dataset.url, { credentials: "same-origin" })
-      .then(function (r) { return r.ok ? r.text() : null; })
-      .then(function (html) { if (html !== null) charts.innerHTML = html; })
-      .catch(function () { /* keep what is shown; try again later */ })
-      .finally(function () { window.setTimeout(loadCharts, CHARTS_MS); });
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+      .then(function (html) { charts.innerHTML = html; })
+      .catch(function () { chartsOf = null; /* keep what is shown; the next poll asks again */ });
   }
-  if (charts) loadCharts();
+  followCharts({});
 
   // --- live calls: the poll lists which calls are live (from the database), the socket adds each
   // stream's audio level and events (message format in streams/live.py) ---------------------------

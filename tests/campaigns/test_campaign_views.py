@@ -106,6 +106,7 @@ def test_the_detail_page_shows_counters_charts_and_live_calls(bob_client, campai
     charts = bob_client.get(reverse("campaigns:charts", args=[campaign.pk]))
     assert "interested" in charts.content.decode()
     assert len(charts.context["hourly"]) == 24 and sum(p["n"] for p in charts.context["hourly"]) == 2
+    assert "the tallest bar is 2 calls" in charts.content.decode()  # both calls fall in this hour
 
 
 def test_the_polled_json_is_one_row_and_the_live_calls(bob_client, campaign, django_assert_num_queries):
@@ -117,6 +118,16 @@ def test_the_polled_json_is_one_row_and_the_live_calls(bob_client, campaign, dja
         data = bob_client.get(reverse("campaigns:counters", args=[campaign.pk])).json()
     assert data["progress"] == 50 and data["calls_live"] == 2 and data["state"] == "draft"
     assert data["live"] == [{"id": live.pk, "phone": live.phone, "state": "Ringing"}]
+
+
+def test_talk_time_is_said_as_a_total_and_an_average(bob_client, campaign):
+    Campaign.objects.filter(pk=campaign.pk).update(calls_answered=4, talk_seconds=3 * 3600 + 5 * 60 + 2)
+    data = bob_client.get(reverse("campaigns:counters", args=[campaign.pk])).json()
+    assert (data["talk_total"], data["talk_average"]) == ("3 h 05 min", "46 min 15 s")
+    page = bob_client.get(campaign.get_absolute_url()).content.decode()
+    assert "talk time in all" in page and "average talk per answered call" in page
+    Campaign.objects.filter(pk=campaign.pk).update(calls_answered=0, talk_seconds=0)
+    assert bob_client.get(reverse("campaigns:counters", args=[campaign.pk])).json()["talk_average"] == "—"
 
 
 def test_start_pause_resume_cancel(alice_client, campaign):
