@@ -36,11 +36,11 @@ def settle(state=Call.State.COMPLETED, *, at):
         calls.advance(call, state, at=at)
 
 
-def run(now, until, capture, state=Call.State.COMPLETED):
+def run(now, until, capture, state=Call.State.COMPLETED, step=STEP):
     while now < until:
         tick(now, capture)
         settle(state, at=now)
-        now += STEP
+        now += step
 
 
 def inside(policy: rules.Policy, phone: str, at: datetime.datetime) -> bool:
@@ -116,14 +116,16 @@ def test_caps_count_every_campaigns_attempts_and_hold_until_they_free(campaign, 
         start(each, alice, contacts=0, max_attempts=5, retry_after_minutes=0, weekdays=list(range(1, 8)))
         Campaign.objects.filter(pk=each.pk).update(contacts_total=1)
 
+    # Hourly ticks over eight days: the caps free on the hour of the first call, so a tick meets each.
     run(NOON_FRIDAY, NOON_FRIDAY + datetime.timedelta(days=8), django_capture_on_commit_callbacks,
-        state=Call.State.NO_ANSWER)
+        state=Call.State.NO_ANSWER, step=datetime.timedelta(hours=1))
 
     times = sorted(Call.objects.values_list("created_at", flat=True))
     for at in times:
         assert sum(at - datetime.timedelta(days=1) < t <= at for t in times) <= 1
         assert sum(at - datetime.timedelta(days=7) < t <= at for t in times) <= 2
-    assert len(times) == 3  # two in the first week, the third once the first left the 7 days
+    # Two in the first week, the third once the first left the 7 days: each as soon as its cap freed.
+    assert times == [NOON_FRIDAY + datetime.timedelta(days=n) for n in (0, 1, 7)]
     holds = Hold.objects.filter(reason=Hold.Reason.CAP)
     assert holds.filter(campaign=other).exists() and all(h.until > h.at for h in holds)
     assert not Contact.objects.filter(outcome="failed").exists()  # held, never failed
