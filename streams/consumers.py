@@ -1,5 +1,5 @@
-"""WebSocket consumers: Exotel's streams (bidirectional, receive-only, a workspace's echo test) and the
-dashboard's live feed. Thin: they bind and authorise through `streams.services` and hand frames to
+"""WebSocket consumers: Exotel's streams (bidirectional, receive-only, a workspace's echo test), the
+dashboard's live feed and a supervisor's line into one call. Thin: they bind and authorise through `streams.services` and hand frames to
 a `streams.runtime.Stream`.
 
 A stream's session is ended and recorded (`Stream.finish`, `services.close_session`) on every way out
@@ -18,17 +18,18 @@ from channels.db import database_sync_to_async
 from channels.exceptions import StopConsumer
 from channels.generic.websocket import AsyncWebsocketConsumer
 
-from campaigns.models import Campaign
+from campaigns.models import Call, Campaign
 from exotel.protocol import CloseCode
-from streams import drain, live, services
+from streams import drain, live, services, supervision
 from streams.bots import make_bot
 from streams.runtime import Binding, Stream
-from tenancy.models import Membership
+from tenancy.models import Membership, Role
 
 log = logging.getLogger(__name__)
 
 ANNOUNCE_RETRY_DELAYS = (0.5, 1, 2, 4, 8)  # seconds; then the call's status callback is left to report it
 _announcing: set[asyncio.Task] = set()  # held so that a pending announcement is not garbage-collected
+MAX_MICROPHONE_BYTES = 48_000  # one second at 24 kHz: a browser sends a tenth of that at a time
 
 
 def in_a_thread(work):
@@ -198,3 +199,86 @@ class LiveConsumer(AsyncWebsocketConsumer):
 
     async def live_message(self, message: dict) -> None:
         await self.send(text_data=json.dumps(message["data"]))
+
+
+class SuperviseConsumer(AsyncWebsocketConsumer):
+    """`/live/calls/<id>`: a supervisor listens to a live call, whispers to its bot, takes it over.
+
+    Operators and above of the call's workspace only. Text frames from the browser are commands
+    ({"action": "whisper", "text": …, "step": …}, {"action": "take_over"}, {"action": "hand_back"}),
+    binary frames the microphone's audio while holding the line; the wire formats towards the
+    browser are `streams.supervision`'s."""
+
+    call_id: int | None = None
+    user: dict | None = None
+
+    async def connect(self) -> None:
+        call_id = self.scope["url_route"]["kwargs"]["call_id"]
+        self.user = await database_sync_to_async(self.supervisor)(call_id)
+        if self.user is None:
+            await self.close()  # refused at the handshake (403): another workspace's call looks missing
+            return
+        self.call_id = call_id
+        await self.channel_layer.group_add(supervision.audience_group(call_id), self.channel_name)
+        await supervision.count_listener(call_id, +1)
+        await self.accept()
+        await self._control("join")
+
+    def supervisor(self, call_id: int) -> dict | None:
+        """The signed-in user, if they may supervise this call now: an operator or above of its
+        workspace, the call live (filtered in the query)."""
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            return None
+        roles = [role for role in Role if role.rank >= Role.OPERATOR.rank]
+        workspaces = Membership.objects.filter(user=user, role__in=roles).values("workspace_id")
+        if not Call.objects.filter(pk=call_id, workspace_id__in=workspaces, state__in=Call.LIVE_STATES).exists():
+            return None
+        return {"user": user.pk, "by": user.email or user.get_username()}
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        if bytes_data is not None:
+            if len(bytes_data) % 2 == 0 and 0 < len(bytes_data) <= MAX_MICROPHONE_BYTES:
+                await self._control("audio", pcm=bytes_data)
+            return
+        try:
+            command = json.loads(text_data)
+        except ValueError:
+            command = None
+        action = command.get("action") if isinstance(command, dict) else None
+        if action not in ("whisper", "take_over", "hand_back"):
+            await self.send(text_data=json.dumps({"type": "refused", "action": str(action), "reason": "Unknown command."}))
+            return
+        detail = {}
+        if action == "whisper":
+            detail = {"text": str(command.get("text", ""))[:supervision.WHISPER_MAX],
+                      "step": str(command.get("step", ""))[:100]}
+        await self._control(action, **detail)
+
+    async def _control(self, action: str, **detail) -> None:
+        await self.channel_layer.group_send(supervision.control_group(self.call_id), {
+            "type": "supervise.control", "call": self.call_id, "action": action, "channel": self.channel_name,
+            **self.user, **detail})
+
+    async def supervise_audio(self, message: dict) -> None:
+        await self.send(bytes_data=message["audio"])
+
+    async def supervise_state(self, message: dict) -> None:
+        await self.send(text_data=json.dumps(message["data"]))
+
+    async def __call__(self, scope, receive, send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._leave()  # a stopping server cancels consumers without a disconnect
+
+    async def disconnect(self, code: int) -> None:
+        await self._leave()
+
+    async def _leave(self) -> None:
+        if self.call_id is None:
+            return
+        await self._control("leave")  # a take-over this supervisor held goes back to the bot
+        call_id, self.call_id = self.call_id, None
+        await self.channel_layer.group_discard(supervision.audience_group(call_id), self.channel_name)
+        await supervision.count_listener(call_id, -1)

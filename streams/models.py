@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.db import models
 
 from campaigns.models import Call
@@ -78,3 +79,30 @@ class StreamServer(models.Model):
 
     def __str__(self):
         return f"{self.name} (seen {self.seen_at:%H:%M:%S})"
+
+
+class Intervention(models.Model):
+    """A supervisor stepping into a live call (streams.supervision): on the call's timeline for good."""
+
+    class Kind(models.TextChoices):
+        LISTEN = "listen", "Supervisor listened"
+        WHISPER = "whisper", "Supervisor whispered to the bot"
+        TAKE_OVER = "take_over", "Supervisor took over"
+        HAND_BACK = "hand_back", "Supervisor handed back to the bot"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    call = models.ForeignKey(Call, on_delete=models.CASCADE, related_name="interventions")
+    session = models.ForeignKey(StreamSession, on_delete=models.CASCADE, related_name="interventions")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    by = models.CharField(max_length=254, help_text="The supervisor's e-mail, kept if the user goes.")
+    text = models.CharField(max_length=500, blank=True, help_text="A whisper's hint.")
+    step = models.CharField(max_length=100, blank=True, help_text="The script step a whisper jumped to.")
+    at = models.DateTimeField()
+    recording_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Where it falls in the recording.")
+
+    class Meta:
+        ordering = ["at"]
+
+    def __str__(self):
+        return f"{self.get_kind_display()} ({self.by})"

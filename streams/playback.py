@@ -94,6 +94,11 @@ class Outbox:
         self._plays_until = time.monotonic()
         await self._send(protocol.clear_frame(self._sid))
 
+    def plays_in_ms(self, chunk: bytes) -> int:
+        """For the chunk just sent: how long until the caller hears its start."""
+        ahead = self._plays_until - time.monotonic() - len(chunk) / self._bytes_per_ms / 1000
+        return max(0, round(ahead * 1000))
+
     def mark_returned(self, name: str) -> bool:
         """Exotel says the audio before `name` has played. False for a mark we never sent."""
         sent_before = self._pending_marks.pop(name, None)

@@ -8,11 +8,18 @@ from channels.auth import AuthMiddlewareStack
 from channels.security.websocket import AllowedHostsOriginValidator
 from django.urls import path
 
-from streams.consumers import EchoTestConsumer, ListenConsumer, LiveConsumer, StreamConsumer
+from streams.consumers import (
+    EchoTestConsumer,
+    ListenConsumer,
+    LiveConsumer,
+    StreamConsumer,
+    SuperviseConsumer,
+)
 
 websocket_urlpatterns = [
     path("streams/test/<str:token>", EchoTestConsumer.as_asgi()),
     path("streams/<str:token>/listen", ListenConsumer.as_asgi()),
     path("streams/<str:token>", StreamConsumer.as_asgi()),
     path("live/campaigns/<int:campaign_id>", AllowedHostsOriginValidator(AuthMiddlewareStack(LiveConsumer.as_asgi()))),
+    path("live/calls/<int:call_id>", AllowedHostsOriginValidator(AuthMiddlewareStack(SuperviseConsumer.as_asgi()))),
 ]

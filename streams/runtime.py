@@ -3,11 +3,14 @@ into frames, and keeps everything the session row records.
 
 A bot (`streams.bots`) receives `on_start` (once the session is recorded and the prompts loaded;
 audio and DTMF may come before it), `on_audio(pcm)`, `on_dtmf(digit)`, `on_mark(name)` and
-`on_stop()`, and acts through its stream: `play(pcm, rate)` or `play_prompt(name)` (whole pieces),
+`on_stop()`, and, when a supervisor steps in (`streams.supervision`), `on_whisper(text, step)`,
+`on_take_over()` and `on_hand_back()`; it acts through its stream: `play(pcm, rate)` or `play_prompt(name)` (whole pieces),
 `stream_audio(pcm)` (continuous audio), `mark(name)`, `clear()`, `hang_up()` (closing the socket:
 the protocol has no hang-up event) and `opt_out(source, reason)` (the caller asked never to be
 called again). Chunking, pacing and marks are `streams.playback`'s job,
-recording `streams.recorder`'s, the live view `streams.live`'s.
+recording `streams.recorder`'s, the live view `streams.live`'s, supervision `streams.supervision`'s:
+while a supervisor holds the line the bot's audio, marks and clears are dropped and its hang-up
+waits for the hand-back.
 
 The media path touches neither the ORM nor a thread: the database is reached only through the
 `started` and `opted_out` hooks (run beside the media path) and by the consumer after `finish()`.
@@ -43,6 +46,7 @@ from exotel.protocol import CloseCode, ProtocolError, wire_code
 from streams.live import Feed
 from streams.playback import STREAM_LEAD_MS, UNPACED, Outbox
 from streams.recorder import Recorder
+from streams.supervision import CALLER, LINE, Supervision
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +112,13 @@ class Bot:
     async def on_dtmf(self, digit: str) -> None: ...
     async def on_mark(self, name: str) -> None: ...
     async def on_stop(self) -> None: ...
+    async def on_whisper(self, text: str, step: str) -> None:
+        """A supervisor's hint; raise ValueError (its text shown to them) for one this bot cannot take."""
+        if step:
+            raise ValueError("This bot has no steps to jump to.")
+
+    async def on_take_over(self) -> None: ...
+    async def on_hand_back(self) -> None: ...
 
 
 StartedHook = Callable[[protocol.Start], Awaitable[Started]]
@@ -147,6 +158,7 @@ class Stream:
         self._limit = asyncio.get_running_loop().call_later(settings.STREAM_MAX_SECONDS, self._time_up)
         self._tasks: set[asyncio.Task] = set()
         self._opening: asyncio.Task | None = None
+        self.supervision = Supervision(self)
 
     # --- frames in ------------------------------------------------------------------------------
 
@@ -180,6 +192,7 @@ class Stream:
                 self.bytes_in += len(event.payload)
                 if self.recorder:
                     self.recorder.caller_audio(event.payload)
+                self.supervision.tap(CALLER, event.payload)
                 await self.feed.level(event.payload)
                 if self.bot:
                     await self.bot.on_audio(event.payload)
@@ -226,6 +239,8 @@ class Stream:
         self.session_id, self.started_at, self.prompts = started.session_id, started.started_at, started.prompts
         self.feed.stream_id = started.session_id
         await self.feed.state("started")
+        if not self.finished:
+            await self.supervision.open()
         if self.bot and not self.finished:  # the socket may have gone while the row was written
             await self.bot.on_start()
 
@@ -268,25 +283,36 @@ class Stream:
         return self.outbox.heard_ms if self.outbox else 0
 
     async def play(self, pcm: bytes, rate: int | None = None) -> None:
+        if self.supervision.holds_line:
+            return
         await self._outbox().play(resample(pcm, rate or self.rate, self.rate))
 
     async def play_prompt(self, name: str) -> None:
         pcm, rate = self.prompts[name]
+        if self.supervision.holds_line:
+            return
         await self.feed.event("say", name)
         await self.play(pcm, rate)
 
     async def stream_audio(self, pcm: bytes, *, paced: bool = True) -> None:
         """Continuous audio; `paced=False` only for audio Exotel already paced (see streams.playback)."""
+        if self.supervision.holds_line:
+            return
         await self._outbox().stream(pcm, lead_ms=STREAM_LEAD_MS if paced else UNPACED)
 
     async def mark(self, name: str) -> None:
+        if self.supervision.holds_line:
+            return
         await self._outbox().mark(name)
 
     async def clear(self) -> None:
+        if self.supervision.holds_line:
+            return  # cleared at the take-over; what goes out now is the supervisor's
         await self._outbox().clear()
         await self.feed.event("clear")
 
     async def hang_up(self) -> None:
+        await self.supervision.handed_back()  # a muted bot does not cut the supervisor off
         await self.feed.event("hangup")
         await self.end("hung_up", CloseCode.NORMAL)
 
@@ -310,6 +336,7 @@ class Stream:
     def _bot_audio_sent(self, pcm: bytes) -> None:
         if self.recorder:
             self.recorder.bot_audio(pcm)
+        self.supervision.tap(LINE, pcm, self.outbox.plays_in_ms(pcm))
 
     # --- the end --------------------------------------------------------------------------------
 
@@ -364,6 +391,7 @@ class Stream:
         finally:
             if self.recorder:
                 await self.recorder.finish()
+            await self.supervision.close()
             await self.feed.state("stopped", reason=self.stop_reason)
 
 

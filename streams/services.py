@@ -19,7 +19,7 @@ from campaigns import calls, donotcall, links
 from campaigns.models import Call
 from exotel.protocol import Start
 from streams import prompts
-from streams.models import StreamSession
+from streams.models import Intervention, StreamSession
 from streams.recorder import save_track
 from streams.runtime import Binding, OptOut, Started, Stream
 from tenancy.models import ExotelAccount, Workspace
@@ -180,3 +180,13 @@ def _store_recordings(stream: Stream) -> dict[str, str]:
 def record_opt_out(call_id: int, opted_out: OptOut) -> None:
     """The caller of this call is on the workspace's do-not-call list from now on (idempotent)."""
     donotcall.opt_out(Call.objects.get(pk=call_id), source=opted_out.source, reason=opted_out.reason)
+
+
+def record_intervention(stream: Stream, kind: str, *, user_id: int | None, by: str, recording_ms: int | None,
+                        text: str = "", step: str = "") -> None:
+    """A supervisor's step into the call, as it happened (`streams.supervision`)."""
+    Intervention.objects.create(
+        workspace_id=stream.binding.workspace_id, call_id=stream.binding.call_id, session_id=stream.session_id,
+        kind=kind, user_id=user_id, by=by[:254], text=text[:500], step=step[:100], at=timezone.now(),
+        recording_ms=recording_ms,
+    )

@@ -17,6 +17,14 @@ workspace's do-not-call list at once, source "relay", for every campaign; the ca
 goodbye, then close the socket) and its disposition becomes "opted_out" unless the call already has
 one. Repeating the message changes nothing.
 
+A supervisor watching the call (`streams.supervision`) reaches the external bot with
+
+    {"event": "supervisor", "sequence_number": 12, "stream_sid": "MZ…",
+     "supervisor": {"kind": "whisper", "text": "offer the gold plan", "step": ""}}
+
+`kind` is `whisper` (a hint; `step` a name the supervisor chose, if any), `take_over` (the
+supervisor speaks to the caller: the bot's audio is dropped until `hand_back`) or `hand_back`.
+
 If the external bot cannot be reached within `CONNECT_TIMEOUT`, or drops before the call ends, the
 caller hears the fallback prompt (if the workspace has it), the call is hung up, and its
 disposition says so: `relay_unreachable` or `relay_dropped`.
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 
 import websockets
@@ -173,6 +182,21 @@ class RelayBot(Bot):
             self._fallback_done.set_result(None)
             return
         await self._forward(protocol.exotel_mark_frame(self._next(), self.stream.sid, name))
+
+    async def on_whisper(self, text: str, step: str) -> None:
+        if self._ws is None:
+            raise ValueError("The relay bot is not connected.")
+        await self._to_supervised_bot({"kind": "whisper", "text": text, "step": step})
+
+    async def on_take_over(self) -> None:
+        await self._to_supervised_bot({"kind": "take_over"})
+
+    async def on_hand_back(self) -> None:
+        await self._to_supervised_bot({"kind": "hand_back"})
+
+    async def _to_supervised_bot(self, supervisor: dict) -> None:
+        await self._forward(json.dumps({"event": "supervisor", "sequence_number": self._next(),
+                                        "stream_sid": self.stream.sid, "supervisor": supervisor}))
 
     async def on_stop(self) -> None:
         self._stopping = True

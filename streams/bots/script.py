@@ -26,6 +26,10 @@ branches jump to, and holds exactly one action:
     {"goto": "menu"}                     jump
     {"hangup": true}                     end the call (running past the last step does too)
 
+A supervisor (`streams.supervision`) may make the script jump to a step with an `id` (the step
+running is cut short, a prompt cleared); while they hold the line the script waits before its next
+step and goes on from there when they hand back.
+
 Optional top level: `"barge_in": {"threshold_dbfs": -35, "min_ms": 0}`. At most 200 steps, and at
 most `MAX_STEPS_RUN` steps run per call, so a loop cannot hold a line forever.
 
@@ -194,6 +198,11 @@ class ScriptBot(Bot):
         self._loud_ms = 0
         self._said = 0
         self._chosen_by_keys = ""  # the keys whose branch the last gather took
+        self._index_of = {step["id"]: i for i, step in enumerate(self.spec.get("steps", [])) if "id" in step}
+        self._resumed = asyncio.Event()  # cleared while a supervisor holds the line
+        self._resumed.set()
+        self._jump_to = ""  # a step a supervisor chose
+        self._step: asyncio.Task | None = None
 
     async def on_start(self) -> None:
         self.stream.spawn(self.run())
@@ -231,22 +240,55 @@ class ScriptBot(Bot):
         await self.stream.feed.event("barge_in", elapsed)
         self._loud_since, self._loud_ms = None, 0
 
+    async def on_whisper(self, text: str, step: str) -> None:
+        if not step:
+            return  # a script has no use for a hint; it is on the timeline all the same
+        if step not in self._index_of:
+            raise ValueError(f"The script has no step {step!r}.")
+        self._jump_to = step
+        if self._step is not None and not self._step.done():
+            if self._playing is not None and not self._playing.done():
+                await self.stream.clear()
+            self._step.cancel()
+
+    async def on_take_over(self) -> None:
+        self._resumed.clear()
+        if self._playing is not None and not self._playing.done():
+            self._playing.set_result("supervisor")  # the prompt was cleared: go on to wait at the next step
+
+    async def on_hand_back(self) -> None:
+        self._resumed.set()
+
     async def run(self) -> None:
         steps = self.spec["steps"]
-        index_of = {step["id"]: i for i, step in enumerate(steps) if "id" in step}
         index = 0
         for _ in range(MAX_STEPS_RUN):
+            await self._resumed.wait()
+            if self._jump_to:
+                index, self._jump_to = self._index_of[self._jump_to], ""
             if index >= len(steps):
                 break
             step = steps[index]
             (action,) = set(step) & ACTIONS
-            target = await getattr(self, f"_{action}")(step[action], step)
-            if action == "hangup":
+            target = await self._run_step(action, step)
+            if action == "hangup" and not self._jump_to:
                 return
-            index = index_of[target] if target else index + 1
+            index = self._index_of[target] if target else index + 1
         else:
             log.warning("stream %s: script ran %s steps; hanging up", self.stream.sid, MAX_STEPS_RUN)
         await self.stream.hang_up()
+
+    async def _run_step(self, action: str, step: dict) -> str | None:
+        """One step, as a task a supervisor's jump may cancel."""
+        self._step = asyncio.ensure_future(getattr(self, f"_{action}")(step[action], step))
+        try:
+            return await self._step
+        except asyncio.CancelledError:
+            if not self._jump_to or asyncio.current_task().cancelling():
+                raise  # the stream is finishing, not a jump
+            return None
+        finally:
+            self._step = None
 
     async def _say(self, template: str, step: dict) -> None:
         name = _fill(template, self.stream.binding.variables)
@@ -258,11 +300,13 @@ class ScriptBot(Bot):
         self._playing = asyncio.get_running_loop().create_future()
         self._barge_in_allowed = step.get("barge_in", True)
         pcm, rate = self.stream.prompts[name]
-        await self.stream.play_prompt(name)
-        await self.stream.mark(self._playing_mark)
-        # A mark that never comes back (a lost frame) must not hold the call: wait a little past the prompt.
-        await asyncio.wait([self._playing], timeout=len(pcm) / 2 / rate + MARK_GRACE)
-        self._playing = None
+        try:
+            await self.stream.play_prompt(name)
+            await self.stream.mark(self._playing_mark)
+            # A mark that never comes back (a lost frame) must not hold the call: wait a little past the prompt.
+            await asyncio.wait([self._playing], timeout=len(pcm) / 2 / rate + MARK_GRACE)
+        finally:
+            self._playing = None
         return None
 
     async def _pause(self, seconds: float, step: dict) -> None:
