@@ -453,6 +453,14 @@ class Call(models.Model):
         # A completed call was answered even when its `answered` callback lost the race to `terminal`.
         return self.answered_at is not None or self.state == self.State.COMPLETED
 
+    @property
+    def latest_moment(self) -> tuple[str, datetime.datetime]:
+        """What last happened to the call on its way to the line, and when: the live list's "Last event"."""
+        for field, what in (("answered_at", "answered"), ("ringing_at", "ringing"), ("dialed_at", "dialled")):
+            if at := getattr(self, field):
+                return what, at
+        return "queued", self.enqueued_at
+
     def transition(self, new: "Call.State", *, at: datetime.datetime | None = None) -> list[str]:
         """Apply a state change and stamp its time; returns the fields to save."""
         check_transition(self.TRANSITIONS, self.state, new, what="A call")

@@ -189,9 +189,14 @@ def counters(campaign: Campaign) -> dict:
     }
 
 
+def moment_label(what: str, at: datetime.datetime) -> str:
+    return f"{what} at {timezone.localtime(at):%H:%M:%S}"  # the request's zone: the workspace's
+
+
 def live_view(campaign: Campaign) -> dict:
     """What the campaign page polls: its counters and which calls are live (one indexed query)."""
-    live = [{"id": c.pk, "phone": c.phone, "state": c.get_state_display()} for c in live_calls(campaign)]
+    live = [{"id": c.pk, "phone": c.phone, "state": c.get_state_display(), "event": moment_label(*c.latest_moment)}
+            for c in live_calls(campaign)]
     return {**counters(campaign), "live": live}
 
 

@@ -104,6 +104,7 @@
       ids[call.id] = true;
       var tr = ensureRow(call.id, call.phone);
       if (!tr.dataset.streaming) tr.children[1].textContent = call.state;
+      if (!tr.dataset.heard) tr.children[3].textContent = call.event;  // the stream's own events say more
     });
     table.querySelectorAll("tr[data-call]").forEach(function (tr) {
       if (!ids[tr.dataset.call]) tr.remove();  // ended since the last poll
@@ -128,6 +129,7 @@
       tr.querySelector(".level i").style.width = pct + "%";
       tr.querySelector(".level").title = message.dbfs.toFixed(1) + " dBFS";
     } else if (message.type === "event") {
+      tr.dataset.heard = "yes";
       tr.children[3].textContent = message.event + (message.detail ? " " + message.detail : "");
     }
     refreshEmpty();

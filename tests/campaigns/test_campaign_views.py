@@ -117,7 +117,12 @@ def test_the_polled_json_is_one_row_and_the_live_calls(bob_client, campaign, dja
     with django_assert_num_queries(5):
         data = bob_client.get(reverse("campaigns:counters", args=[campaign.pk])).json()
     assert data["progress"] == 50 and data["calls_live"] == 2 and data["state"] == "draft"
-    assert data["live"] == [{"id": live.pk, "phone": live.phone, "state": "Ringing"}]
+    ringing_at = datetime.datetime(2026, 12, 2, 6, 30, 5, tzinfo=datetime.UTC)
+    Call.objects.filter(pk=live.pk).update(ringing_at=ringing_at)
+    data = bob_client.get(reverse("campaigns:counters", args=[campaign.pk])).json()
+    # The last event in the workspace's clock (Asia/Kolkata): 06:30:05 UTC is 12:00:05.
+    assert data["live"] == [{"id": live.pk, "phone": live.phone, "state": "Ringing", "event": "ringing at 12:00:05"}]
+    assert "ringing at 12:00:05" in bob_client.get(campaign.get_absolute_url()).content.decode()
 
 
 def test_talk_time_is_said_as_a_total_and_an_average(bob_client, campaign):
