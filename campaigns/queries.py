@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from django.db.models import Avg, Count, F, Q, QuerySet, Sum
 from django.utils import timezone
 
-from campaigns.models import Call, Campaign
+from campaigns.models import Call, Campaign, Contact
 from campaigns.rollups import ANSWERED, ENDED
 from config.redaction import REDACTED
 from tenancy.models import ExotelAccount, Workspace
@@ -187,6 +187,12 @@ def counters(campaign: Campaign) -> dict:
         "answer_rate_label": "—" if answer_rate is None else f"{answer_rate}%",
         **{name: getattr(campaign, name) for name in fields},
     }
+
+
+def retries(campaign: Campaign, *, shown: int = 5) -> dict:
+    """Contacts waiting for another attempt: how many, and the next few with when they are due."""
+    waiting = Contact.objects.filter(campaign=campaign, state=Contact.State.PENDING, attempts__gt=0)
+    return {"count": waiting.count(), "next": list(waiting.order_by("next_attempt_at", "pk")[:shown])}
 
 
 def moment_label(what: str, at: datetime.datetime) -> str:

@@ -59,6 +59,7 @@ def campaign_detail(request, pk):
         "counters": queries.counters(campaign),
         "outcomes": queries.outcomes(campaign),
         "live_calls": queries.live_calls(campaign),
+        "retries": queries.retries(campaign),
         "events": campaign.events.select_related("by")[:10],
         # Before it runs: what the dispatcher will do with its contacts under the calling rules.
         "forecast": forecast.forecast(campaign, now=timezone.now()) if campaign.state in BEFORE_RUNNING else None,

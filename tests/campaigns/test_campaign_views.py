@@ -125,6 +125,18 @@ def test_the_polled_json_is_one_row_and_the_live_calls(bob_client, campaign, dja
     assert "ringing at 12:00:05" in bob_client.get(campaign.get_absolute_url()).content.decode()
 
 
+def test_the_page_lists_the_contacts_waiting_for_another_attempt(bob_client, campaign):
+    due = datetime.datetime(2026, 12, 2, 8, 0, tzinfo=datetime.UTC)
+    for n in range(7):
+        make_contact(campaign, phone=f"+91981110000{n}", attempts=1, outcome="no-answer",
+                     next_attempt_at=due + datetime.timedelta(minutes=n))
+    make_contact(campaign, phone="+919811100099")  # never tried: not a retry
+    page = bob_client.get(campaign.get_absolute_url()).content.decode()
+    assert "7 contacts will be called again; the next 5:" in page
+    assert "2026-12-02 13:30 IST" in page and "2026-12-02 13:34 IST" in page  # Kolkata, zone named
+    assert "13:35 IST" not in page
+
+
 def test_talk_time_is_said_as_a_total_and_an_average(bob_client, campaign):
     Campaign.objects.filter(pk=campaign.pk).update(calls_answered=4, talk_seconds=3 * 3600 + 5 * 60 + 2)
     data = bob_client.get(reverse("campaigns:counters", args=[campaign.pk])).json()
