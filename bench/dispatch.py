@@ -6,8 +6,8 @@
 
 Throughput: one running campaign of `--contacts` contacts whose pacing allows `--per-tick` calls a
 tick, concurrency and stream caps out of the way; `dialer.dispatch` is called tick after tick (the
-simulated clock advances one second a tick) until every contact has a queued call, each call's `place_call` task sent to a real
-Redis broker through one producer per tick. Reported: calls planned and enqueued per second of
+simulated clock advances one second a tick) until every contact has a queued call, its calls'
+`place_calls` messages sent to a real Redis broker through one producer per tick. Reported: calls planned and enqueued per second of
 wall time, and the queries of one tick. The broker's queue is purged at the end (its own Redis
 database, so no worker of a test run sees these tasks).
 
@@ -135,7 +135,7 @@ def throughput(contacts: int, per_tick: int) -> None:
     print(f"throughput: {queued} calls planned and enqueued in {elapsed:.2f} s over {ticks} ticks "
           f"= {queued / elapsed:,.0f} calls/s ({per_tick:,.0f} calls a tick, "
           f"{elapsed / ticks * 1000:.0f} ms a tick)")
-    print(f"  of which sending the tasks: {sending[0]:.2f} s ({queued / sending[0]:,.0f} messages/s); "
+    print(f"  of which sending the tasks: {sending[0]:.2f} s ({queued / sending[0]:,.0f} calls/s); "
           f"planning in the database: {elapsed - sending[0]:.2f} s ({queued / (elapsed - sending[0]):,.0f} calls/s)")
     print(f"queries per tick: min {min(queries)}, max {max(queries)}")
 

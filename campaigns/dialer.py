@@ -20,6 +20,8 @@ import logging
 
 import httpx
 from celery import current_app
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
@@ -207,17 +209,38 @@ def queue_calls(campaign: Campaign, contacts: list[Contact], *, allowed_by: dict
 
 
 def send_place_calls(call_ids: list[int]) -> None:
-    """A message per call, so each is redelivered on its own, published together.
+    """Messages of a few calls each, published together; each call is still claimed and placed on its own.
 
-    A broker round trip per message was most of a tick's time (bench/RESULTS.md): kombu's producer
-    batch pipelines up to a thousand in one. A batch that fails may have delivered part of itself;
-    the calls it left `queued` are sent again by the reaper, and `place_call`'s claim dials each once.
+    Celery building a message, then a broker round trip per message, were most of a tick's time
+    (bench/RESULTS.md): a message carries several calls, and kombu's producer batch pipelines up to a
+    thousand messages in one round trip. A batch that fails may have delivered part of itself; the
+    calls it left `queued` are sent again by the reaper, and `place_call`'s claim dials each once.
     """
     if not call_ids:
         return
+    # Spread over DIAL_MESSAGES_SPREAD messages at least, so a pool of dial workers dials side by side.
+    size = min(settings.DIAL_CALLS_PER_MESSAGE, max(1, len(call_ids) // settings.DIAL_MESSAGES_SPREAD))
     with current_app.producer_or_acquire() as producer, producer.batch():
-        for call_id in call_ids:
-            tasks.place_call.apply_async((call_id,), producer=producer)
+        for first in range(0, len(call_ids), size):
+            batch = call_ids[first:first + size]
+            tasks.place_calls.apply_async((batch,), producer=producer, **tasks.place_calls_limits(len(batch)))
+
+
+def place_calls(call_ids: list[int]) -> None:
+    """Place each call of one message in turn; a message delivered again dials only the calls still queued.
+
+    Each call is claimed and committed before its request leaves (`place_call`), so a worker killed
+    mid-message leaves the calls it reached `dialing` (never dialled again) and the rest `queued`:
+    the redelivered message, or else the reaper, places those. One call's unexpected error is
+    logged and does not hold the calls after it.
+    """
+    for call_id in call_ids:
+        try:
+            place_call(call_id)
+        except SoftTimeLimitExceeded:
+            raise
+        except Exception:  # the call stays as it was left, for the reaper
+            log.exception("call %s: placing failed", call_id)
 
 
 def reap(*, now=None) -> None:

@@ -2,7 +2,7 @@
 
 Idempotency lives in the rows (conditional updates), not in the broker, so every task here is safe
 to run twice; with acks_late a task whose worker died is delivered again. Queues (config/settings.py):
-`dispatch` runs on `tick`, `place_call` on `dial`, the rest on `default`. Tasks that talk to Exotel
+`dispatch` runs on `tick`, `place_calls` and `place_call` on `dial`, the rest on `default`. Tasks that talk to Exotel
 carry time limits a little above their own timeouts; the rest keep the settings' defaults.
 """
 
@@ -23,9 +23,24 @@ def reap_calls() -> None:
     dialer.reap()
 
 
-@shared_task(soft_time_limit=60, time_limit=75)
+PLACE_CALL_SOFT_LIMIT, PLACE_CALL_LIMIT = 60, 75
+
+
+@shared_task(soft_time_limit=PLACE_CALL_SOFT_LIMIT, time_limit=PLACE_CALL_LIMIT)
 def place_call(call_id: int) -> None:
+    """One call: a retry after a 429 or a 5xx (and messages sent before `place_calls` existed)."""
     dialer.place_call(call_id)
+
+
+@shared_task
+def place_calls(call_ids: list[int]) -> None:
+    """The dispatcher's calls, a few a message; its time limits come with it (place_calls_limits)."""
+    dialer.place_calls(call_ids)
+
+
+def place_calls_limits(calls: int) -> dict:
+    """A message of `calls` calls gets `place_call`'s time limits for each."""
+    return {"soft_time_limit": PLACE_CALL_SOFT_LIMIT * calls, "time_limit": PLACE_CALL_SOFT_LIMIT * calls + 15}
 
 
 @shared_task

@@ -175,7 +175,8 @@ CELERY_TIMEZONE = "UTC"
 # production runs a worker per queue (docker-compose.yml).
 CELERY_TASK_QUEUES = {"tick": {}, "dial": {}, "default": {}}
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_TASK_ROUTES = {"campaigns.tasks.dispatch": {"queue": "tick"}, "campaigns.tasks.place_call": {"queue": "dial"}}
+CELERY_TASK_ROUTES = {"campaigns.tasks.dispatch": {"queue": "tick"}, "campaigns.tasks.place_call": {"queue": "dial"},
+                      "campaigns.tasks.place_calls": {"queue": "dial"}}
 # No task runs for ever; tasks that talk to Exotel set their own, tighter limits (campaigns/tasks.py).
 CELERY_TASK_SOFT_TIME_LIMIT = 120
 CELERY_TASK_TIME_LIMIT = 150
@@ -210,6 +211,10 @@ STREAM_HEARTBEAT_EXPIRES_SECONDS = env.float("STREAM_HEARTBEAT_EXPIRES_SECONDS",
 # its worker mid-request (made unknown until a callback with its token settles it).
 CALL_QUEUED_STALE_SECONDS = env.int("CALL_QUEUED_STALE_SECONDS", default=120)
 CALL_DIALING_STALE_SECONDS = env.int("CALL_DIALING_STALE_SECONDS", default=60)
+# campaigns/dialer.py: a `place_calls` message carries up to this many calls, and a tick's calls are
+# spread over at least DIAL_MESSAGES_SPREAD messages (or one a call), so dial workers share them.
+DIAL_CALLS_PER_MESSAGE = env.int("DIAL_CALLS_PER_MESSAGE", default=20)
+DIAL_MESSAGES_SPREAD = env.int("DIAL_MESSAGES_SPREAD", default=100)
 # An unknown call with no callback this long after its time limit is failed; the retry policy decides.
 CALL_UNKNOWN_GRACE_SECONDS = env.int("CALL_UNKNOWN_GRACE_SECONDS", default=300)
 # campaigns/breaker.py: a caller ID's health counts its calls of this window; the breaker pauses it for

@@ -208,18 +208,35 @@ def test_two_dispatchers_never_claim_the_same_contact(campaign, alice, sent):
     assert not claimed["first"] & claimed["second"]
 
 
-def test_each_call_is_published_as_a_message_of_its_own(campaign):
-    """Batched publishing still puts one message per call on the dial queue (the broker is real)."""
+def published(call_ids: list[int]) -> list:
+    """The messages `send_place_calls` puts on the dial queue of the real broker, acknowledged."""
     from celery import current_app
 
+    with current_app.connection_for_read() as connection, connection.SimpleQueue("dial") as dial:
+        dial.clear()
+        dialer.send_place_calls(call_ids)
+        messages = [dial.get(timeout=10) for _ in range(len(dial))]
+        for message in messages:
+            message.ack()
+    return messages
+
+
+def test_a_few_calls_go_one_a_message(campaign):
     from tests.conftest import make_call
 
     queued = [make_call(campaign) for _ in range(3)]
-    with current_app.connection_for_read() as connection, connection.SimpleQueue("dial") as dial:
-        dial.clear()
-        dialer.send_place_calls([call.pk for call in queued])
-        messages = [dial.get(timeout=10) for _ in queued]
-        for message in messages:
-            message.ack()
-    assert {message.headers["task"] for message in messages} == {"campaigns.tasks.place_call"}
-    assert sorted(message.payload[0][0] for message in messages) == sorted(call.pk for call in queued)
+    messages = published([call.pk for call in queued])
+    assert {message.headers["task"] for message in messages} == {"campaigns.tasks.place_calls"}
+    assert sorted(message.payload[0][0] for message in messages) == sorted([call.pk] for call in queued)
+    assert {tuple(message.headers["timelimit"]) for message in messages} == {(75, 60)}  # place_call's own
+
+
+@pytest.mark.parametrize(("calls", "per_message"), [(250, 2), (2000, 20), (5000, 20)])
+def test_many_calls_share_messages_spread_for_the_dial_workers(campaign, calls, per_message):
+    """At least DIAL_MESSAGES_SPREAD messages, at most DIAL_CALLS_PER_MESSAGE calls in each; every call once."""
+    messages = published(list(range(1, calls + 1)))
+    carried = [message.payload[0][0] for message in messages]
+    assert sorted(call_id for ids in carried for call_id in ids) == list(range(1, calls + 1))
+    assert max(map(len, carried)) == per_message
+    assert len(messages) >= min(calls, 100)
+    assert tuple(messages[0].headers["timelimit"]) == (60 * per_message + 15, 60 * per_message)

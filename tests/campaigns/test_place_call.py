@@ -217,6 +217,66 @@ def test_a_worker_killed_between_the_request_and_the_database_write_never_dials_
     assert Contact.objects.get().outcome == "completed"
 
 
+def queued_calls(campaign, count: int) -> list[Call]:
+    Campaign.objects.filter(pk=campaign.pk).update(state=Campaign.State.RUNNING, calls_total=count, calls_live=count,
+                                                   contacts_total=count)
+    return [make_call(campaign, contact=make_contact(campaign, state=Contact.State.CALLING, attempts=1), attempt=1)
+            for _ in range(count)]
+
+
+def test_a_message_of_several_calls_dials_each_once_even_delivered_twice(campaign, sim):
+    queued = queued_calls(campaign, 3)
+    tasks.place_calls([call.pk for call in queued])
+    tasks.place_calls([call.pk for call in queued])  # delivered again
+    assert [len(requests_for(sim, call.token)) for call in queued] == [1, 1, 1]
+    assert {Call.objects.get(pk=call.pk).state for call in queued} == {Call.State.DIALING}
+
+
+def test_a_worker_killed_mid_message_dials_no_attempt_twice_and_loses_none(campaign, sim, monkeypatch):
+    """Killed while placing the second of three calls: the redelivered message places only the third."""
+    import datetime
+
+    from campaigns import calls
+
+    first, second, third = queued_calls(campaign, 3)
+    real_send = dialer.send_call
+
+    def die_on_the_second(client, call):
+        if call.pk == second.pk:
+            real_send(client, call)  # the request reached Exotel ...
+            raise SystemExit("killed")  # ... and the worker died before recording its answer
+        return real_send(client, call)
+
+    monkeypatch.setattr(dialer, "send_call", die_on_the_second)
+    with pytest.raises(SystemExit):
+        tasks.place_calls([first.pk, second.pk, third.pk])
+    assert Call.objects.get(pk=third.pk).state == Call.State.QUEUED  # not reached: nothing lost yet
+    monkeypatch.undo()
+    tasks.place_calls([first.pk, second.pk, third.pk])  # acks_late: the broker delivers the message again
+    assert [len(requests_for(sim, call.token)) for call in (first, second, third)] == [1, 1, 1]
+
+    calls.reap_stale_calls(now=timezone.now() + datetime.timedelta(minutes=2))
+    states = [Call.objects.get(pk=call.pk) for call in (first, second, third)]
+    assert [(call.state, bool(call.exotel_sid)) for call in states] == [
+        (Call.State.DIALING, True), (Call.State.UNKNOWN, False), (Call.State.DIALING, True)]
+
+
+def test_one_calls_unexpected_error_does_not_hold_the_calls_after_it(campaign, sim, monkeypatch, caplog):
+    first, second = queued_calls(campaign, 2)
+    real_send = dialer.send_call
+
+    def break_the_first(client, call):
+        if call.pk == first.pk:
+            raise RuntimeError("a bug")
+        return real_send(client, call)
+
+    monkeypatch.setattr(dialer, "send_call", break_the_first)
+    tasks.place_calls([first.pk, second.pk])
+    assert f"call {first.pk}: placing failed" in caplog.text
+    assert Call.objects.get(pk=first.pk).state == Call.State.DIALING  # left for the reaper, as a lone task would
+    assert len(requests_for(sim, second.token)) == 1
+
+
 def leg_in(sim, call, *states):
     """A predicate: the simulator holds the call's leg in one of `states`."""
     return lambda: any(c["sid"] == call.leg_sid and c["leg_state"] in states
