@@ -92,7 +92,7 @@ def seed(calls: int):
     from django.db import connection, transaction
 
     from campaigns import rollups
-    from campaigns.models import Call, Campaign, Contact
+    from campaigns.models import Call, Campaign, Contact, Recipient
     from tenancy.models import Exophone, ExotelAccount, Membership, Role, Workspace
 
     call_command("flush", interactive=False, verbosity=0)  # the bench database holds only this
@@ -117,14 +117,19 @@ def seed(calls: int):
         bounds += share
     campaign_of = f"CASE {' '.join(case)} END"
     contacts = calls // 2
-    cols, vals = filler(Contact, {
-        "workspace_id": str(workspace.pk), "campaign_id": campaign_of,
-        "phone": "'+9198' || lpad(g::text, 8, '0')", "name": "'Contact ' || g", "state": "'done'",
-        "attempts": "2", "outcome": "'completed'", "created_at": "now()",
-    })
+    phone = "'+9198' || lpad(g::text, 8, '0')"
     started = time.perf_counter()
     with connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO campaigns_contact ({cols}) SELECT {vals} FROM generate_series(1, {contacts}) g")
+        # Each contact's number has its ledger row (campaigns.compliance.ensure_recipients), as an import makes.
+        cols, vals = filler(Recipient, {"workspace_id": str(workspace.pk), "phone": phone})
+        cursor.execute(f"INSERT INTO campaigns_recipient ({cols}) SELECT {vals} FROM generate_series(1, {contacts}) g")
+        cols, vals = filler(Contact, {
+            "workspace_id": str(workspace.pk), "campaign_id": campaign_of, "recipient_id": "r.id",
+            "phone": phone, "name": "'Contact ' || g", "state": "'done'",
+            "attempts": "2", "outcome": "'completed'", "created_at": "now()",
+        })
+        cursor.execute(f"INSERT INTO campaigns_contact ({cols}) SELECT {vals} FROM generate_series(1, {contacts}) g "
+                       f"JOIN campaigns_recipient r ON r.workspace_id = {workspace.pk} AND r.phone = {phone}")
         # Calls: two attempts per contact, spread over the last DAYS days, outcomes in fixed proportions.
         state = ("(ARRAY['completed','completed','completed','busy','no-answer','failed','completed',"
                  "'no-answer','completed','busy'])[1 + mod(c.id * 7 + a, 10)]")
