@@ -49,6 +49,7 @@ def test_the_proxy_routes_pages_and_webhooks_to_web_and_streams_to_stream_server
     call = make_call(make_campaign(acme, bot_kind="echo"))
 
     page = httpx.get(f"{proxy.url}/login/")
+    style = httpx.get(f"{proxy.url}/static/css/app.css")  # served by the web process before Django (config.wsgi)
     # From another loopback address than the proxy's own, claiming yet another.
     with httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.3")) as client:
         spoofed = client.post(f"{proxy.url}/hooks/no-such-token/status", headers={"X-Forwarded-For": "203.0.113.9"})
@@ -60,6 +61,8 @@ def test_the_proxy_routes_pages_and_webhooks_to_web_and_streams_to_stream_server
 
     assert asyncio.run(one_call()) == 1000
     assert (page.status_code, spoofed.status_code) == (200, 404)
+    assert (style.status_code, style.headers["content-type"]) == (200, 'text/css; charset="utf-8"')
+    assert style.text == (processes.ROOT / "static" / "css" / "app.css").read_text()
     processes.wait_until(lambda: StreamSession.objects.filter(call=call, ended_at__isnull=False).exists(), timeout=30,
                          what="the call's session to be saved")
     assert set(served(proxy, "/login/")) == set(served(proxy, "/hooks/")) == {address(web)}
