@@ -67,6 +67,12 @@ def parse_args():
     parser.add_argument("--web", choices=["gunicorn", "daphne"], default="gunicorn",
                         help="the web tier: gunicorn workers (production's) or daphne processes")
     parser.add_argument("--processes", type=int, default=2, help="gunicorn workers, or daphne processes")
+    parser.add_argument("--threads", type=int, default=1, help="threads of each gunicorn worker (gthread past 1)")
+    parser.add_argument("--clients", type=int, default=1,
+                        help="load-generator processes sharing --concurrency (one asyncio client tops out first)")
+    parser.add_argument("--acknowledge-only", action="store_true",
+                        help="the production-shape figure alone: baseline, callbacks acknowledged, baseline; "
+                             "no applier, no Legs, no stream-URL requests")
     parser.add_argument("--legs", type=int, default=40, help="Legs calls dialled after the callbacks, 5 a second")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL))
     return parser.parse_args()
@@ -229,6 +235,50 @@ async def drive(url: str, sequences: list[list[dict]], concurrency: int) -> tupl
     return time.perf_counter() - started, latencies, failures
 
 
+def drive_share(url: str, sequences: list[list[dict]], concurrency: int) -> tuple[float, list[float], int]:
+    return asyncio.run(drive(url, sequences, concurrency))
+
+
+def drive_from(clients: int, url: str, sequences: list[list[dict]], concurrency: int) -> tuple[float, list[float], int]:
+    """`drive` from `clients` processes at once, each with its share of the sequences and the concurrency."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(clients) as pool:
+        results = list(pool.map(drive_share, [url] * clients, [sequences[n::clients] for n in range(clients)],
+                                [max(1, concurrency // clients)] * clients))
+    return (max(elapsed for elapsed, _, _ in results), [lat for _, lats, _ in results for lat in lats],
+            sum(failures for _, _, failures in results))
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its living descendants (gunicorn's workers, nginx's)."""
+    from bench.streams import cpu_seconds
+
+    parents = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError):
+            continue
+    tree, grown = {pid}, True
+    while grown:
+        found = {child for child, parent in parents.items() if parent in tree} - tree
+        tree, grown = tree | found, bool(found)
+    return sum(cpu_seconds(p) for p in tree if p in parents or p == pid)
+
+
+def database_cpu() -> float:
+    """CPU seconds of the PostgreSQL backends serving this database now (the web processes' pools)."""
+    from django.db import connection
+
+    from bench.streams import cpu_seconds
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        pids = [pid for (pid,) in cursor.fetchall()]
+    return sum(cpu_seconds(pid) for pid in pids if Path(f"/proc/{pid}").exists())
+
+
 def report(name: str, elapsed: float, latencies: list[float], failures: int) -> float:
     rate = len(latencies) / elapsed
     print(f"{name}: {len(latencies)} requests in {elapsed:.2f} s = {rate:,.0f}/s; latency "
@@ -243,6 +293,27 @@ def percentiles(seconds: list[float]) -> str:
         return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))] * 1000
 
     return f"median {statistics.median(ordered) * 1000:.1f} ms, p95 {pct(95):.1f} ms, p99 {pct(99):.1f} ms"
+
+
+def acknowledge_only(args, raw: str, status: str, sequences: list[list[dict]], web, proxy) -> None:
+    """Callbacks stored and acknowledged through the proxy, between two baseline runs, from `--clients`
+    processes; with the CPU each part spent per request (load-independent, unlike the rates)."""
+    import resource
+
+    print(f"web: {args.processes} {args.web} processes, {args.threads} thread(s) each; {args.clients} client "
+          f"process(es), {args.concurrency} connections")
+    parts = {"web": lambda: sum(tree_cpu(w.process.pid) for w in web), "proxy": lambda: tree_cpu(proxy.process.pid),
+             "PostgreSQL": database_cpu, "client": lambda: sum(resource.getrusage(resource.RUSAGE_CHILDREN)[:2])}
+    for name, url in (("baseline (one INSERT)", raw), ("status callbacks stored and acknowledged", status),
+                      ("baseline again", raw)):
+        before = {part: read() for part, read in parts.items()}
+        elapsed, latencies, failures = drive_from(args.clients, url, sequences, args.concurrency)
+        report(name, elapsed, latencies, failures)
+        spent = {part: (read() - before[part]) / len(latencies) * 1000 for part, read in parts.items()}
+        print("  CPU per request: " + ", ".join(f"{part} {ms:.2f} ms" for part, ms in spent.items())
+              + f"; all {sum(spent.values()):.2f} ms = at most {2000 / sum(spent.values()):,.0f}/s on 2 cores")
+    refused = sum(service.output().count("too many clients") for service in [*web, proxy])
+    print(f'"too many clients" in the web and proxy logs: {refused}')
 
 
 def main() -> None:
@@ -269,7 +340,7 @@ def main() -> None:
         simulator = processes.start_simulator(log_dir, "bench:k:t", config=simulator_config(log_dir))
         bench_urls = {"public_base_url": public, "DJANGO_SETTINGS_MODULE": "bench.settings"}
         if args.web == "gunicorn":
-            web = [processes.start_web(log_dir, workers=args.processes, **bench_urls)]
+            web = [processes.start_web(log_dir, workers=args.processes, threads=args.threads, **bench_urls)]
             streams = [processes.start_daphne(log_dir, name="streams", public_base_url=public)]
         else:
             web = streams = [processes.start_daphne(log_dir, name=f"daphne-{n}", **bench_urls)
@@ -286,6 +357,9 @@ def main() -> None:
 
         try:
             raw, hooks = f"{public}/bench/raw/{baseline.pk}", f"{public}/hooks/{workspace.webhook_token}"
+            if args.acknowledge_only:
+                acknowledge_only(args, raw, f"{hooks}/status", alone + beside, web, proxy)
+                return
             before = report("baseline (one INSERT)", *asyncio.run(drive(raw, alone, args.concurrency)))
             first = report("status callbacks stored and acknowledged, no applier running",
                            *asyncio.run(drive(f"{hooks}/status", alone, args.concurrency)))

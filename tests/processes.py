@@ -162,11 +162,12 @@ def start_daphne(log_dir: Path, *, port: int | None = None, name: str = "daphne"
 
 
 def start_web(log_dir: Path, *, public_base_url: str, port: int | None = None, name: str = "web", workers: int = 2,
-              **extra_env: str) -> Service:
+              threads: int = 1, **extra_env: str) -> Service:
     """A web process as production runs it behind the proxy: gunicorn serving config.wsgi."""
     port = port or free_port()
     url = f"http://127.0.0.1:{port}"
     argv = [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--threads", str(threads),
             "--no-control-socket"]  # its default path is one per user: runs side by side would share it
     service = _start(name, argv, env=environment(public_base_url, **extra_env), log_dir=log_dir, url=url)
     return _ready(service, lambda: _answers(f"{url}/login/"))
