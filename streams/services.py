@@ -13,6 +13,7 @@ import logging
 import secrets
 
 from django.core import signing
+from django.db import transaction
 from django.utils import timezone
 
 from campaigns import calls, donotcall, links
@@ -156,13 +157,14 @@ def close_session(stream: Stream) -> None:
             fields.update(_store_recordings(stream))
         except Exception:  # a full disk or an object store's outage: the rest of the record still counts
             log.exception("stream %s: its recordings could not be stored", stream.sid)
-    # One UPDATE, no read: the end of every call pays for it (bench/streams.py).
-    StreamSession.objects.filter(pk=stream.session_id).update(**fields)
-    if stream.binding.call_id is not None:
-        if bot and bot.disposition:
+    # One UPDATE, no read: the end of every call pays for it (bench/streams.py). The call's disposition
+    # commits with it, so whoever sees the session ended sees the bot's conclusion on the call too.
+    with transaction.atomic():
+        StreamSession.objects.filter(pk=stream.session_id).update(**fields)
+        if stream.binding.call_id is not None and bot and bot.disposition:
             calls.set_disposition(stream.binding.call_id, bot.disposition[:100])
-        if stream.opted_out:  # recorded when it happened; again here, in case that write failed
-            record_opt_out(stream.binding.call_id, stream.opted_out)
+    if stream.binding.call_id is not None and stream.opted_out:  # recorded when it happened; again, in case that failed
+        record_opt_out(stream.binding.call_id, stream.opted_out)
 
 
 def _store_recordings(stream: Stream) -> dict[str, str]:
