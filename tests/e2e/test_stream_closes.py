@@ -5,6 +5,7 @@ row records the code that went on the wire; and the next call on the same server
 import asyncio
 import contextlib
 import socket
+import time
 
 import pytest
 import websockets
@@ -138,6 +139,48 @@ def test_a_text_frame_that_is_not_utf8_is_closed_as_an_invalid_payload(daphne, c
     assert asyncio.run(scenario()) == 4007
     assert session_of(call).close_code == 4007
     assert_a_following_call_works(daphne, campaign)
+
+
+def test_frames_are_read_whole_however_the_bytes_arrive(daphne, campaign):
+    """config.server reads whole, plain text frames itself and leaves the rest to autobahn: frames
+    coalesced in one read, frames split across reads, a ping and a fragmented message between them."""
+    call = make_call(campaign)
+    client = ClientProtocol(parse_uri(stream_url(daphne, f"/streams/{call.token}")), max_size=None)
+    client.send_request(client.connect())
+    with socket.create_connection(("127.0.0.1", int(daphne.url.rsplit(":", 1)[1])), timeout=5) as sock:
+        sock.sendall(b"".join(client.data_to_send()))
+        client.receive_data(sock.recv(65536))
+        assert isinstance(client.events_received()[0], Response)
+        for frame in [*start_frames(), media_frame(2), media_frame(3)]:
+            client.send_text(frame.encode())
+        client.send_ping(b"are you there")
+        fragmented = media_frame(4).encode()
+        client.send_text(fragmented[:100], fin=False)
+        client.send_continuation(fragmented[100:], fin=True)
+        client.send_text(media_frame(5).encode())
+        data = b"".join(client.data_to_send())
+        half = len(data) // 2
+        sock.sendall(data[:half])  # whole frames and the head of one
+        for at in range(half, len(data), 777):  # the rest a piece at a time
+            time.sleep(0.02)
+            sock.sendall(data[at:at + 777])
+        events = []
+        while sum(event.opcode == Opcode.TEXT for event in events) < 4:
+            client.receive_data(sock.recv(65536))
+            events += client.events_received()
+        assert [protocol.parse_bot_frame(event.data.decode()).payload for event in events
+                if event.opcode == Opcode.TEXT] == [tone(200)] * 4
+        assert [event.data for event in events if event.opcode == Opcode.PONG] == [b"are you there"]
+        client.send_text(protocol.exotel_stop_frame(6, "MZ1", call_sid="CA1", account_sid="acme1",
+                                                    reason="callended").encode())
+        sock.sendall(b"".join(client.data_to_send()))
+        close = None
+        while close is None:
+            client.receive_data(sock.recv(65536))
+            close = next((event for event in client.events_received() if event.opcode == Opcode.CLOSE), None)
+        assert Close.parse(close.data).code == 1000
+    session = session_of(call)
+    assert (session.stop_reason, session.close_code, session.frames_in) == ("callended", 1000, 4)
 
 
 def test_a_bot_that_fails_ends_its_call_with_a_server_error(daphne, campaign, acme):
