@@ -28,6 +28,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/contacts/uploads/<int:upload>/import/", contacts.confirm_import, name="import"),
     path("calls/", calls.call_list, name="calls"),
     path("calls/<int:pk>/", calls.call_detail, name="call"),
+    path("calls/<int:pk>/supervise/", calls.call_supervise, name="supervise"),
     path("do-not-call/", contacts.dnc_list, name="dnc"),
     path("do-not-call/add/", contacts.dnc_add, name="dnc_add"),
     path("do-not-call/import/", contacts.dnc_import, name="dnc_import"),

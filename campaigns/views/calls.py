@@ -4,7 +4,7 @@ from callbacks.models import WebhookEvent
 from campaigns import queries
 from campaigns.forms import CallFilterForm
 from campaigns.models import Call
-from streams.models import StreamSession
+from streams.models import Intervention, StreamSession
 from tenancy.access import role_required, scoped
 from tenancy.models import Role
 
@@ -26,7 +26,19 @@ def call_detail(request, pk):
     call = get_object_or_404(scoped(request, Call).select_related("campaign", "contact"), pk=pk)
     webhooks = list(scoped(request, WebhookEvent).filter(call=call).order_by("received_at"))
     streams = list(scoped(request, StreamSession).filter(call=call).order_by("started_at"))
+    interventions = list(scoped(request, Intervention).filter(call=call))
     return render(request, "campaigns/call.html", {
         "call": call, "streams": streams, "webhooks": webhooks,
-        "timeline": queries.timeline(call, webhooks, streams),
+        "timeline": queries.timeline(call, webhooks, streams, interventions),
+    })
+
+
+@role_required(Role.OPERATOR)
+def call_supervise(request, pk):
+    """Listen to a live call, whisper to its bot, take it over (static/js/supervise.js, streams.supervision)."""
+    call = get_object_or_404(scoped(request, Call).select_related("campaign"), pk=pk)
+    campaign = call.campaign
+    steps = [s["id"] for s in (campaign.bot_settings or {}).get("steps", []) if isinstance(s, dict) and "id" in s]
+    return render(request, "campaigns/supervise.html", {
+        "call": call, "live": call.state in Call.LIVE_STATES, "steps": steps if campaign.bot_kind == "script" else [],
     })

@@ -92,6 +92,13 @@
       if (content instanceof Node) td.appendChild(content); else td.innerHTML = content;
       tr.appendChild(td);
     });
+    if (root.dataset.maySupervise) {  // operators and above: listen, whisper, take over
+      var listen = document.createElement("a");
+      listen.className = "listen";
+      listen.href = "/calls/" + id + "/supervise/";
+      listen.textContent = "Listen";
+      tr.children[0].append(" · ", listen);
+    }
     table.appendChild(tr);
     return tr;
   }

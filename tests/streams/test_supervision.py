@@ -7,6 +7,7 @@ import pytest
 import websockets
 from channels.testing import WebsocketCommunicator
 from django.core.cache import cache
+from django.utils import timezone
 
 from campaigns.models import Call
 from config.asgi import application
@@ -238,3 +239,22 @@ async def external_bot():
     bot = ExternalBot()
     async with websockets.serve(bot.handle, "127.0.0.1", bot.port):
         yield bot
+
+
+def test_the_supervise_page_is_for_operators_of_the_workspace(call, alice, vic, charlie):
+    url = f"/calls/{call.pk}/supervise/"
+    page = signed_in(alice).get(url)
+    assert page.status_code == 200 and f'data-path="/live/calls/{call.pk}"'.encode() in page.content
+    assert signed_in(vic).get(url).status_code == 403
+    assert signed_in(charlie).get(url).status_code == 404
+
+
+def test_interventions_are_on_the_calls_timeline(call, alice):
+    session = StreamSession.objects.create(workspace=call.workspace, call=call, started_at=timezone.now())
+    Intervention.objects.create(workspace=call.workspace, call=call, session=session, kind="take_over",
+                                by=alice.email, at=timezone.now(), recording_ms=72_500)
+    Intervention.objects.create(workspace=call.workspace, call=call, session=session, kind="whisper",
+                                by=alice.email, text="offer gold", step="offer", at=timezone.now())
+    page = signed_in(alice).get(f"/calls/{call.pk}/").content.decode()
+    assert "Supervisor took over" in page and "1:12 into the recording" in page
+    assert "Supervisor whispered to the bot" in page and "offer gold" in page and "jump to step" in page
