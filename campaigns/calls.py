@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from campaigns import lifecycle, rollups
 from campaigns.models import Call, Campaign, Contact
+from integrations import outbox
 
 State = Call.State
 OUTCOME_COUNTERS = {State.BUSY: "calls_busy", State.NO_ANSWER: "calls_no_answer", State.FAILED: "calls_failed"}
@@ -67,6 +68,7 @@ def advance(call: Call, new: State, *, at: datetime.datetime | None = None, retr
             Campaign.objects.filter(pk=locked.campaign_id).update(**counters)
         if new in Call.FINAL_STATES:
             rollups.count_ended(locked)
+            outbox.call_ended(locked)  # the CRM's event commits with the change, or neither does
         if "disposition" in changed:
             rollups.move_disposition(locked, "", locked.disposition)
         if "contacts_done" in counters:

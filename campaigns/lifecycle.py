@@ -15,6 +15,7 @@ from django.utils import timezone
 
 from campaigns import compliance, donotcall, rollups
 from campaigns.models import Call, Campaign, CampaignEvent, Contact, InvalidTransition
+from integrations import outbox
 
 State = Campaign.State
 ACTIONS = ("start", "pause", "resume", "cancel")  # what people do; each names <action>_campaign below
@@ -98,6 +99,7 @@ def cancel_campaign(campaign: Campaign, *, by) -> Campaign:
             state=Contact.State.CANCELLED, outcome="cancelled"
         )
         Campaign.objects.filter(pk=campaign.pk).update(contacts_done=F("contacts_done") + closed)
+        outbox.campaign_ended(Campaign.objects.get(pk=campaign.pk))  # commits with the cancellation
     return campaign
 
 
@@ -126,8 +128,9 @@ def complete_if_done(campaign: Campaign | int) -> bool:
             pk=pk, state=State.RUNNING, contacts_done__gte=F("contacts_total"), calls_live__lte=0
         ).update(state=State.COMPLETED)
         if completed:
-            workspace_id = Campaign.objects.values_list("workspace_id", flat=True).get(pk=pk)
-            CampaignEvent.objects.create(workspace_id=workspace_id, campaign_id=pk, action="completed")
+            ended = Campaign.objects.get(pk=pk)
+            CampaignEvent.objects.create(workspace_id=ended.workspace_id, campaign_id=pk, action="completed")
+            outbox.campaign_ended(ended)
     if completed and not isinstance(campaign, int):
         campaign.state = State.COMPLETED
     return bool(completed)

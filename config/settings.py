@@ -197,7 +197,14 @@ CELERY_BEAT_SCHEDULE = {
                         "schedule": env.float("RECONCILE_SECONDS", default=30.0), "options": {"expires": 60}},
     "recount-live-calls": {"task": "campaigns.tasks.recount_live_calls",
                            "schedule": env.float("RECOUNT_SECONDS", default=60.0), "options": {"expires": 120}},
+    "sweep-webhooks": {"task": "integrations.tasks.sweep_webhooks",
+                       "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=30.0), "options": {"expires": 60}},
 }
+# integrations/delivery.py: a failed webhook delivery is retried after RETRY × 2^(attempts − 1) seconds,
+# up to MAX_ATTEMPTS; one pending past its time by SWEEP_GRACE lost its task and is sent again.
+WEBHOOK_RETRY_SECONDS = env.float("WEBHOOK_RETRY_SECONDS", default=30.0)
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
+WEBHOOK_SWEEP_GRACE_SECONDS = env.float("WEBHOOK_SWEEP_GRACE_SECONDS", default=60.0)
 # campaigns/reconcile.py: a live call with a sid is asked about (Call Details, Get Leg) once it is
 # this long past its expected end: the ring timeout if never answered, else answer + time limit.
 CALL_RING_TIMEOUT_SECONDS = env.int("CALL_RING_TIMEOUT_SECONDS", default=60)

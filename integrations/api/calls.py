@@ -8,7 +8,7 @@ from ninja import Router, Status
 from campaigns import queries
 from campaigns.forms import CallFilterForm
 from campaigns.models import Call
-from integrations.api import schemas
+from integrations import schemas
 from tenancy.access import scoped
 
 router = Router(tags=["calls"])

@@ -17,7 +17,7 @@ from campaigns import imports, lifecycle, tasks, uploads
 from campaigns.forms import DEFAULT_REGION, REGIONS, CampaignForm
 from campaigns.models import Campaign, ContactUpload
 from integrations.api import WRITE
-from integrations.api.schemas import CampaignIn, CampaignOut, CampaignPage, Problem, UploadOut
+from integrations.schemas import CampaignIn, CampaignOut, CampaignPage, Problem, UploadOut
 from tenancy.access import scoped
 
 router = Router(tags=["campaigns"])

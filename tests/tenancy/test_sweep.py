@@ -27,7 +27,8 @@ from callbacks.models import WebhookEvent
 from campaigns import imports
 from campaigns.models import CampaignEvent, DoNotCall, DoNotCallImport, Hold
 from config.asgi import application
-from integrations import keys
+from integrations import keys, outbox
+from integrations.models import WebhookEndpoint
 from streams import services as stream_services
 from streams.models import Prompt, StreamServer, StreamSession
 from streams.routing import websocket_urlpatterns
@@ -112,6 +113,9 @@ class Acme:
                                     body="CallSid=acmeexotelsid0001&Status=completed")
         Prompt.objects.create(workspace=acme, name="acme-greeting", audio="prompts/acme-greeting.wav")
         acme_key, acme_plain = keys.create_key(acme, name="Acme ledger sync", scopes=["read", "write"], by=members[0])
+        crm = WebhookEndpoint.objects.create(workspace=acme, url="https://acme-vault-crm.example.com/hooks",
+                                             secret="whsec_acmevaultsecret", events=["call.ended"])
+        outbox.call_ended(self.call)
         upload = imports.receive(campaign, io.BytesIO(b"phone\n+919900011133\n"), region="IN", user=members[0])
         imports.check_upload(upload.pk)
         self.workspace, self.charlie = acme, charlie
@@ -120,7 +124,7 @@ class Acme:
             exophone.number, campaign.name, contact.name, contact.phone, "+919812345678", self.call.token,
             "MZacmestream01", stream_services.test_stream_token(acme), "+919900011133", "Acme vault opt-outs",
             "Zenobia capped",
-            acme_key.name, acme_key.prefix, acme_plain,
+            acme_key.name, acme_key.prefix, acme_plain, crm.url, crm.secret,
         ]
         # What globex holds, so charlie's pages have rows of their own to show.
         other = make_campaign(globex, name="Globex winback")
