@@ -145,6 +145,10 @@ class _Calls:
     def stop_say(self, leg_sid: str) -> Any:
         return self._send(wire.stop_say(self.account, leg_sid))
 
+    def create_bridge(self, leg_sids: list[str], *, bridge_event_endpoint: str) -> Any:
+        """Join active legs so they hear each other -> BridgeInfo; `bridge_created` follows as an event."""
+        return self._send(wire.create_bridge(self.account, leg_sids, bridge_event_endpoint=bridge_event_endpoint))
+
     def hangup_leg(self, leg_sid: str) -> Any:
         return self._send(wire.hangup_leg(self.account, leg_sid))
 

@@ -108,16 +108,30 @@ class Deliveries:
             "data": {"leg_sid": call.sid, "account_sid": call.account_sid, "contact_uri": call.dialled,
                      "exophone": call.caller_id, "state": call.leg_state, "custom_param": call.custom_param},
         }
-        url = call.leg_event_endpoint
+        await self._event("leg_event", call.leg_event_endpoint, body)
+
+    async def bridge_event(self, bridge: Any, name: str, *, state: str) -> None:
+        """A bridge's lifecycle event (bridges.py), to the bridge's endpoint, in the leg events' form."""
+        body = {
+            "event_sid": secrets.token_hex(16), "event_type": "bridge_lifecycle_event", "event_name": name,
+            "event_timestamp": now().isoformat(), "event_data": {},
+            "data": {"bridge_sid": bridge.sid, "account_sid": bridge.account_sid, "state": state,
+                     "leg_sids": [leg.sid for leg in bridge.legs]},
+        }
+        await self._event("bridge_event", bridge.endpoint, body)
+
+    async def _event(self, type_: str, endpoint: str, body: dict[str, Any]) -> None:
+        """POST an event with Exotel's headers, up to 3 attempts on 408/429/5xx and timeouts."""
+        url, event_sid = endpoint, body["event_sid"]
         if url.startswith("grpc://"):
             url = self.grpc_event_target
             if not url:
-                self.log.write("callback", type="leg_event", method="POST", url=call.leg_event_endpoint,
+                self.log.write("callback", type=type_, method="POST", url=endpoint,
                                attempt=0, body=body, error="grpc:// endpoint and no grpc_event_target configured")
                 return
         for attempt in (1, 2, 3):
             headers = {"X-Exotel-Event-Sid": event_sid, "X-Exotel-Request-Id": f"{event_sid}-{attempt}"}
-            status = await self._attempt("leg_event", "POST", url, attempt, body,
+            status = await self._attempt(type_, "POST", url, attempt, body,
                                          json=body, headers=headers, timeout=LEG_EVENT_TIMEOUT)
             if status is not None and (200 <= status < 300 or (status < 500 and status not in RETRYABLE)):
                 return

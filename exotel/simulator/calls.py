@@ -81,6 +81,8 @@ class SimCall:
     stream_request: asyncio.Future[tuple[str, str]] | None = None
     say: dict[str, Any] | None = None
     last_event: asyncio.Task[None] | None = None   # leg events go out in order
+    hangup_at: float | None = None  # loop time when the party hangs up (its plan's hangup_after)
+    bridge: Any = None              # the SimBridge it joined (bridges.py)
 
     def summary(self) -> dict[str, Any]:
         outcome = self.stream_outcome
@@ -98,6 +100,7 @@ class Simulator:
                  seed: int = 0, strict: bool = False) -> None:
         self.config, self.accounts, self.log, self.seed, self.strict = config, accounts, log, seed, strict
         self.calls: dict[str, SimCall] = {}
+        self.bridges: dict[str, Any] = {}  # bridge sid -> SimBridge (bridges.py)
         self.flows: dict[str, Flow] = dict(config.flows)
         self.faults: list[list[Any]] = [[fault, 0] for fault in config.faults]  # [fault, times used]
         self.base_url = ""
@@ -151,7 +154,7 @@ class Simulator:
         self.log.write("call", call_sid=call.sid, status=call.status, mode=call.mode, number=call.number)
         if call.mode == "leg":
             call.stream_request = asyncio.get_running_loop().create_future()
-            self._leg_event(call, "leg_connecting")
+            self.leg_event(call, "leg_connecting")
         self.spawn(self._run(call))
         return call
 
@@ -172,7 +175,10 @@ class Simulator:
         self._notify(call, "answered", "leg_answered")
         hangup_at = answered + plan.hangup_after if plan.hangup_after is not None else None
         time_limit_at = answered + call.time_limit if call.time_limit else None
+        call.hangup_at = min((t for t in (hangup_at, time_limit_at) if t is not None), default=None)
         url, action_sid = await self._stream_target(call, hangup_at, time_limit_at)
+        if call.bridge:
+            return await self._end_with_bridge(call)
         if not url:
             ended_by = "caller" if call.mode == "leg" else "failed"
             call.stream_outcome = StreamOutcome(ended_by, "no stream started", 0.0)
@@ -186,13 +192,20 @@ class Simulator:
 
         async def opened() -> None:
             if call.mode == "leg":
-                self._leg_event(call, "stream_started", action_sid=action_sid)
+                self.leg_event(call, "stream_started", action_sid=action_sid)
 
         call.session = StreamSession(spec, self.config, self.log, strict=self.strict, on_open=opened,
                                      on_bot_audio=lambda: self._interrupt_say(call))
         call.recording = call.session.recording
         call.stream_outcome = await call.session.run()
+        if call.bridge:
+            return await self._end_with_bridge(call)
         self._end(call, "failed" if call.stream_outcome.ended_by == "failed" else "completed")
+
+    async def _end_with_bridge(self, call: SimCall) -> None:
+        """A bridged leg ends with its bridge (bridges.py): when one party hangs up, both legs end."""
+        await call.bridge.done.wait()
+        self._end(call, "completed")
 
     async def _stream_target(self, call: SimCall, hangup_at: float | None,
                              time_limit_at: float | None) -> tuple[str, str]:
@@ -224,7 +237,7 @@ class Simulator:
 
     def _notify(self, call: SimCall, event: str, leg_event: str) -> None:
         if call.mode == "leg":
-            self._leg_event(call, leg_event)
+            self.leg_event(call, leg_event)
         elif call.status_callback and event in (call.callback_events or ("terminal",)):
             assert self.deliveries
             self.spawn(self.deliveries.status(call, event))
@@ -243,7 +256,7 @@ class Simulator:
         if flow and flow.passthru_url and call.answered_at:
             self.spawn(self.deliveries.passthru(call, flow.passthru_url, flow.passthru_style, call.recording_url))
 
-    def _leg_event(self, call: SimCall, name: str, **details: Any) -> None:
+    def leg_event(self, call: SimCall, name: str, **details: Any) -> None:
         """Deliver leg events in order: each waits for the previous one's attempts to finish."""
         assert self.deliveries
         previous = call.last_event
@@ -280,7 +293,7 @@ class Simulator:
                 if call.say is say:
                     call.say = None
                     self.log.write("say", leg_sid=call.sid, action="completed", text=text)
-                    self._leg_event(call, "say_completed", action_sid=action_sid)
+                    self.leg_event(call, "say_completed", action_sid=action_sid)
 
             self.spawn(complete())
 
@@ -295,7 +308,9 @@ class Simulator:
             call.say = None
 
     def hangup(self, call: SimCall) -> None:
-        if call.session:
+        if call.bridge:
+            call.bridge.hangup.set()
+        elif call.session:
             call.session.request_stop("stopped", "system")
         elif call.stream_request and not call.stream_request.done():
             call.stream_request.set_result(("", ""))

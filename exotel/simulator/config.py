@@ -29,10 +29,12 @@ Format (every key optional; times in seconds; numbers keyed by E.164):
 - outcome: "answer" | "busy" | "no-answer" | "failed". ring_seconds: ringing before the outcome (a
   ring timeout shorter than that turns "answer" into "no-answer"). hangup_after: seconds after the
   answer when the caller hangs up; null means never (the bot or the time limit ends the call).
+  Agents' numbers, rung as legs when a call is transferred, take plans too: each agent answers, is
+  busy or does not answer, and hangs up `hangup_after` seconds after answering (bridges.py).
 - script: the caller's actions, at seconds after the answer: `speech` (a burst of that many seconds
   of a voiced tone or of noise, `sound`), or `dtmf` (a digit). Without a script the caller speaks in
   bursts generated from --seed until it hangs up.
-- faults: applied in order to matching requests; endpoint is "connect" | "legs" | "actions" |
+- faults: applied in order to matching requests; endpoint is "connect" | "legs" | "actions" | "bridges" |
   "active_streams" | "call_details" | "get_leg" | "any"; kind "status" answers `status` with Exotel's error shape (and
   Retry-After when `retry_after` is set), "slow" waits `delay` then answers normally, "timeout"
   does the work (the call may exist) and holds the answer for `delay` (default 600) seconds;
@@ -63,7 +65,7 @@ from typing import Any
 
 OUTCOMES = ("answer", "busy", "no-answer", "failed")
 FAULT_KINDS = ("status", "slow", "timeout")
-FAULT_ENDPOINTS = ("connect", "legs", "actions", "active_streams", "call_details", "get_leg", "any")
+FAULT_ENDPOINTS = ("connect", "legs", "actions", "bridges", "active_streams", "call_details", "get_leg", "any")
 PASSTHRU_STYLES = ("flat", "nested", "json")
 APPLETS = ("voicebot", "stream")
 

@@ -16,6 +16,7 @@ Routes (one server answers for both the api and cpaas-api hosts):
   a `grpc://` leg_event_endpoint (events go to the config's `grpc_event_target`), `stop_say`
   with no body, `content_type: audio/x-mulaw;rate=8000` (a μ-law stream), `direction:
   unidirectional` (a receive-only stream).
+- POST /v2/accounts/{sid}/bridges: join answered legs (bridges.py), 202 with the bridge's sid.
 - Control: PUT /_sim/flows/{flow_id}, PUT /_sim/faults (a JSON list as in the config), GET
   /_sim/calls, GET /_sim/health, GET /_sim/recordings/{call_sid}.wav. No auth on these.
 
@@ -41,6 +42,7 @@ from aiohttp import web
 
 from exotel import wire
 from exotel.errors import ValidationError
+from exotel.simulator import bridges
 from exotel.simulator.callbacks import timestamp
 from exotel.simulator.calls import SimCall, Simulator, StreamLimitReached
 from exotel.simulator.config import ConfigError, parse_fault, parse_flow
@@ -348,6 +350,23 @@ async def leg_action(request: web.Request, body: dict[str, Any]) -> web.Response
     return _accepted(request_id=action_sid)
 
 
+async def create_bridge(request: web.Request, body: dict[str, Any]) -> web.Response:
+    sim, sid = request.app[SIM], request.match_info["sid"]
+    leg_sids = body.get("leg_sids")
+    if not isinstance(leg_sids, list) or not all(isinstance(leg, str) for leg in leg_sids):
+        raise ApiError(400, "leg_sids must be a list of leg sids")
+    account = wire.Account(sid, "-", "-", base_url_override=sim.base_url)
+    wire.create_bridge(account, leg_sids, bridge_event_endpoint=str(body.get("bridge_event_endpoint", "")),
+                       event_schemes=wire.requests.LEG_EVENT_SCHEMES_ACCEPTED)
+    try:
+        bridge = bridges.create_bridge(sim, sid, leg_sids, str(body["bridge_event_endpoint"]))
+    except bridges.BridgeRefused as refused:
+        raise ApiError(409, str(refused)) from None
+    return _accepted({"bridge_sid": bridge.sid, "account_sid": sid, "leg_sids": leg_sids,
+                      "created_at": timestamp(bridge.created),
+                      "bridge_event_endpoint": bridge.endpoint})
+
+
 # --- control endpoints -------------------------------------------------------------------------
 
 async def put_flow(request: web.Request) -> web.Response:
@@ -403,6 +422,7 @@ def build_app(sim: Simulator) -> web.Application:
     app.router.add_post("/v2/accounts/{sid}/legs", api("legs", "v2", create_leg))
     app.router.add_post("/v2/accounts/{sid}/legs/{leg}/actions/{action}", action_handler)
     app.router.add_post("/v2/accounts/{sid}/legs/{leg}/actions", action_handler)
+    app.router.add_post("/v2/accounts/{sid}/bridges", api("bridges", "v2", create_bridge))
     app.router.add_put("/_sim/flows/{flow_id}", put_flow)
     app.router.add_put("/_sim/faults", put_faults)
     app.router.add_get("/_sim/calls", list_calls)

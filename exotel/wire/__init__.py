@@ -10,6 +10,7 @@ recorded in the docstring of the module that makes it.
 from exotel.wire.replies import (
     ActionAccepted,
     ActiveStreams,
+    BridgeInfo,
     CallDetails,
     CallInfo,
     LegInfo,
@@ -17,6 +18,7 @@ from exotel.wire.replies import (
     error_for,
     parse_action,
     parse_active_streams,
+    parse_bridge,
     parse_call,
     parse_call_details,
     parse_leg,
@@ -40,6 +42,7 @@ from exotel.wire.requests import (
     call_details,
     connect_to_bot,
     connect_to_flow,
+    create_bridge,
     create_leg,
     dialled_number,
     hangup_leg,
@@ -51,10 +54,10 @@ from exotel.wire.requests import (
 
 __all__ = [
     "CALLBACK_EVENTS", "CUSTOM_FIELD_MAX", "SAMPLE_RATES", "STREAM_NAME_MAX", "STREAM_URL_MAX",
-    "TIME_LIMIT_MAX", "Account", "ActionAccepted", "ActiveStreams", "BotCall", "CallDetails", "CallInfo",
+    "TIME_LIMIT_MAX", "Account", "ActionAccepted", "ActiveStreams", "BotCall", "BridgeInfo", "CallDetails", "CallInfo",
     "FlowCall", "LegInfo", "NewLeg", "Reply", "Request", "active_streams", "build_stream_url",
-    "call_details", "connect_to_bot", "connect_to_flow", "create_leg", "dialled_number", "error_for",
-    "hangup_leg", "leg_details", "parse_action", "parse_active_streams", "parse_call",
+    "call_details", "connect_to_bot", "connect_to_flow", "create_bridge", "create_leg", "dialled_number", "error_for",
+    "hangup_leg", "leg_details", "parse_action", "parse_active_streams", "parse_bridge", "parse_call",
     "parse_call_details", "parse_leg", "parse_leg_details", "parse_retry_after", "start_say",
     "start_stream", "stop_say",
 ]

@@ -76,6 +76,14 @@ class ActionAccepted:
 
 
 @dataclass(frozen=True)
+class BridgeInfo:
+    """A bridge of legs: created at once; `bridge_created` or `bridge_failed_to_create` follows as an event."""
+
+    bridge_sid: str
+    request_id: str = ""
+
+
+@dataclass(frozen=True)
 class ActiveStreams:
     active: int
     max_allowed: int
@@ -205,6 +213,15 @@ def parse_leg(reply: Reply) -> LegInfo:
         raise ExotelError("answer has no leg sid", status=reply.status)
     return LegInfo(leg_sid=leg_sid, state=_text(data.get("state") or data.get("status")),
                    request_id=request_id)
+
+
+def parse_bridge(reply: Reply) -> BridgeInfo:
+    # Exotel's Bridges page shows the fields bare; other v2 answers wrap them in the envelope: read both.
+    request_id, data = _envelope_data(reply)
+    bridge_sid = _text(data.get("bridge_sid") or _document(reply).get("bridge_sid"))
+    if not bridge_sid:
+        raise ExotelError("answer has no bridge sid", status=reply.status)
+    return BridgeInfo(bridge_sid=bridge_sid, request_id=request_id)
 
 
 def parse_action(reply: Reply) -> ActionAccepted:

@@ -23,7 +23,7 @@ reference is silent we chose, and say so here:
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlencode, urlsplit
@@ -34,12 +34,14 @@ from exotel.errors import ValidationError
 from exotel.wire.replies import (
     ActionAccepted,
     ActiveStreams,
+    BridgeInfo,
     CallDetails,
     CallInfo,
     LegInfo,
     Reply,
     parse_action,
     parse_active_streams,
+    parse_bridge,
     parse_call,
     parse_call_details,
     parse_leg,
@@ -403,6 +405,21 @@ def stop_say(account: Account, leg_sid: str) -> Request[ActionAccepted]:
 
 def hangup_leg(account: Account, leg_sid: str) -> Request[ActionAccepted]:
     return leg_action(account, leg_sid, "", {"exoml": HANGUP_EXOML})
+
+
+def create_bridge(account: Account, leg_sids: Sequence[str], *, bridge_event_endpoint: str,
+                  event_schemes: tuple[str, ...] = LEG_EVENT_SCHEMES) -> Request[BridgeInfo]:
+    """Join active legs (a caller and an agent): Exotel's `POST /v2/accounts/{sid}/bridges` (Legs & Bridges
+    API; not in our reference, which only names bridges). Its events (`bridge_created`, `leg_joined_bridge`,
+    `bridge_terminal`, ...) go to `bridge_event_endpoint`, the HTTPS form like leg events."""
+    if len(leg_sids) < 2:
+        raise ValidationError("leg_sids", "a bridge joins at least two legs")
+    for leg_sid in leg_sids:
+        _check_sid("leg_sids", leg_sid)
+    _check_url("bridge_event_endpoint", bridge_event_endpoint, event_schemes)
+    url = f"{account.cpaas_base}/v2/accounts/{account.account_sid}/bridges"
+    return Request("POST", url, parse_bridge, json={"leg_sids": list(leg_sids),
+                                                     "bridge_event_endpoint": bridge_event_endpoint})
 
 
 def active_streams(account: Account) -> Request[ActiveStreams]:
