@@ -30,6 +30,7 @@ from django.utils import timezone
 from campaigns import lifecycle, rollups
 from campaigns.models import Call, Campaign, Contact
 from integrations import outbox
+from transfers import engine as transfers
 
 State = Call.State
 OUTCOME_COUNTERS = {State.BUSY: "calls_busy", State.NO_ANSWER: "calls_no_answer", State.FAILED: "calls_failed"}
@@ -139,6 +140,12 @@ def _settle_contact(call: Call, *, retry: bool, now: datetime.datetime) -> dict:
     if contact.state != Contact.State.CALLING or contact.attempts != call.attempt:
         return {}  # not this contact's live attempt (a late event for an old call)
     campaign = contact.campaign
+    callback_at = transfers.callback_for(call)
+    if callback_at is not None:  # the caller keyed an hour after a transfer nobody took: honoured, whatever the caps
+        contact.transition(Contact.State.PENDING)
+        contact.next_attempt_at = callback_at
+        contact.save(update_fields=["state", "next_attempt_at"])
+        return {}
     retrying = (
         retry
         and call.state in campaign.retry_on

@@ -98,3 +98,58 @@ class GroupMember(models.Model):
 
     def __str__(self):
         return f"{self.group} #{self.position}: {self.agent}"
+
+
+class Transfer(models.Model):
+    """A call's hand-over to a person: who was rung, who answered, how long the caller waited and talked.
+
+    Legs mode: ringing (one agent after another) -> whispering (the agent hears the summary) ->
+    bridged (caller and agent hear each other) -> ended; or -> fallback (nobody answered: the caller
+    may pick a call-back hour) -> callback. Flow mode: handed_over (the flow's Transfer applet took
+    the call) -> bridged when its Passthru or status callback names the agent who answered.
+    """
+
+    class State(models.TextChoices):
+        RINGING = "ringing"
+        WHISPERING = "whispering"
+        BRIDGED = "bridged"
+        ENDED = "ended"
+        FALLBACK = "fallback"
+        CALLBACK = "callback"
+        HANDED_OVER = "handed_over", "Handed to the flow"
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    call = models.OneToOneField("campaigns.Call", on_delete=models.CASCADE, related_name="transfer")
+    group = models.ForeignKey(AgentGroup, on_delete=models.SET_NULL, null=True, blank=True)
+    token = models.CharField(max_length=64, unique=True, editable=False)  # in the agent legs' custom_param
+    state = models.CharField(max_length=12, choices=State.choices, default=State.RINGING)
+    whisper = models.TextField(blank=True, help_text="What the agent hears before the caller: the call's summary.")
+    requested_at = models.DateTimeField()
+    # The agent being rung now, or who answered; every agent tried with the outcome, in order.
+    agent = models.ForeignKey(Agent, on_delete=models.SET_NULL, null=True, blank=True, related_name="transfers")
+    agent_phone = models.CharField(max_length=20, blank=True)
+    agent_leg_sid = models.CharField(max_length=64, blank=True, db_index=True)
+    tried = models.JSONField(default=list, blank=True)
+    answered_at = models.DateTimeField(null=True, blank=True, help_text="The agent picked up.")
+    bridge_sid = models.CharField(max_length=64, blank=True, db_index=True)
+    bridged_at = models.DateTimeField(null=True, blank=True, help_text="The agent hears the caller from here.")
+    ended_at = models.DateTimeField(null=True, blank=True)
+    callback_at = models.DateTimeField(null=True, blank=True, help_text="The call-back the caller picked.")
+
+    class Meta:
+        indexes = [models.Index(fields=["workspace", "state"], name="transfer_state")]
+
+    def __str__(self):
+        return f"transfer of call {self.call_id} ({self.state})"
+
+    @property
+    def wait_seconds(self) -> float | None:
+        """How long the caller waited for a person: the request to the bridge (or to the fallback)."""
+        end = self.bridged_at or (self.ended_at if self.state in (self.State.FALLBACK, self.State.CALLBACK) else None)
+        return (end - self.requested_at).total_seconds() if end else None
+
+    @property
+    def talk_seconds(self) -> float | None:
+        if self.bridged_at and self.ended_at:
+            return (self.ended_at - self.bridged_at).total_seconds()
+        return None

@@ -24,6 +24,7 @@ from callbacks.models import WebhookEvent
 from callbacks.services import parsing
 from campaigns import calls, dialer, donotcall, legs
 from campaigns.models import Call, DoNotCall
+from transfers import engine
 
 log = logging.getLogger(__name__)
 FOLLOW_UPS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="follow-up")
@@ -98,6 +99,8 @@ def apply_batch(events: list[WebhookEvent]) -> int:
     for event, report in parsed:
         if isinstance(report, parsing.Malformed):  # stored by a version that parsed it differently
             _decide(event, Outcome.MALFORMED, str(report))
+        elif event.kind == Kind.LEG_EVENT and (changed := apply_transfer_event(event, report)) is not None:
+            _decide(event, Outcome.APPLIED if changed else Outcome.DUPLICATE, "")
         elif (call := call_of(event.workspace_id, _match(report))) is None:
             _decide(event, Outcome.ORPHANED, NO_CALL)
         else:
@@ -133,6 +136,9 @@ def apply(event: WebhookEvent) -> Answer:
     except parsing.Malformed as error:  # stored by a version that parsed it differently
         _mark(event, Outcome.MALFORMED, str(error))
         return refusal(event)
+    if event.kind == Kind.LEG_EVENT and (changed := apply_transfer_event(event, report)) is not None:
+        _mark(event, Outcome.APPLIED if changed else Outcome.DUPLICATE, "")
+        return Answer()
     call = find_call(event.workspace_id, _match(report))
     if call is None:
         _mark(event, Outcome.ORPHANED, NO_CALL)
@@ -152,6 +158,25 @@ def apply(event: WebhookEvent) -> Answer:
         _mark(event, Outcome.FAILED, f"{type(error).__name__}: {error}", call)
         return Answer(500, {"error": "stored, but applying it failed; please retry"})
     return answer
+
+
+def apply_transfer_event(event: WebhookEvent, report: parsing.LegEvent) -> bool | None:
+    """An agent's leg or a bridge of a transfer (transfers.engine), applied: whether it changed anything;
+    None when it is a call's own leg event."""
+    if report.name.startswith("bridge_"):
+        return engine.on_bridge_event(event.workspace_id, report.name, report.data["bridge_sid"], event.received_at)
+    transfer = engine.transfer_of_leg(event.workspace_id, report.match.token, report.match.leg_sid)
+    if transfer is None:
+        return None
+    end_state = ""
+    if report.name in ("leg_terminated", "leg_failed_to_create"):
+        end_state = parsing.leg_end_state(report, answered=False).value
+    with transaction.atomic(savepoint=False):
+        changed, next_step = engine.on_agent_leg_event(transfer, report.name, report.match.leg_sid, end_state,
+                                                       event.received_at)
+        if next_step:
+            transaction.on_commit(lambda: follow_up(next_step, transfer.pk))
+    return changed
 
 
 def _decide(event: WebhookEvent, outcome: str, detail: str, call: Call | None = None) -> None:
@@ -218,6 +243,7 @@ def apply_status(call: Call, report: parsing.StatusReport, at) -> tuple[bool, An
 
 def apply_passthru(call: Call, report: parsing.PassthruReport, at) -> tuple[bool, Answer]:
     changed = calls.fill(call, held=True, exotel_sid=report.match.sid, **report.fields)
+    changed |= engine.note_flow_agent(call, report.agent_number, at)
     disposition = report.fields["disposition"]
     if donotcall.means_opt_out(disposition):  # for every campaign of the workspace, from now on
         changed |= donotcall.opt_out(call, source=DoNotCall.Source.PASSTHRU,

@@ -69,6 +69,7 @@ class StatusReport:
 class PassthruReport:
     match: Match
     fields: dict = field(default_factory=dict)  # call fields to fill
+    agent_number: str = ""  # whom a flow's Transfer applet connected the caller to
 
 
 @dataclass(frozen=True)
@@ -204,6 +205,8 @@ def parse_passthru(fields: dict[str, Any]) -> PassthruReport:
             "disconnected_by": _text(stream.get("disconnectedby"))[:20],
             "detailed_status": _text(stream.get("detailedstatus") or stream.get("status"))[:100],
         },
+        # Exotel's Connect (Transfer) applet reports whom it reached as DialWhomNumber: the agent, in Flow mode.
+        agent_number=_text(fields.get("dialwhomnumber"))[:20],
     )
 
 
@@ -217,6 +220,11 @@ def parse_leg_event(fields: dict[str, Any]) -> LegEvent:
     if not isinstance(data, dict) or not isinstance(event_data, dict):
         raise Malformed("data and event_data must be JSON objects")
     merged = {**lower_keys(event_data), **lower_keys(data)}
+    if name.startswith("bridge_"):  # a bridge's own events name the bridge, not a leg (transfers.engine)
+        bridge_sid = _text(merged.get("bridge_sid"))
+        if not bridge_sid or len(bridge_sid) > MAX_SID:
+            raise Malformed("a bridge event without a usable bridge_sid")
+        return LegEvent(match=Match(), name=name, event_sid=_text(fields.get("event_sid")), data=merged)
     token = merged.get("custom_param") or fields.get("custom_param") or fields.get("action_custom_parameter")
     return LegEvent(
         match=_match(leg_sid=merged.get("leg_sid"), token=token),

@@ -25,6 +25,17 @@ A supervisor watching the call (`streams.supervision`) reaches the external bot 
 `kind` is `whisper` (a hint; `step` a name the supervisor chose, if any), `take_over` (the
 supervisor speaks to the caller: the bot's audio is dropped until `hand_back`) or `hand_back`.
 
+The external bot hands the caller to a person of the campaign's agent group with
+
+    {"event": "transfer", "stream_sid": "MZ…", "transfer": {"message": "hold", "whisper": "Wants to upgrade"}}
+
+(`transfer` and both fields optional), the same fields as the script's `transfer` step: `message`
+names a prompt of the workspace played to the caller first, `whisper` (up to 300 characters, say
+what the caller said and wants) is said to the agent after the call's summary. When the transfer
+is possible we end the external bot's part: it gets `stop` and its socket is closed, and the hold,
+the fallback and the call-back offer follow (streams/handover.py); when it is not (no agent group,
+Voice AI mode) nothing changes and the external bot gets a `mark` named `transfer-refused`.
+
 If the external bot cannot be reached within `CONNECT_TIMEOUT`, or drops before the call ends, the
 caller hears the fallback prompt (if the workspace has it), the call is hung up, and its
 disposition says so: `relay_unreachable` or `relay_dropped`.
@@ -45,6 +56,8 @@ from django.core.exceptions import ValidationError
 
 from campaigns.models import DoNotCall
 from exotel import protocol
+from streams import handover, prompts
+from streams.handover import in_a_thread
 from streams.runtime import Bot
 from tenancy import weburls
 
@@ -57,6 +70,8 @@ CONNECT_TIMEOUT = 5.0
 UNSENT_LIMIT = 256 * 1024
 FALLBACK_MARK = "relay-fallback"
 OPT_OUT_REASON_MAX = 150
+WHISPER_MAX = 300
+TRANSFER_REFUSED_MARK = "transfer-refused"
 
 
 def validate_relay(spec: dict) -> None:
@@ -85,6 +100,7 @@ class RelayBot(Bot):
         self._stopping = False
         self.dropped_chunks = 0
         self._fallback_done: asyncio.Future | None = None
+        self._keys: asyncio.Queue | None = None  # set while a transfer holds the call
 
     def _next(self) -> int:
         self._seq += 1
@@ -137,6 +153,30 @@ class RelayBot(Bot):
             await self.stream.clear()
         elif isinstance(event, protocol.Unknown) and event.event == "opt_out":
             await self._opt_out(event.raw.get("opt_out"))
+        elif isinstance(event, protocol.Unknown) and event.event == "transfer" and self._keys is None:
+            self.stream.spawn(self._transfer(event.raw.get("transfer")))
+
+    async def _transfer(self, detail) -> None:
+        detail = detail if isinstance(detail, dict) else {}
+        message, whisper = detail.get("message"), detail.get("whisper")
+        self._keys = asyncio.Queue()  # from now on the caller's keys are the hand-over's, not the external bot's
+        if isinstance(message, str) and message:
+            await self._play_named(message)
+        whisper = whisper[:WHISPER_MAX] if isinstance(whisper, str) else ""
+        if await handover.transfer(self, whisper=whisper, keys=self._keys):
+            return
+        self._keys = None
+        await self._forward(protocol.exotel_mark_frame(self._next(), self.stream.sid, TRANSFER_REFUSED_MARK))
+
+    async def _play_named(self, name: str) -> None:
+        if name not in self.stream.prompts:
+            loaded = await in_a_thread(prompts.load)(self.stream.binding.workspace_id, {name}, self.stream.rate)
+            self.stream.prompts.update(loaded)
+        if name in self.stream.prompts:
+            await self.stream.clear()  # whatever the external bot was saying gives way
+            await self.stream.play_prompt(name)
+        else:
+            log.info("stream %s: the relay's transfer names no prompt %r", self.stream.sid, name)
 
     async def _opt_out(self, detail) -> None:
         reason = detail.get("reason") if isinstance(detail, dict) else None
@@ -175,6 +215,9 @@ class RelayBot(Bot):
         await self._forward(protocol.exotel_media_frame(self._next(), self.stream.sid, self._chunk, timestamp, pcm))
 
     async def on_dtmf(self, digit: str) -> None:
+        if self._keys is not None:
+            self._keys.put_nowait(digit)
+            return
         await self._forward(protocol.exotel_dtmf_frame(self._next(), self.stream.sid, digit, 100))
 
     async def on_mark(self, name: str) -> None:
@@ -197,6 +240,10 @@ class RelayBot(Bot):
     async def _to_supervised_bot(self, supervisor: dict) -> None:
         await self._forward(json.dumps({"event": "supervisor", "sequence_number": self._next(),
                                         "stream_sid": self.stream.sid, "supervisor": supervisor}))
+
+    async def leave_for_person(self) -> None:
+        """A transfer took the call: the external bot's part ends as if the call had (handover)."""
+        await self.on_stop()
 
     async def on_stop(self) -> None:
         self._stopping = True

@@ -24,6 +24,13 @@ branches jump to, and holds exactly one action:
                                          when the caller's keys chose the branch that led here (the
                                          last gather), else "script"
     {"goto": "menu"}                     jump
+    {"transfer": {"message": "hold-{language}", "whisper": "Wants the {plan} plan"}}
+        hand the caller to a person of the campaign's agent group (`true` for no message or whisper):
+        the `message` prompt plays to the caller first, the `whisper` (a text, `{name}` parts filled)
+        is said to the agent after the call's summary (name, variables, keys pressed), before the two
+        are bridged. A gather's branch leading here lets a key choose it ("press 0 for a person").
+        The script ends there (streams/handover.py: the hold, the fallback and the call-back offer),
+        unless no transfer is possible (no agent group, Voice AI mode): then it goes on.
     {"hangup": true}                     end the call (running past the last step does too)
 
 A supervisor (`streams.supervision`) may make the script jump to a step with an `id` (the step
@@ -55,11 +62,14 @@ from django.core.exceptions import ValidationError
 
 from campaigns.models import DoNotCall
 from exotel.audio import rms_dbfs
+from streams import handover
 from streams.runtime import Bot
 
 log = logging.getLogger(__name__)
 
-ACTIONS = {"say", "pause", "gather", "disposition", "set", "opt_out", "goto", "hangup"}
+ACTIONS = {"say", "pause", "gather", "disposition", "set", "opt_out", "goto", "hangup", "transfer"}
+HANDED_OVER = object()  # a step's result that ends the script: the call is a person's now
+WHISPER_MAX = 300
 DIGITS = set("0123456789*#")
 MAX_STEPS = 200
 MAX_STEPS_RUN = 500
@@ -107,6 +117,20 @@ def _validate_gather(gather, where: str, ids: set[str]) -> None:
             raise ValidationError(f"{where}: {key} goes to {gather[key]!r}, which no step has as id.")
 
 
+def _validate_transfer(value, where: str) -> None:
+    if value is True:
+        return
+    if not isinstance(value, dict) or set(value) - {"message", "whisper"}:
+        raise ValidationError(f'{where}: transfer takes true or an object with "message" and "whisper".')
+    message, whisper = value.get("message", ""), value.get("whisper", "")
+    if not isinstance(message, str) or not isinstance(whisper, str) or len(whisper) > WHISPER_MAX:
+        raise ValidationError(f"{where}: the transfer's message is a prompt name and its whisper a text of at most "
+                              f"{WHISPER_MAX} characters.")
+    if message:
+        _template_fields(message, where)
+    _template_fields(whisper, where)
+
+
 def _validate_step(step, where: str, ids: set[str]) -> None:
     if not isinstance(step, dict):
         raise ValidationError(f"{where} must be an object.")
@@ -135,6 +159,8 @@ def _validate_step(step, where: str, ids: set[str]) -> None:
             not isinstance(v, (str, int, float, bool)) for v in value.values()
         ):
             raise ValidationError(f"{where}: set takes an object of names to strings, numbers or booleans.")
+    elif action == "transfer":
+        _validate_transfer(value, where)
     elif action == "goto":
         if value not in ids:
             raise ValidationError(f"{where}: goto {value!r}, which no step has as id.")
@@ -174,7 +200,10 @@ def _fill(template: str, variables: dict) -> str | None:
 
 def prompt_names(spec: dict, variables: dict) -> set[str]:
     """The prompts this script may play for a contact with these variables."""
-    names = {_fill(step["say"], variables) for step in spec.get("steps", []) if isinstance(step, dict) and "say" in step}
+    steps = [step for step in spec.get("steps", []) if isinstance(step, dict)]
+    names = {_fill(step["say"], variables) for step in steps if "say" in step}
+    names |= {_fill(step["transfer"]["message"], variables) for step in steps
+              if isinstance(step.get("transfer"), dict) and step["transfer"].get("message")}
     return {name for name in names if name}
 
 
@@ -271,7 +300,7 @@ class ScriptBot(Bot):
             step = steps[index]
             (action,) = set(step) & ACTIONS
             target = await self._run_step(action, step)
-            if action == "hangup" and not self._jump_to:
+            if (action == "hangup" and not self._jump_to) or target is HANDED_OVER:
                 return
             index = self._index_of[target] if target else index + 1
         else:
@@ -343,6 +372,13 @@ class ScriptBot(Bot):
             await self.stream.opt_out(DoNotCall.Source.DTMF, f"pressed {self._chosen_by_keys} in the script")
         else:
             await self.stream.opt_out(DoNotCall.Source.SCRIPT, "the script's opt_out step")
+
+    async def _transfer(self, value, step: dict):
+        value = value if isinstance(value, dict) else {}
+        if value.get("message"):
+            await self._say(value["message"], {"barge_in": False})
+        whisper = _fill(value.get("whisper", ""), {**self.stream.binding.variables, **self.variables}) or ""
+        return HANDED_OVER if await handover.transfer(self, whisper=whisper, keys=self.keys) else None
 
     async def _goto(self, target: str, step: dict) -> str:
         return target
