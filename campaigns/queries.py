@@ -214,9 +214,10 @@ class Moment:
     payload: str = ""
 
 
-def timeline(call: Call, webhooks: list, streams: list, interventions: list = ()) -> list[Moment]:
-    """Every status change, webhook delivery, stream event and supervisor's intervention of a call,
-    oldest first."""
+def timeline(call: Call, webhooks: list, streams: list, interventions: list = (),
+             extra: list[Moment] = ()) -> list[Moment]:
+    """Every status change, webhook delivery, stream event and supervisor's intervention of a call, and
+    `extra` (a transfer's steps), oldest first."""
     moments = [
         Moment(stamp, label)
         for stamp, label in [
@@ -239,12 +240,4 @@ def timeline(call: Call, webhooks: list, streams: list, interventions: list = ()
         if stream.ended_at:
             detail = f"{stream.stop_reason or 'closed'}; {stream.frames_in} frames in, {stream.frames_out} out"
             moments.append(Moment(stream.ended_at, "Stream ended", detail))
-    for step in interventions:
-        detail = [step.by]
-        if step.recording_ms is not None:
-            seconds = step.recording_ms // 1000
-            detail.append(f"{seconds // 60}:{seconds % 60:02d} into the recording")
-        if step.step:
-            detail.append(f"jump to step {step.step!r}")
-        moments.append(Moment(step.at, step.get_kind_display(), " · ".join(detail), step.text))
-    return sorted(moments, key=lambda m: m.at)
+    return sorted([*moments, *extra], key=lambda m: m.at)

@@ -7,6 +7,7 @@ from campaigns.models import Call
 from streams.models import Intervention, StreamSession
 from tenancy.access import role_required, scoped
 from tenancy.models import Role
+from transfers import queries as transfer_queries
 
 
 @role_required(Role.VIEWER)
@@ -29,7 +30,7 @@ def call_detail(request, pk):
     interventions = list(scoped(request, Intervention).filter(call=call))
     return render(request, "campaigns/call.html", {
         "call": call, "streams": streams, "webhooks": webhooks,
-        "timeline": queries.timeline(call, webhooks, streams, interventions),
+        "timeline": queries.timeline(call, webhooks, streams, interventions, transfer_queries.moments(call)),
     })
 
 

@@ -11,6 +11,7 @@ from campaigns.forms import CampaignForm
 from campaigns.models import Call, Campaign, InvalidTransition
 from tenancy.access import role_required, scoped
 from tenancy.models import Role
+from transfers import queries as transfer_queries
 
 
 @role_required(Role.VIEWER)
@@ -57,6 +58,7 @@ def campaign_detail(request, pk):
     return render(request, "campaigns/detail.html", {
         "campaign": campaign,
         "counters": queries.counters(campaign),
+        "transfers": transfer_queries.figures(campaign),
         "outcomes": queries.outcomes(campaign),
         "live_calls": queries.live_calls(campaign),
         "retries": queries.retries(campaign),

@@ -29,9 +29,9 @@ SCRIPT = {"steps": [
 ]}
 CALLERS = {"first": "+919700000001", "second": "+919700000002", "nobody": "+919700000003"}
 AGENTS = {  # number: (simulator plan, name)
-    "+919811100001": ({"outcome": "answer", "ring_seconds": 0.5, "hangup_after": 15, "script": []}, "Ravi"),
+    "+919811100001": ({"outcome": "answer", "ring_seconds": 0.5, "hangup_after": 40, "script": []}, "Ravi"),
     "+919811100002": ({"outcome": "busy", "ring_seconds": 0.3}, "Meena"),
-    "+919811100003": ({"outcome": "answer", "ring_seconds": 0.5, "hangup_after": 15, "script": []}, "Arun"),
+    "+919811100003": ({"outcome": "answer", "ring_seconds": 0.5, "hangup_after": 40, "script": []}, "Arun"),
     "+919811100004": ({"outcome": "answer", "ring_seconds": 30}, "Sunil"),  # rings past the group's 5 s
 }
 GROUPS = {"first": ["+919811100001"], "second": ["+919811100002", "+919811100003"],
@@ -40,9 +40,10 @@ GROUPS = {"first": ["+919811100001"], "second": ["+919811100002", "+919811100003
 
 def caller_plan(keys_hour: bool) -> dict:
     script = [{"at": 0.5, "dtmf": "0"}]
+    # Agents talk 40 s and the hour is keyed late: on a loaded machine leg events reach us seconds late.
     if keys_hour:  # after the ringing (5 s and a busy) and the fallback offer being said
-        script += [{"at": 35.0, "dtmf": "1"}, {"at": 35.5, "dtmf": "8"}]
-    return {"outcome": "answer", "ring_seconds": 0.2, "hangup_after": 60, "script": script}
+        script += [{"at": 50.0, "dtmf": "1"}, {"at": 50.5, "dtmf": "8"}]
+    return {"outcome": "answer", "ring_seconds": 0.2, "hangup_after": 90, "script": script}
 
 
 def running_campaign(acme, alice, number, sim, **fields) -> Campaign:
@@ -88,7 +89,7 @@ def test_transfers_answered_by_the_first_or_second_agent_or_falling_back_to_a_ca
             calls = Call.objects.filter(state__in=Call.FINAL_STATES, campaign__in=campaigns.values())
             return calls.count() == 3 and Transfer.objects.filter(state__in=["ended", "callback"]).count() == 3
         try:
-            processes.wait_until(settled, timeout=180, what="three transferred calls to end")
+            processes.wait_until(settled, timeout=300, what="three transferred calls to end")
         except TimeoutError:
             logs = "\n".join(f"--- {s.name}\n{s.output()[-4000:]}" for s in started)
             rows = list(Transfer.objects.values())
@@ -102,7 +103,7 @@ def test_transfers_answered_by_the_first_or_second_agent_or_falling_back_to_a_ca
         for transfer in (first, second):
             assert transfer.call.state == Call.State.COMPLETED and transfer.call.disposition == "transferred"
             assert transfer.requested_at < transfer.answered_at < transfer.bridged_at < transfer.ended_at
-            assert transfer.bridge_sid and 0 < transfer.talk_seconds < 30
+            assert transfer.bridge_sid and 0 < transfer.talk_seconds < 60
             assert transfer.whisper.startswith("Caller Asha") and "Keyed 0." in transfer.whisper
             contact = Contact.objects.get(pk=transfer.call.contact_id)
             assert (contact.state, contact.attempts, contact.outcome) == ("done", 1, "completed")

@@ -105,3 +105,24 @@ def test_the_scripts_transfer_step_is_checked(step, message):
 def test_the_whisper_summarises_the_call():
     text = summarise({"name": "Asha", "phone": "+919876500001", "plan": "gold", "empty": ""}, "12", "Wants a refund.")
     assert text == "Caller Asha, +919876500001. Details: plan gold. Keyed 1 2. Wants a refund."
+
+
+def test_the_calls_timeline_and_the_campaign_page_show_the_transfer(alice_client, campaign):
+    from django.urls import reverse
+
+    call = transferable(campaign, Campaign.ConnectMode.LEGS)
+    Campaign.objects.filter(pk=campaign.pk).update(calls_answered=4)
+    at = timezone.now()
+    Transfer.objects.create(
+        workspace=campaign.workspace, call=call, token="t", requested_at=at, state=Transfer.State.ENDED,
+        agent=campaign.workspace.agents.get(), agent_phone="+919876543210", whisper="Caller Asha.",
+        tried=[{"agent": 0, "name": "Meena", "phone": "+919876500001", "outcome": "busy", "at": at.isoformat()},
+               {"agent": 1, "name": "Ravi", "phone": "+919876543210", "outcome": "answered", "at": at.isoformat()}],
+        answered_at=at + datetime.timedelta(seconds=4), bridged_at=at + datetime.timedelta(seconds=8.5),
+        ended_at=at + datetime.timedelta(seconds=70))
+    page = alice_client.get(reverse("campaigns:call", args=[call.pk])).content.decode()
+    for text in ("Transfer requested", "Ringing agent Meena", "busy", "Caller connected to Ravi", "waited 8.5 s",
+                 "Conversation with Ravi ended", "talked 62 s"):
+        assert text in page, text
+    page = alice_client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
+    assert "25%" in page and "8.5 s" in page and "average wait for an agent" in page
