@@ -260,6 +260,15 @@ def bridge(transfer_id: int) -> None:
     Transfer.objects.filter(pk=transfer_id, bridge_sid="").update(bridge_sid=info.bridge_sid)
 
 
+def _let_agent_go(call_id: int, leg_sid: str) -> None:
+    """An agent still ringing (or hearing the whisper) when the caller was given up on is hung up."""
+    if not leg_sid:
+        return
+    account = Call.objects.select_related("campaign__account").get(pk=call_id).campaign.account
+    with accounts.client_for(account) as client:
+        _quietly_hang_up(client, leg_sid)
+
+
 def _quietly_hang_up(client, leg_sid: str) -> None:
     try:
         client.hangup_leg(leg_sid)  # its leg_terminated moves on to the next agent
@@ -281,6 +290,8 @@ def give_up(transfer_id: int) -> str:
         if transfer.state in (State.RINGING, State.WHISPERING):
             if transfer.tried and transfer.tried[-1]["outcome"] in ("ringing", "answered"):
                 transfer.tried[-1]["outcome"] = "timed out"
+                leg = transfer.agent_leg_sid
+                transaction.on_commit(lambda: _let_agent_go(transfer.call_id, leg))
             _fall_back(transfer)
         return transfer.state
 
