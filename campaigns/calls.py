@@ -108,6 +108,11 @@ def set_disposition(call_id: int, disposition: str) -> bool:
     return True
 
 
+def set_transcript(call_id: int, transcript: list, summary: str) -> None:
+    """The relay bot's transcript and summary of the call, stored when its stream ends."""
+    Call.objects.filter(pk=call_id).update(transcript=transcript, summary=summary)
+
+
 def fill_blanks(call: Call, fields: dict) -> list[str]:
     """Set each given field that is still empty on `call`; returns the names set."""
     unknown = set(fields) - SETTABLE

@@ -431,6 +431,9 @@ class Call(models.Model):
     dead_air_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Legs: answer to first audio heard.")
     greeting_ended_at = models.DateTimeField(null=True, blank=True, help_text="Legs: Exotel's say_completed.")
     allowed_by = models.CharField(max_length=300, blank=True, help_text="The rules that let this attempt start.")
+    # The relay bot's own account of the call (streams/bots/relay.py), stored when its stream ends.
+    transcript = models.JSONField(default=list, blank=True, help_text="Lines of [speaker, text] from your bot.")
+    summary = models.TextField(blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "attempt"], name="one_call_per_attempt")]

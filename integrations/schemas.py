@@ -152,6 +152,8 @@ class CallOut(Schema):
     detailed_status: str
     recording_url: str
     error: str
+    transcript: list[list[str]]
+    summary: str
 
     @staticmethod
     def resolve_campaign(call) -> int:

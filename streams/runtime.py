@@ -106,6 +106,8 @@ class Bot:
         self.stream = stream
         self.disposition = ""
         self.variables: dict[str, Any] = {}
+        self.transcript: list[list[str]] = []  # [speaker, text], as the relay's bot reports them
+        self.summary = ""
 
     async def on_start(self) -> None: ...
     async def on_audio(self, pcm: bytes) -> None: ...

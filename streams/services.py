@@ -163,6 +163,8 @@ def close_session(stream: Stream) -> None:
         StreamSession.objects.filter(pk=stream.session_id).update(**fields)
         if stream.binding.call_id is not None and bot and bot.disposition:
             calls.set_disposition(stream.binding.call_id, bot.disposition[:100])
+        if stream.binding.call_id is not None and bot and (bot.transcript or bot.summary):
+            calls.set_transcript(stream.binding.call_id, bot.transcript, bot.summary)
     if stream.binding.call_id is not None and stream.opted_out:  # recorded when it happened; again, in case that failed
         record_opt_out(stream.binding.call_id, stream.opted_out)
 

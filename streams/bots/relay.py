@@ -17,6 +17,14 @@ workspace's do-not-call list at once, source "relay", for every campaign; the ca
 goodbye, then close the socket) and its disposition becomes "opted_out" unless the call already has
 one. Repeating the message changes nothing.
 
+Two more tell us what was said, for the call's page and the CRM's webhook:
+
+    {"event": "transcript", "stream_sid": "MZ…", "transcript": {"speaker": "caller", "text": "…"}}
+    {"event": "summary", "stream_sid": "MZ…", "summary": {"text": "Renewal agreed for March."}}
+
+`speaker` is "caller" or "bot"; lines keep their order (at most LINES_MAX), a later summary replaces
+an earlier one. They are stored on the call when its stream ends.
+
 A supervisor watching the call (`streams.supervision`) reaches the external bot with
 
     {"event": "supervisor", "sequence_number": 12, "stream_sid": "MZ…",
@@ -72,6 +80,7 @@ FALLBACK_MARK = "relay-fallback"
 OPT_OUT_REASON_MAX = 150
 WHISPER_MAX = 300
 TRANSFER_REFUSED_MARK = "transfer-refused"
+LINES_MAX, LINE_MAX, SUMMARY_MAX = 1000, 2000, 5000
 
 
 def validate_relay(spec: dict) -> None:
@@ -155,6 +164,12 @@ class RelayBot(Bot):
             await self._opt_out(event.raw.get("opt_out"))
         elif isinstance(event, protocol.Unknown) and event.event == "transfer" and self._keys is None:
             self.stream.spawn(self._transfer(event.raw.get("transfer")))
+        elif isinstance(event, protocol.Unknown) and event.event == "transcript":
+            self._transcribe(event.raw.get("transcript"))
+        elif isinstance(event, protocol.Unknown) and event.event == "summary":
+            detail = event.raw.get("summary")
+            if isinstance(detail, dict) and isinstance(detail.get("text"), str):
+                self.summary = detail["text"][:SUMMARY_MAX]
 
     async def _transfer(self, detail) -> None:
         detail = detail if isinstance(detail, dict) else {}
@@ -177,6 +192,14 @@ class RelayBot(Bot):
             await self.stream.play_prompt(name)
         else:
             log.info("stream %s: the relay's transfer names no prompt %r", self.stream.sid, name)
+
+    def _transcribe(self, line) -> None:
+        # Kept in memory and stored once at the end, as the rest of the call's record (no write per message).
+        if not isinstance(line, dict) or not isinstance(line.get("text"), str) or len(self.transcript) >= LINES_MAX:
+            log.info("stream %s: relay bot sent a transcript line that is not {speaker, text}", self.stream.sid)
+            return
+        speaker = line.get("speaker") if line.get("speaker") in ("caller", "bot") else "bot"
+        self.transcript.append([speaker, line["text"][:LINE_MAX]])
 
     async def _opt_out(self, detail) -> None:
         reason = detail.get("reason") if isinstance(detail, dict) else None

@@ -137,3 +137,11 @@ def test_the_timeline_hides_the_calls_token(bob_client, campaign, acme):
     page = bob_client.get(call.get_absolute_url()).content.decode()
     assert call.token not in page
     assert page.count("[redacted]") == 2
+
+
+def test_the_call_page_shows_the_bots_transcript_and_summary_escaped(bob_client, campaign):
+    call = make_call(campaign, transcript=[["caller", "I want to renew"], ["bot", "<script>x</script>"]],
+                     summary="Renewal agreed.")
+    page = bob_client.get(f"/calls/{call.pk}/").content.decode()
+    assert "I want to renew" in page and "Renewal agreed." in page
+    assert "<script>x</script>" not in page and "&lt;script&gt;x&lt;/script&gt;" in page

@@ -59,9 +59,11 @@ def resolves_publicly(monkeypatch):
 def test_a_call_that_ends_writes_its_event_for_each_endpoint_that_wants_it(acme, campaign, endpoint):
     make_endpoint(acme, url="https://other.example.com/", events=[Event.CAMPAIGN_ENDED])
     make_endpoint(acme, url="https://paused.example.com/", active=False)
-    call = make_call(campaign, state=Call.State.RINGING)
+    call = make_call(campaign, state=Call.State.RINGING, transcript=[["caller", "renew please"]], summary="Renewed.")
     end(call)
     event = OutboxEvent.objects.get()
+    assert event.payload["data"]["call"]["transcript"] == [["caller", "renew please"]]
+    assert event.payload["data"]["call"]["summary"] == "Renewed."
     assert (event.kind, event.payload["type"], event.payload["id"]) == ("call.ended", "call.ended", str(event.uuid))
     assert event.payload["data"]["call"]["id"] == call.pk and event.payload["data"]["call"]["duration"] == 12
     assert event.payload["data"]["contact"]["phone"] == call.phone

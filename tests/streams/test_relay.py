@@ -169,3 +169,29 @@ async def test_the_bots_opt_out_message_lists_the_number_while_the_call_goes_on(
         await exotel.hang_up()
     assert await DoNotCall.objects.acount() == 1
     assert (await Call.objects.aget(pk=call.pk)).disposition == "opted_out"
+
+
+async def test_the_bots_transcript_and_summary_are_stored_on_the_call(relay_campaign):
+    lines = [{"event": "transcript", "transcript": {"speaker": "caller", "text": "I want to renew"}},
+             {"event": "transcript", "transcript": {"speaker": "bot", "text": "Renewed <b>for March</b>"}},
+             {"event": "transcript", "transcript": "not a line"},
+             {"event": "summary", "summary": {"text": "Renewal agreed."}}]
+    bot = ExternalBot(opt_out=lines[0])
+    async with websockets.serve(bot.handle, "127.0.0.1", bot.port):
+        call = await asyncio.to_thread(relay_campaign, bot.url)
+        exotel = Exotel(f"/streams/{call.token}")
+        assert await exotel.connect()
+        await exotel.start()
+        await until(lambda: bot.of(protocol.Start), what="the relay to connect")
+        for sent, line in enumerate(lines, start=1):
+            bot.opt_out = line  # what it sends at the next key
+            await exotel.dtmf("1")
+            await until(lambda sent=sent: len(bot.of(protocol.Dtmf)) >= sent, what="the key to reach the bot")
+        await exotel.media(tone(200))
+        assert isinstance(await exotel.frame(), protocol.BotMedia)  # every message before the stop has arrived
+        await exotel.stop()
+        await exotel.frames_until(lambda frame: isinstance(frame, tuple))
+        await exotel.hang_up()
+    stored = await Call.objects.aget(pk=call.pk)
+    assert stored.transcript == [["caller", "I want to renew"], ["bot", "Renewed <b>for March</b>"]]
+    assert stored.summary == "Renewal agreed."
