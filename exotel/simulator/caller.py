@@ -3,7 +3,9 @@
 Speech is stood in for by bursts at speech level (`speech_dbfs`, -20 dBFS by default): a voiced
 tone (a 120-240 Hz fundamental with harmonics, modulated at a syllable rate of 4 Hz) or noise with
 the same envelope. Between bursts the line is digital silence. Without a script the caller speaks
-bursts of 0.6-1.6 s separated by 0.4-1.2 s of silence until it hangs up.
+bursts of 0.6-1.6 s separated by 0.4-1.2 s of silence until it hangs up. An answering machine
+(`NumberPlan.machine`) plays its greeting as words of 0.25-0.7 s with pauses of 0.05-0.2 s, then,
+0.3 s after it, a 0.5 s beep (a pure 1 kHz tone) if it has one.
 """
 
 from __future__ import annotations
@@ -13,7 +15,10 @@ import random
 
 import numpy as np
 
-from exotel.simulator.config import NumberPlan, ScriptStep
+from exotel.simulator.config import Machine, NumberPlan, ScriptStep
+
+BEEP_HZ = 1000.0
+BEEP_SECONDS = 0.5
 
 
 def rng_for(seed: int, number: str) -> random.Random:
@@ -31,15 +36,30 @@ def default_script(rng: random.Random, seconds: float) -> tuple[ScriptStep, ...]
     return tuple(steps)
 
 
+def machine_script(machine: Machine, rng: random.Random) -> tuple[ScriptStep, ...]:
+    steps, t = [], 0.2
+    while t < machine.greeting_seconds:
+        length = min(rng.uniform(0.25, 0.7), machine.greeting_seconds - t)
+        steps.append(ScriptStep(at=round(t, 3), speech=round(length, 3)))
+        t += length + rng.uniform(0.05, 0.2)
+    if machine.beep:
+        steps.append(ScriptStep(at=round(t + 0.3, 3), speech=BEEP_SECONDS, sound="beep"))
+    return tuple(steps)
+
+
 def script_for(plan: NumberPlan, rng: random.Random) -> tuple[ScriptStep, ...]:
     if plan.script is not None:
         return plan.script
+    if plan.machine is not None:
+        return machine_script(plan.machine, rng)
     return default_script(rng, plan.hangup_after if plan.hangup_after is not None else 10.0)
 
 
 def _burst(step: ScriptStep, rate: int, level: float, rng: np.random.Generator) -> np.ndarray:
     n = int(step.speech * rate)
     t = np.arange(n) / rate
+    if step.sound == "beep":
+        return np.sin(2 * math.pi * BEEP_HZ * t) * level * math.sqrt(2)  # a steady tone at the speech level
     envelope = 0.55 + 0.45 * np.sin(2 * math.pi * 4.0 * t) ** 2
     if step.sound == "noise":
         signal = rng.standard_normal(n)

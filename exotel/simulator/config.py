@@ -31,6 +31,16 @@ Format (every key optional; times in seconds; numbers keyed by E.164):
   answer when the caller hangs up; null means never (the bot or the time limit ends the call).
   Agents' numbers, rung as legs when a call is transferred, take plans too: each agent answers, is
   busy or does not answer, and hangs up `hangup_after` seconds after answering (bridges.py).
+- machine: the number is answered by an answering machine instead of a person: {"greeting_seconds":
+  4.0, "beep": true, "amd_result": "machine", "amd_delay": 3.0, "answered_by": "machine"} (every key
+  optional, these are the defaults). The caller's side is then a greeting of words (speech with
+  pauses under 0.2 s) of that length, then a 0.5 s 1 kHz beep if `beep`, then silence until the hang
+  up. A leg created with `amd_enable` gets Exotel's verdict `amd_result` ("machine", "human",
+  "unknown", or "" for none: the event never comes) `amd_delay` seconds after the answer, in an
+  `amd_result_success` event; without `async_amd` the answer itself waits for it. Connect calls
+  carry `answered_by` in the status callbacks' `Legs[0][AnsweredBy]` from the answer on. A person's
+  number may set `amd_result` and `answered_by` too (Exotel's detection is not always right):
+  {"outcome": "answer", "amd_result": "machine"}.
 - script: the caller's actions, at seconds after the answer: `speech` (a burst of that many seconds
   of a voiced tone or of noise, `sound`), or `dtmf` (a digit). Without a script the caller speaks in
   bursts generated from --seed until it hangs up.
@@ -64,6 +74,7 @@ from pathlib import Path
 from typing import Any
 
 OUTCOMES = ("answer", "busy", "no-answer", "failed")
+AMD_RESULTS = ("machine", "human", "unknown", "")
 FAULT_KINDS = ("status", "slow", "timeout")
 FAULT_ENDPOINTS = ("connect", "legs", "actions", "bridges", "active_streams", "call_details", "get_leg", "any")
 PASSTHRU_STYLES = ("flat", "nested", "json")
@@ -78,9 +89,15 @@ class ConfigError(ValueError):
 class ScriptStep:
     at: float
     speech: float = 0.0          # seconds of speech; 0 for a DTMF step
-    sound: str = "tone"          # "tone" (voiced) or "noise"
+    sound: str = "tone"          # "tone" (voiced), "noise" or "beep" (a pure 1 kHz tone)
     dtmf: str = ""
     duration_ms: int = 100
+
+
+@dataclass(frozen=True)
+class Machine:
+    greeting_seconds: float = 4.0
+    beep: bool = True
 
 
 @dataclass(frozen=True)
@@ -89,6 +106,10 @@ class NumberPlan:
     ring_seconds: float = 1.0
     hangup_after: float | None = 10.0
     script: tuple[ScriptStep, ...] | None = None
+    machine: Machine | None = None
+    amd_result: str = "human"       # Exotel's verdict on a Legs AMD request; "" never sends one
+    amd_delay: float = 1.5          # seconds after the answer
+    answered_by: str = "human"      # Connect status callbacks' Legs[0][AnsweredBy]
 
 
 @dataclass(frozen=True)
@@ -146,19 +167,32 @@ def _step(raw: Mapping[str, Any]) -> ScriptStep:
     if "dtmf" in raw:
         return ScriptStep(at=float(raw["at"]), dtmf=str(raw["dtmf"]), duration_ms=int(raw.get("duration_ms", 100)))
     return ScriptStep(at=float(raw["at"]), speech=float(raw["speech"]),
-                      sound=_choice(raw.get("sound", "tone"), ("tone", "noise"), "sound"))
+                      sound=_choice(raw.get("sound", "tone"), ("tone", "noise", "beep"), "sound"))
 
 
 def parse_plan(raw: Mapping[str, Any], base: NumberPlan | None = None) -> NumberPlan:
     base = base or NumberPlan()
     script = raw.get("script")
+    machine = _machine(raw["machine"]) if "machine" in raw else base.machine
+    verdicts = raw.get("machine") or raw  # a machine's keys sit in its object, a person's beside outcome
+    default_verdict = "machine" if machine else "human"
     return NumberPlan(
+        machine=machine,
+        amd_result=_choice(verdicts.get("amd_result", default_verdict), AMD_RESULTS, "amd_result"),
+        amd_delay=float(verdicts.get("amd_delay", 3.0 if machine else 1.5)),
+        answered_by=_choice(verdicts.get("answered_by", default_verdict), AMD_RESULTS, "answered_by"),
         outcome=_choice(raw.get("outcome", base.outcome), OUTCOMES, "outcome"),
         ring_seconds=float(raw.get("ring_seconds", base.ring_seconds)),
         hangup_after=(None if raw.get("hangup_after", base.hangup_after) is None
                       else float(raw.get("hangup_after", base.hangup_after))),
         script=tuple(_step(s) for s in script) if script is not None else base.script,
     )
+
+
+def _machine(raw: Mapping[str, Any] | None) -> Machine | None:
+    if raw is None:
+        return None
+    return Machine(greeting_seconds=float(raw.get("greeting_seconds", 4.0)), beep=bool(raw.get("beep", True)))
 
 
 def parse_fault(raw: Mapping[str, Any]) -> Fault:

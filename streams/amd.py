@@ -1,0 +1,118 @@
+"""Answering-machine detection from the first seconds of the callee's audio: pure signal processing,
+no Django, cheap enough for the media path (one small FFT per 40 ms, and only until it has decided).
+
+A person who picks up says something short ("Hello?") and waits; a machine plays a long greeting
+with only short pauses between words, and often ends it with a beep. So, over 40 ms frames:
+
+- speech is a frame louder than `SPEECH_DBFS`; an utterance ends at `PAUSE_MS` of quiet;
+- a first utterance that ends before `GREETING_MS` of speech is a person (`HUMAN`);
+- `GREETING_MS` of speech without such a pause is a machine (`MACHINE`);
+- a beep is a machine too: `BEEP_MS` of frames whose energy sits in one narrow band (a pure tone
+  between 350 and 3000 Hz; a voice's harmonics spread it, and its fundamental lies below 350 Hz);
+- nothing decided after `WINDOW_MS` (silence, a line too noisy to tell) is `UNKNOWN`, and the bot
+  goes on as with a person.
+
+Once it says machine it keeps listening for the moment a message may be left (`ready_for_message`):
+the end of a beep, or `GREETING_END_MS` of quiet after the greeting. Times are audio time (the
+samples fed so far), so tests and the simulator see the same decisions at any load.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+HUMAN, MACHINE, UNKNOWN = "human", "machine", "unknown"
+FRAME_MS = 40
+SPEECH_DBFS = -40.0
+PAUSE_MS = 360
+GREETING_MS = 2400
+WINDOW_MS = 6000
+BEEP_MS = 200
+BEEP_BAND_HZ = (350.0, 3000.0)
+BEEP_PURITY = 0.8  # share of a frame's energy in the peak's three bins
+GREETING_END_MS = 1200
+MESSAGE_WAIT_MS = 20000  # a greeting that never ends: leave the message anyway
+
+
+@dataclass(frozen=True)
+class Verdict:
+    result: str  # HUMAN, MACHINE or UNKNOWN
+    at_ms: int  # audio time of the decision
+    reason: str  # "short-greeting", "long-greeting", "beep", "no-decision"
+
+
+class Classifier:
+    """Feed caller PCM (16-bit little-endian mono at `rate`) in any chunk sizes; read `verdict`."""
+
+    def __init__(self, rate: int = 8000) -> None:
+        self.rate = rate
+        self.frame = rate * FRAME_MS // 1000
+        self._window = np.hanning(self.frame)
+        self._freqs = np.fft.rfftfreq(self.frame, 1 / rate)
+        self._pending = np.zeros(0, dtype=np.int16)
+        self.ms = 0
+        self.verdict: Verdict | None = None
+        self.ready_for_message = False
+        self._speech_ms = self._quiet_ms = self._beep_ms = 0
+        self._heard_speech = self._heard_beep = False
+
+    def feed(self, pcm: bytes) -> Verdict | None:
+        """Consume audio; returns the verdict once there is one (then the same one on every call)."""
+        samples = np.frombuffer(pcm[: len(pcm) - len(pcm) % 2], dtype="<i2")
+        self._pending = np.concatenate([self._pending, samples]) if self._pending.size else samples
+        while self._pending.size >= self.frame and not self.ready_for_message:
+            frame, self._pending = self._pending[: self.frame], self._pending[self.frame:]
+            self._step(frame.astype(np.float64))
+        return self.verdict
+
+    @property
+    def done(self) -> bool:
+        """Nothing more to learn: a person, no decision, or a machine ready for the message."""
+        return self.verdict is not None and (self.verdict.result != MACHINE or self.ready_for_message)
+
+    def _step(self, frame: np.ndarray) -> None:
+        self.ms += FRAME_MS
+        rms = float(np.sqrt(np.mean(frame ** 2)))
+        loud = rms > 0 and 20 * np.log10(rms / 32768) > SPEECH_DBFS
+        beep = loud and self._is_tone(frame)
+        self._beep_ms = self._beep_ms + FRAME_MS if beep else 0
+        if self._beep_ms >= BEEP_MS:
+            self._heard_beep = True
+            self._decide(MACHINE, "beep")
+        if loud:
+            self._heard_speech = True
+            self._speech_ms += FRAME_MS
+            self._quiet_ms = 0
+        else:
+            self._quiet_ms += FRAME_MS
+        if self.verdict is None:
+            self._judge()
+        elif self.verdict.result == MACHINE:
+            self._watch_greeting_end(beep)
+
+    def _judge(self) -> None:
+        if self._speech_ms >= GREETING_MS:
+            self._decide(MACHINE, "long-greeting")
+        elif self._heard_speech and self._quiet_ms >= PAUSE_MS:
+            self._decide(HUMAN, "short-greeting")
+        elif self.ms >= WINDOW_MS:
+            self._decide(UNKNOWN, "no-decision")
+
+    def _watch_greeting_end(self, beep: bool) -> None:
+        beep_over = self._heard_beep and not beep
+        self.ready_for_message = (beep_over or self._quiet_ms >= GREETING_END_MS
+                                  or self.ms - self.verdict.at_ms >= MESSAGE_WAIT_MS)
+
+    def _decide(self, result: str, reason: str) -> None:
+        if self.verdict is None:
+            self.verdict = Verdict(result, self.ms, reason)
+
+    def _is_tone(self, frame: np.ndarray) -> bool:
+        power = np.abs(np.fft.rfft(frame * self._window)) ** 2
+        peak = int(np.argmax(power))
+        if not BEEP_BAND_HZ[0] <= self._freqs[peak] <= BEEP_BAND_HZ[1]:
+            return False
+        total = float(power.sum())
+        return total > 0 and float(power[max(peak - 1, 0): peak + 2].sum()) / total >= BEEP_PURITY
