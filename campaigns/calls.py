@@ -9,7 +9,9 @@ the call ends.
 Counters: `calls_live` counts calls not yet final (queued through unknown): the dispatcher's
 concurrency cap; like busy / no-answer / failed, `calls_answered` counts calls that have ended (those
 that were answered), so answered over ended calls is the answer rate; `talk_seconds` adds the
-duration of completed calls.
+duration of completed calls; `calls_machine` counts ended calls that a machine answered (they
+count as answered too). A machine that got no message is a no-answer to the retry policy
+(campaigns/machines.py).
 
 Stale calls (`reap_stale_calls`, on beat): a call still `queued` long after its task was sent
 (`enqueued_at`) lost that task (a worker died holding it, a broker restart dropped it) and is sent
@@ -27,7 +29,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from campaigns import lifecycle, rollups
+from campaigns import lifecycle, machines, rollups
 from campaigns.models import Call, Campaign, Contact
 from integrations import outbox
 from transfers import engine as transfers
@@ -135,6 +137,8 @@ def _final_counters(call: Call) -> dict:
         counters[OUTCOME_COUNTERS[call.state]] = F(OUTCOME_COUNTERS[call.state]) + 1
     if call.state == State.COMPLETED and call.duration:
         counters["talk_seconds"] = F("talk_seconds") + call.duration
+    if call.answered_by == machines.MACHINE:
+        counters["calls_machine"] = F("calls_machine") + 1
     return counters
 
 
@@ -153,7 +157,7 @@ def _settle_contact(call: Call, *, retry: bool, now: datetime.datetime) -> dict:
         return {}
     retrying = (
         retry
-        and call.state in campaign.retry_on
+        and machines.retry_outcome(call) in campaign.retry_on
         and contact.attempts < campaign.max_attempts
         and campaign.state not in (Campaign.State.CANCELLED, Campaign.State.COMPLETED)
     )
@@ -163,7 +167,7 @@ def _settle_contact(call: Call, *, retry: bool, now: datetime.datetime) -> dict:
         contact.save(update_fields=["state", "next_attempt_at"])
         return {}
     contact.transition(Contact.State.DONE)
-    contact.outcome = call.state
+    contact.outcome = machines.contact_outcome(call)
     contact.save(update_fields=["state", "outcome"])
     return {"contacts_done": F("contacts_done") + 1}
 

@@ -314,6 +314,8 @@ def send_call(client, call: Call) -> tuple[str, str]:
         leg = client.create_leg(wire.NewLeg(
             number=call.phone, exophone=caller_id, custom_param=call.token,
             leg_event_endpoint=links.webhook_url(workspace, "leg_event"), time_limit=campaign.time_limit,
+            amd=campaign.machine_detection != Campaign.MachineDetection.OFF,
+            amd_async=campaign.machine_detection == Campaign.MachineDetection.ASYNC,
         ))
         return "", leg.leg_sid
     common = {

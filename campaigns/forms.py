@@ -7,6 +7,7 @@ from django.utils import timezone
 from campaigns import pools
 from campaigns.models import Call, Campaign
 from streams.bots import relay, script
+from streams.models import Prompt
 from tenancy.models import Exophone, ExotelAccount
 from transfers.models import AgentGroup
 
@@ -50,7 +51,7 @@ class CampaignForm(forms.ModelForm):
             "transfer_group", "bot_kind", "bot_settings",
             "sample_rate", "recording", "time_limit", "starts_at", "ends_at", "time_zone", "window_start",
             "window_end", "weekdays", "calls_per_minute", "max_concurrent", "max_attempts", "retry_after_minutes",
-            "retry_on", "scrub_max_age_days",
+            "retry_on", "scrub_max_age_days", "machine_detection", "on_machine", "voicemail_prompt",
         ]
         widgets = {
             "starts_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
@@ -79,6 +80,7 @@ class CampaignForm(forms.ModelForm):
 
     def __init__(self, *args, workspace, **kwargs):
         super().__init__(*args, **kwargs)
+        self.workspace = workspace
         self.fields["account"].queryset = ExotelAccount.objects.filter(workspace=workspace)
         self.fields["exophones"].queryset = Exophone.objects.filter(workspace=workspace).select_related("account")
         self.fields["transfer_group"].queryset = AgentGroup.objects.filter(workspace=workspace)
@@ -100,6 +102,12 @@ class CampaignForm(forms.ModelForm):
         if value not in zoneinfo.available_timezones():
             raise forms.ValidationError(f"{value!r} is not a time zone name such as Asia/Kolkata.")
         return value
+
+    def clean_voicemail_prompt(self):
+        name = self.cleaned_data["voicemail_prompt"].strip()
+        if name and not Prompt.objects.filter(workspace=self.workspace, name=name).exists():
+            raise forms.ValidationError(f"There is no prompt named {name!r}; upload it on the Prompts page first.")
+        return name
 
     def clean_bot_settings(self):
         value = self.cleaned_data["bot_settings"]

@@ -14,7 +14,7 @@ import httpx
 from django.db.models import Q
 from django.utils import timezone
 
-from campaigns import accounts, calls, dialer
+from campaigns import accounts, calls, dialer, machines
 from campaigns.models import Call, Campaign
 from exotel.errors import ExotelError, OutcomeUnknownError, RejectedError
 
@@ -33,6 +33,9 @@ def answer_leg(call_id: int) -> None:
     if not call.leg_sid or call.state != Call.State.IN_PROGRESS:
         return
     campaign = call.campaign
+    if call.answered_by == machines.MACHINE and campaign.on_machine == Campaign.OnMachine.HANG_UP:
+        hang_up_machine(call.pk)  # Exotel held the answer until its verdict: no stream, no greeting
+        return
     with accounts.client_for(campaign.account, timeout=ACTION_TIMEOUT) as client, ThreadPoolExecutor(2) as pool:
         stream = pool.submit(client.start_stream, call.leg_sid, url=dialer.bot_stream_url(call),
                              sample_rate=campaign.sample_rate)
@@ -44,6 +47,17 @@ def answer_leg(call_id: int) -> None:
             log.warning("call %s: greeting refused: %s", call.pk, say_error)
         if stream_error:
             stream_not_started(client, call, stream_error)
+
+
+def hang_up_machine(call_id: int) -> None:
+    """Exotel says a machine answered and the campaign hangs up on machines: the disposition first
+    (the leg's end settles the contact by it: a no-answer to the retry policy), then the hang-up."""
+    call = Call.objects.select_related("campaign__account").get(pk=call_id)
+    if call.campaign.on_machine != Campaign.OnMachine.HANG_UP or call.state != Call.State.IN_PROGRESS:
+        return  # a message to leave is the stream server's (streams.machine); an ended call needs nothing
+    calls.set_disposition(call.pk, machines.MACHINE_HUNG_UP)
+    with accounts.client_for(call.campaign.account, timeout=ACTION_TIMEOUT) as client:
+        _quietly(client.hangup_leg, call.leg_sid)
 
 
 def stream_not_started(client, call: Call, error: Exception) -> None:

@@ -68,6 +68,15 @@ class Campaign(models.Model):
         SINGLE = "single", "Single (merged)"
         DUAL = "dual", "Dual (separate tracks)"
 
+    class MachineDetection(models.TextChoices):
+        OFF = "off", "Off"
+        ON = "on", "On"
+        ASYNC = "async", "On, without holding the answer (Legs: async_amd)"
+
+    class OnMachine(models.TextChoices):
+        HANG_UP = "hang_up", "Hang up and retry later (counts as no answer)"
+        LEAVE_MESSAGE = "leave_message", "Leave a message after the greeting or the beep, then hang up"
+
     SAMPLE_RATES = [(8000, "8 kHz"), (16000, "16 kHz"), (24000, "24 kHz")]
     RETRY_OUTCOMES = ["busy", "no-answer", "failed"]
 
@@ -87,6 +96,13 @@ class Campaign(models.Model):
     bot_kind = models.CharField(max_length=10, choices=BotKind.choices, default=BotKind.ECHO)
     bot_settings = models.JSONField(default=dict, blank=True)
     sample_rate = models.PositiveIntegerField(choices=SAMPLE_RATES, default=8000)
+    # Answering machines (campaigns/machines.py): Exotel's verdict and our own ear on the stream.
+    machine_detection = models.CharField(max_length=5, choices=MachineDetection.choices,
+                                         default=MachineDetection.OFF, verbose_name="Detect answering machines")
+    on_machine = models.CharField(max_length=15, choices=OnMachine.choices, default=OnMachine.HANG_UP,
+                                  verbose_name="On a machine")
+    voicemail_prompt = models.CharField(max_length=100, blank=True, verbose_name="Message prompt",
+                                        help_text="The workspace prompt played to a machine after its beep.")
     recording = models.CharField(max_length=10, choices=Recording.choices, default=Recording.OFF)
     time_limit = models.PositiveIntegerField(
         default=3600, validators=[MinValueValidator(1), MaxValueValidator(14400)], help_text="Seconds, at most 14400."
@@ -119,6 +135,7 @@ class Campaign(models.Model):
     calls_busy = models.PositiveIntegerField(default=0)
     calls_no_answer = models.PositiveIntegerField(default=0)
     calls_failed = models.PositiveIntegerField(default=0)
+    calls_machine = models.PositiveIntegerField(default=0)  # ended calls answered by a machine
     talk_seconds = models.PositiveBigIntegerField(default=0)
     # Dispatcher state (campaigns/schedule.py): a token bucket of calls that may start, the rate
     # factor that a 429 lowers and time restores, and when Exotel asked us to hold off until.
@@ -155,6 +172,11 @@ class Campaign(models.Model):
             errors["ends_at"] = "The end must come after the start."
         if self.window_start == self.window_end:
             errors["window_end"] = "The daily window must not be empty."
+        if self.machine_detection == self.MachineDetection.ASYNC and self.connect_mode != self.ConnectMode.LEGS:
+            errors["machine_detection"] = "Only Legs mode can take Exotel's answer before its verdict; choose On."
+        if (self.machine_detection != self.MachineDetection.OFF and self.on_machine == self.OnMachine.LEAVE_MESSAGE
+                and not self.voicemail_prompt):
+            errors["voicemail_prompt"] = "Leaving a message needs the prompt to play."
         if any(outcome not in self.RETRY_OUTCOMES for outcome in self.retry_on or []):
             errors["retry_on"] = f"Retry outcomes are a subset of {', '.join(self.RETRY_OUTCOMES)}."
         if errors:
@@ -434,6 +456,12 @@ class Call(models.Model):
     # The relay bot's own account of the call (streams/bots/relay.py), stored when its stream ends.
     transcript = models.JSONField(default=list, blank=True, help_text="Lines of [speaker, text] from your bot.")
     summary = models.TextField(blank=True)
+    # Who answered (campaigns/machines.py): the first definite verdict, where it came from, and how
+    # long after the answer (our clock) it came; every source's own verdict is kept in `amd_verdicts`.
+    answered_by = models.CharField(max_length=10, blank=True, choices=[("human", "Person"), ("machine", "Machine")])
+    answered_by_source = models.CharField(max_length=10, blank=True)
+    answered_by_ms = models.PositiveIntegerField(null=True, blank=True, help_text="From the answer to the verdict.")
+    amd_verdicts = models.JSONField(default=dict, blank=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "attempt"], name="one_call_per_attempt")]

@@ -214,6 +214,18 @@ class Moment:
     payload: str = ""
 
 
+def machine_moments(call: Call) -> list[Moment]:
+    """Each source's answering-machine verdict, at its latency after the answer; the decision marked."""
+    moments = []
+    for source, verdict in sorted(call.amd_verdicts.items()):
+        decided = source == call.answered_by_source
+        what = f"{'Decided' if decided else 'Verdict'}: {verdict['result']} ({'Exotel' if source == 'exotel' else 'audio'})"
+        detail = f"{verdict['ms']} ms after the answer" + (f"; {verdict['reason']}" if verdict.get("reason") else "")
+        start = call.answered_at or call.created_at
+        moments.append(Moment(start + datetime.timedelta(milliseconds=verdict["ms"]), what, detail))
+    return moments
+
+
 def timeline(call: Call, webhooks: list, streams: list, interventions: list = (),
              extra: list[Moment] = ()) -> list[Moment]:
     """Every status change, webhook delivery, stream event and supervisor's intervention of a call, and
@@ -235,6 +247,7 @@ def timeline(call: Call, webhooks: list, streams: list, interventions: list = ()
         # this page join the call's stream: every member sees the payload, none needs the token.
         payload = payload.replace(call.token, REDACTED)
         moments.append(Moment(event.received_at, event.get_kind_display(), event.get_outcome_display(), payload))
+    moments += machine_moments(call)
     for stream in streams:
         moments.append(Moment(stream.started_at, "Stream started", stream.stream_sid))
         if stream.ended_at:

@@ -57,6 +57,7 @@ class Classifier:
         self.ready_for_message = False
         self._speech_ms = self._quiet_ms = self._beep_ms = 0
         self._heard_speech = self._heard_beep = False
+        self._machine_since_ms: int | None = None  # when it knew (itself, or told by Exotel)
 
     def feed(self, pcm: bytes) -> Verdict | None:
         """Consume audio; returns the verdict once there is one (then the same one on every call)."""
@@ -70,7 +71,14 @@ class Classifier:
     @property
     def done(self) -> bool:
         """Nothing more to learn: a person, no decision, or a machine ready for the message."""
-        return self.verdict is not None and (self.verdict.result != MACHINE or self.ready_for_message)
+        if self._machine_since_ms is not None:
+            return self.ready_for_message
+        return self.verdict is not None
+
+    def told_machine(self) -> None:
+        """Another source (Exotel) says it is a machine: listen on for the moment to leave a message."""
+        if self._machine_since_ms is None:
+            self._machine_since_ms = self.ms
 
     def _step(self, frame: np.ndarray) -> None:
         self.ms += FRAME_MS
@@ -87,10 +95,10 @@ class Classifier:
             self._quiet_ms = 0
         else:
             self._quiet_ms += FRAME_MS
-        if self.verdict is None:
-            self._judge()
-        elif self.verdict.result == MACHINE:
+        if self._machine_since_ms is not None:
             self._watch_greeting_end(beep)
+        elif self.verdict is None:
+            self._judge()
 
     def _judge(self) -> None:
         if self._speech_ms >= GREETING_MS:
@@ -102,12 +110,15 @@ class Classifier:
 
     def _watch_greeting_end(self, beep: bool) -> None:
         beep_over = self._heard_beep and not beep
-        self.ready_for_message = (beep_over or self._quiet_ms >= GREETING_END_MS
-                                  or self.ms - self.verdict.at_ms >= MESSAGE_WAIT_MS)
+        greeting_over = self._heard_speech and self._quiet_ms >= GREETING_END_MS
+        self.ready_for_message = (beep_over or greeting_over
+                                  or self.ms - self._machine_since_ms >= MESSAGE_WAIT_MS)
 
     def _decide(self, result: str, reason: str) -> None:
         if self.verdict is None:
             self.verdict = Verdict(result, self.ms, reason)
+            if result == MACHINE:
+                self._machine_since_ms = self.ms
 
     def _is_tone(self, frame: np.ndarray) -> bool:
         power = np.abs(np.fft.rfft(frame * self._window)) ** 2

@@ -10,7 +10,8 @@ the protocol has no hang-up event) and `opt_out(source, reason)` (the caller ask
 called again). Chunking, pacing and marks are `streams.playback`'s job,
 recording `streams.recorder`'s, the live view `streams.live`'s, supervision `streams.supervision`'s:
 while a supervisor holds the line the bot's audio, marks and clears are dropped and its hang-up
-waits for the hand-back.
+waits for the hand-back; answering machines `streams.machine`'s (which may `mute()` the bot: it then
+hears and says nothing more).
 
 The media path touches neither the ORM nor a thread: the database is reached only through the
 `started` and `opted_out` hooks (run beside the media path) and by the consumer after `finish()`.
@@ -44,6 +45,7 @@ from exotel import protocol
 from exotel.audio import resample
 from exotel.protocol import CloseCode, ProtocolError, wire_code
 from streams.live import Feed
+from streams.machine import MachineWatch
 from streams.playback import STREAM_LEAD_MS, UNPACED, Outbox
 from streams.recorder import Recorder
 from streams.supervision import CALLER, LINE, Supervision
@@ -67,6 +69,9 @@ class Binding:
     bot_settings: dict = field(default_factory=dict)
     variables: dict = field(default_factory=dict)  # the contact's, with name and phone
     receive_only: bool = False
+    machine_detection: bool = False  # listen for answering machines (streams.machine)
+    on_machine: str = ""  # Campaign.OnMachine
+    voicemail_prompt: str = ""
     account_sids: frozenset[str] = frozenset()  # the workspace's Exotel accounts
     other_account_sids: frozenset[str] = frozenset()  # other workspaces' accounts (test endpoint only)
 
@@ -153,6 +158,8 @@ class Stream:
         self.marks: list[dict] = []
         self.barge_in_ms: list[int] = []
         self.opted_out: OptOut | None = None
+        self.machine: MachineWatch | None = None
+        self.muted = False  # the bot neither hears nor speaks (a machine answered)
         self.stop_reason = ""
         self.close_code: int | None = None
         self.closed = self.finished = False
@@ -196,7 +203,9 @@ class Stream:
                     self.recorder.caller_audio(event.payload)
                 self.supervision.tap(CALLER, event.payload)
                 await self.feed.level(event.payload)
-                if self.bot:
+                if self.machine and self.machine.listening:
+                    self.machine.hear(event.payload)
+                if self.bot and not self.muted:
                     await self.bot.on_audio(event.payload)
             return
         if isinstance(event, protocol.Start):
@@ -230,6 +239,8 @@ class Stream:
         self.start, self.sid, self.rate = start, start.stream_sid, start.sample_rate
         if not self.binding.receive_only:
             self.outbox = Outbox(self._send, self.sid, self.rate, on_audio_sent=self._bot_audio_sent)
+            if self.binding.machine_detection and self.binding.call_id is not None:
+                self.machine = MachineWatch(self)
         if self.binding.record:
             self.recorder = Recorder(self.rate, bot_track=not self.binding.receive_only)
         # The session row and the prompts are database and disk work: done beside the media path, so
@@ -249,7 +260,7 @@ class Stream:
     async def _on_dtmf(self, digit: str) -> None:
         self.dtmf = (self.dtmf + digit)[-200:]
         await self.feed.event("dtmf", digit)
-        if self.bot:
+        if self.bot and not self.muted:
             await self.bot.on_dtmf(digit)
 
     async def _on_mark(self, name: str) -> None:
@@ -259,7 +270,9 @@ class Stream:
         if len(self.marks) < MAX_MARKS_KEPT:
             self.marks.append({"name": name, "heard_ms": self.outbox.heard_ms})
         await self.feed.event("mark", name)
-        if self.bot:
+        if self.machine and self.machine.mark_returned(name):
+            return
+        if self.bot and not self.muted:
             await self.bot.on_mark(name)
 
     async def _bad(self, reason: str, code: int, *, fatal: bool = False) -> None:
@@ -285,27 +298,34 @@ class Stream:
         return self.outbox.heard_ms if self.outbox else 0
 
     async def play(self, pcm: bytes, rate: int | None = None) -> None:
-        if self.supervision.holds_line:
+        if self.supervision.holds_line or self.muted:
             return
         await self._outbox().play(resample(pcm, rate or self.rate, self.rate))
 
     async def play_prompt(self, name: str) -> None:
         pcm, rate = self.prompts[name]
-        if self.supervision.holds_line:
+        if self.supervision.holds_line or self.muted:
             return
         await self.feed.event("say", name)
         await self.play(pcm, rate)
 
     async def stream_audio(self, pcm: bytes, *, paced: bool = True) -> None:
         """Continuous audio; `paced=False` only for audio Exotel already paced (see streams.playback)."""
-        if self.supervision.holds_line:
+        if self.supervision.holds_line or self.muted:
             return
         await self._outbox().stream(pcm, lead_ms=STREAM_LEAD_MS if paced else UNPACED)
 
     async def mark(self, name: str) -> None:
-        if self.supervision.holds_line:
+        if self.supervision.holds_line or self.muted:
             return
         await self._outbox().mark(name)
+
+    async def mute(self) -> None:
+        """Silence the bot for good: its pending audio is cleared, and it hears and says nothing more."""
+        self.muted = True
+        if self.outbox:
+            await self.outbox.clear()
+        await self.feed.event("mute")
 
     async def clear(self) -> None:
         if self.supervision.holds_line:

@@ -51,6 +51,8 @@ def bind_call(token: str, *, receive_only: bool, authorization: bytes | None) ->
         bot_kind="" if receive_only else campaign.bot_kind, bot_settings=campaign.bot_settings or {},
         variables={**(contact.variables or {}), "name": contact.name, "phone": contact.phone},
         receive_only=receive_only, account_sids=frozenset(accounts),
+        machine_detection=campaign.machine_detection != campaign.MachineDetection.OFF,
+        on_machine=campaign.on_machine, voicemail_prompt=campaign.voicemail_prompt,
     )
 
 
@@ -114,6 +116,8 @@ def start_session(binding: Binding, start: Start) -> Started:
     """Record the session and load the bot's prompts (`announce_start` tells the dialer, apart)."""
     loaders = {"script": prompts.for_script, "relay": prompts.for_relay}
     loaded = loaders[binding.bot_kind](binding, start.sample_rate) if binding.bot_kind in loaders else {}
+    if binding.machine_detection and binding.voicemail_prompt:
+        loaded |= prompts.load(binding.workspace_id, {binding.voicemail_prompt}, start.sample_rate)
     session = StreamSession.objects.create(
         workspace_id=binding.workspace_id, call_id=binding.call_id, stream_sid=start.stream_sid,
         direction=StreamSession.Direction.RECEIVE_ONLY if binding.receive_only

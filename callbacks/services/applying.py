@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from callbacks.models import WebhookEvent
 from callbacks.services import parsing
-from campaigns import calls, dialer, donotcall, legs
+from campaigns import calls, dialer, donotcall, legs, machines
 from campaigns.models import Call, DoNotCall
 from transfers import engine
 
@@ -238,7 +238,10 @@ def _sids(match: parsing.Match) -> dict:
 def apply_status(call: Call, report: parsing.StatusReport, at) -> tuple[bool, Answer]:
     fields = {**_sids(report.match), "duration": report.duration, "recording_url": report.recording_url}
     changed = report.state is not None and calls.advance(call, report.state, at=at, held=True, **fields)
-    return changed or calls.fill(call, held=True, **fields), Answer()
+    changed = changed or calls.fill(call, held=True, **fields)
+    if report.answered_by and machines.detects(call.campaign):
+        machines.record_verdict(call.pk, source=machines.EXOTEL, result=report.answered_by, at=at)
+    return changed, Answer()
 
 
 def apply_passthru(call: Call, report: parsing.PassthruReport, at) -> tuple[bool, Answer]:
@@ -265,12 +268,24 @@ def apply_leg_event(call: Call, event: parsing.LegEvent, at) -> tuple[bool, Answ
         changed = calls.advance(call, state, at=at, error=error, held=True, **sids)
     elif event.name == "say_completed":
         changed = bool(Call.objects.filter(pk=call.pk, greeting_ended_at__isnull=True).update(greeting_ended_at=at))
+    elif event.name == "amd_result_success":
+        changed = machines.detects(call.campaign) and _amd_result(call, event, at)
     elif event.name == "stream_started":  # the stream server reports it too; the first one stops the greeting
         transaction.on_commit(lambda: follow_up(legs.stream_started, call.pk))
         changed = True
     else:  # connecting, play events and anything new: nothing to change
         changed = calls.fill(call, held=True, **sids)
     return changed, Answer()
+
+
+def _amd_result(call: Call, event: parsing.LegEvent, at) -> bool:
+    """Exotel's verdict; a machine to hang up on is hung up at once if the call is already ours
+    (async_amd), else when its `leg_answered` comes (legs.answer_leg)."""
+    before = call.amd_verdicts.get(machines.EXOTEL)
+    decision = machines.record_verdict(call.pk, source=machines.EXOTEL, result=parsing.amd_result(event), at=at)
+    if decision == machines.MACHINE and call.state == State.IN_PROGRESS and before is None:
+        transaction.on_commit(lambda: follow_up(legs.hang_up_machine, call.pk))
+    return before is None
 
 
 def follow_up(action, call_id: int) -> None:

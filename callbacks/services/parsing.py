@@ -10,7 +10,10 @@ the `call` query parameter of the status callback URL we gave Exotel).
 Silent in the reference, so chosen here: status timestamps (`DateUpdated`) are in an unstated time
 zone, so state changes are stamped with our receipt time; Passthru's `status` and `detailedstatus`
 value sets are unpublished and stored as given; a leg that ends unanswered is busy or no-answer
-when its event says so and failed otherwise.
+when its event says so and failed otherwise. Who answered: a status callback's `AnsweredBy` (top
+level, or per leg: `Legs` as a JSON list or `Legs[0][AnsweredBy]` in a form), an
+`amd_result_success` event's `answered_by`, `amd_result` or `result` (its event_data's keys are
+not published); both in any spelling `campaigns.machines.normalise` knows.
 """
 
 import json
@@ -18,6 +21,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from campaigns import machines
 from campaigns.models import Call
 from tenancy import weburls
 
@@ -63,6 +67,7 @@ class StatusReport:
     state: State | None
     duration: int | None = None
     recording_url: str = ""
+    answered_by: str = ""  # campaigns.machines.VERDICTS, or "" when Exotel did not say
 
 
 @dataclass(frozen=True)
@@ -173,7 +178,25 @@ def parse_status(fields: dict[str, Any]) -> StatusReport:
         state=STATUSES[status],
         duration=duration if STATUSES[status] in Call.FINAL_STATES else None,
         recording_url=_url(fields.get("recordingurl"), "RecordingUrl"),
+        answered_by=_answered_by(fields),
     )
+
+
+def _answered_by(fields: dict[str, Any]) -> str:
+    values = [fields.get("answeredby")]
+    legs = fields.get("legs")
+    if isinstance(legs, list):
+        values += [lower_keys(leg).get("answeredby") for leg in legs if isinstance(leg, dict)]
+    values += [value for key, value in fields.items() if key.startswith("legs[") and key.endswith("[answeredby]")]
+    return next((verdict for value in values if (verdict := machines.normalise(_text(value)))), "")
+
+
+def amd_result(event: "LegEvent") -> str:
+    """An `amd_result_success` event's verdict (campaigns.machines.VERDICTS); unknown when it names none."""
+    for key in ("answered_by", "answeredby", "amd_result", "result", "amd_status"):
+        if verdict := machines.normalise(_text(event.data.get(key))):
+            return verdict
+    return machines.UNKNOWN
 
 
 def _stream_fields(fields: dict[str, Any]) -> dict[str, Any]:

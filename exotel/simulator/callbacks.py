@@ -169,11 +169,18 @@ def status_fields(call: SimCall, event_type: str) -> dict[str, Any]:
         "EndTime": timestamp(call.ended_at), "ConversationDuration": duration,
         "Direction": "outbound-api",
         "Legs": [{"OnCallDuration": duration, "Status": call.status,
-                  "AnsweredBy": "human" if call.answered_at else ""}],
+                  "AnsweredBy": answered_by(call)}],
     }
     if terminal:
         fields["CustomField"] = call.custom_field  # field notes: terminal only
     return fields
+
+
+def answered_by(call: SimCall) -> str:
+    """The verdict once the plan's detection time has passed since the answer; "" before."""
+    if call.answered_at is None or (now() - call.answered_at).total_seconds() < call.answered_by_after:
+        return ""
+    return call.answered_by
 
 
 def _status_body(fields: dict[str, Any], content_type: str) -> dict[str, Any]:

@@ -13,6 +13,11 @@ Choices where the reference is silent:
   count, so `max - active` is exactly how many more dials will be accepted.
 - Status values: `ringing`, `in-progress`, then `completed`, `busy`, `no-answer` or `failed`; a
   stream whose handshake fails twice ends the call as `failed`.
+- Answering machines (config.py's `machine`): a leg created with `amd_enable` gets an
+  `amd_result_success` event with `event_data` `{"answered_by": <verdict>}` the plan's `amd_delay`
+  after the pickup; without `async_amd`, `leg_answered` waits for it (the callee's audio still runs
+  from the pickup). Connect calls report `AnsweredBy` once `amd_delay` has passed since the answer
+  ("" before: the `answered` callback is sent at the pickup, before any verdict).
 - Legs: a greeting with `loop` 0 repeats until `stop_say` or until the bot's audio starts playing
   (logged as "interrupted"); with `loop` N it lasts N x 60 ms per character and then fires
   `say_completed`. Leg states in events: connecting, ringing, answered, terminated.
@@ -65,6 +70,9 @@ class SimCall:
     ring_timeout: int | None = None
     leg_event_endpoint: str = ""
     custom_param: str = ""
+    amd: str = ""                   # Legs: "sync" (amd_enable) or "async" (with async_amd)
+    answered_by: str = ""           # the plan's AnsweredBy, reported once answered_by_after has passed
+    answered_by_after: float = 0.0
     sample_rate: int | None = None  # Legs: from start_stream's content_type; else the URL's
     encoding: str = "audio/x-raw"   # Legs: "audio/x-mulaw" when start_stream asked for it
     bidirectional: bool = True      # False: StreamType/direction unidirectional, or a Stream applet
@@ -171,8 +179,14 @@ class Simulator:
             return self._end(call, outcome)
         call.answered_at = now()
         answered = self._loop_time()
+        call.answered_by, call.answered_by_after = plan.answered_by, plan.amd_delay
+        if call.amd == "sync":  # Exotel holds the answer until it has a verdict
+            await asyncio.sleep(plan.amd_delay)
+            self._amd_result(call, plan.amd_result)
         self._set_status(call, "in-progress", leg_state="answered")
         self._notify(call, "answered", "leg_answered")
+        if call.amd == "async":
+            self.spawn(self._amd_result_later(call, plan.amd_result, answered + plan.amd_delay))
         hangup_at = answered + plan.hangup_after if plan.hangup_after is not None else None
         time_limit_at = answered + call.time_limit if call.time_limit else None
         call.hangup_at = min((t for t in (hangup_at, time_limit_at) if t is not None), default=None)
@@ -224,6 +238,14 @@ class Simulator:
         with contextlib.suppress(TimeoutError):
             return await asyncio.wait_for(asyncio.shield(call.stream_request), wait)
         return "", ""
+
+    def _amd_result(self, call: SimCall, verdict: str) -> None:
+        if verdict and call.status not in TERMINAL:
+            self._leg_event(call, "amd_result_success", event_data={"answered_by": verdict})
+
+    async def _amd_result_later(self, call: SimCall, verdict: str, at: float) -> None:
+        await asyncio.sleep(max(0.0, at - self._loop_time()))
+        self._amd_result(call, verdict)
 
     def _loop_time(self) -> float:
         assert self._loop

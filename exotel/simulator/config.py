@@ -39,8 +39,8 @@ Format (every key optional; times in seconds; numbers keyed by E.164):
   "unknown", or "" for none: the event never comes) `amd_delay` seconds after the answer, in an
   `amd_result_success` event; without `async_amd` the answer itself waits for it. Connect calls
   carry `answered_by` in the status callbacks' `Legs[0][AnsweredBy]` from the answer on. A person's
-  number may set `amd_result` and `answered_by` too (Exotel's detection is not always right):
-  {"outcome": "answer", "amd_result": "machine"}.
+  number may set `amd_result`, `amd_delay` (default 0) and `answered_by` too (Exotel's detection is
+  not always right): {"outcome": "answer", "amd_result": "machine"}.
 - script: the caller's actions, at seconds after the answer: `speech` (a burst of that many seconds
   of a voiced tone or of noise, `sound`), or `dtmf` (a digit). Without a script the caller speaks in
   bursts generated from --seed until it hangs up.
@@ -108,7 +108,7 @@ class NumberPlan:
     script: tuple[ScriptStep, ...] | None = None
     machine: Machine | None = None
     amd_result: str = "human"       # Exotel's verdict on a Legs AMD request; "" never sends one
-    amd_delay: float = 1.5          # seconds after the answer
+    amd_delay: float = 0.0          # seconds after the answer
     answered_by: str = "human"      # Connect status callbacks' Legs[0][AnsweredBy]
 
 
@@ -179,7 +179,7 @@ def parse_plan(raw: Mapping[str, Any], base: NumberPlan | None = None) -> Number
     return NumberPlan(
         machine=machine,
         amd_result=_choice(verdicts.get("amd_result", default_verdict), AMD_RESULTS, "amd_result"),
-        amd_delay=float(verdicts.get("amd_delay", 3.0 if machine else 1.5)),
+        amd_delay=float(verdicts.get("amd_delay", 3.0 if machine else 0.0)),
         answered_by=_choice(verdicts.get("answered_by", default_verdict), AMD_RESULTS, "answered_by"),
         outcome=_choice(raw.get("outcome", base.outcome), OUTCOMES, "outcome"),
         ring_seconds=float(raw.get("ring_seconds", base.ring_seconds)),

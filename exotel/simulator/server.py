@@ -7,7 +7,8 @@ Routes (one server answers for both the api and cpaas-api hosts):
 - GET /v1/Accounts/{sid}/ActiveStreams (JSON, or XML per config) and /v1/accounts/{sid}/activestreams.
 - GET /v1/Accounts/{sid}/Calls/{call_sid}.json (Call Details) -> `{"Call": {...}}` as it stands now,
   with `Status`, `StartTime`, `EndTime`, `Duration` (seconds on the call after the answer; null while
-  live or when never answered), `RecordingUrl` and `AnsweredBy` (`human` once answered).
+  live or when never answered), `RecordingUrl` and `AnsweredBy` (the plan's verdict once its
+  `amd_delay` has passed since the answer).
 - GET /v2/accounts/{sid}/legs/{leg} (Get Leg) -> the v2 envelope with `state`, `terminal_status`
   (the call status once terminated), `start_time`, `end_time` and `on_call_duration_ms`.
 - POST /v2/accounts/{sid}/legs, .../legs/{leg}/actions/{start_stream|start_say|stop_say}, and
@@ -43,7 +44,7 @@ from aiohttp import web
 from exotel import wire
 from exotel.errors import ValidationError
 from exotel.simulator import bridges
-from exotel.simulator.callbacks import timestamp
+from exotel.simulator.callbacks import answered_by, timestamp
 from exotel.simulator.calls import SimCall, Simulator, StreamLimitReached
 from exotel.simulator.config import ConfigError, parse_fault, parse_flow
 from exotel.simulator.stream import stream_parameters
@@ -269,7 +270,7 @@ async def call_details(request: web.Request, _: dict[str, Any]) -> web.Response:
         "To": call.caller_id, "From": call.number, "PhoneNumberSid": call.caller_id, "Status": call.status,
         "StartTime": timestamp(call.created), "EndTime": timestamp(call.ended_at) or None,
         "Duration": None if on_call is None else round(on_call), "Price": None, "Direction": "outbound-api",
-        "AnsweredBy": "human" if call.answered_at else None,
+        "AnsweredBy": answered_by(call) or None,
         "Uri": f"/v1/Accounts/{call.account_sid}/Calls/{call.sid}.json", "RecordingUrl": call.recording_url or None,
     }})
 
@@ -307,12 +308,13 @@ async def create_leg(request: web.Request, body: dict[str, Any]) -> web.Response
                       exophone=str(body.get("exophone", "")),
                       leg_event_endpoint=str(body.get("leg_event_endpoint", "")),
                       custom_param=str(body.get("custom_param", "")), ring_timeout=ring_timeout,
-                      time_limit=body.get("time_limit"))
+                      time_limit=body.get("time_limit"), amd=body.get("amd_enable") is True,
+                      amd_async=body.get("async_amd") is True)
     wire.create_leg(account, leg, event_schemes=wire.requests.LEG_EVENT_SCHEMES_ACCEPTED)
     call = SimCall(sid=secrets.token_hex(16), account_sid=sid, mode="leg", number=leg.number,
                    dialled=str(body["contact_uri"]), caller_id=leg.exophone, custom_param=leg.custom_param,
                    leg_event_endpoint=leg.leg_event_endpoint, ring_timeout=leg.ring_timeout,
-                   time_limit=leg.time_limit)
+                   time_limit=leg.time_limit, amd="async" if leg.amd_async else "sync" if leg.amd else "")
     try:
         sim.dial(call)
     except StreamLimitReached:

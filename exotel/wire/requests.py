@@ -16,6 +16,8 @@ reference is silent we chose, and say so here:
 - Legs `leg_event_endpoint`: we send an https:// endpoint (the HTTPS event form); the reference's
   own example is `grpc://…`, which the simulator accepts too (`LEG_EVENT_SCHEMES_ACCEPTED`).
 - Custom stream parameters' 256-character budget counts the encoded `key=value` pairs joined by `&`.
+- Legs `amd_enable` / `async_amd`: named by Exotel's Legs reference (with the `amd_result_success`
+  event) but not their types; we send JSON booleans, and `async_amd` only with `amd_enable`.
 - The national dialled form is `0` + the national significant number (the field notes' example
   `07314852338`), whatever the country.
 """
@@ -152,6 +154,8 @@ class NewLeg:
     custom_param: str = ""
     ring_timeout: int | None = None
     time_limit: int | None = None
+    amd: bool = False  # answering-machine detection: an `amd_result_success` event follows the answer
+    amd_async: bool = False  # answer at once instead of when the verdict is in
 
 
 @dataclass(frozen=True)
@@ -358,6 +362,10 @@ def create_leg(account: Account, leg: NewLeg, *,
     optional = {"custom_param": leg.custom_param, "ring_timeout": leg.ring_timeout,
                 "time_limit": leg.time_limit}
     body.update({k: v for k, v in optional.items() if v not in (None, "")})
+    if leg.amd_async and not leg.amd:
+        raise ValidationError("async_amd", "only with amd_enable")
+    if leg.amd:
+        body.update(amd_enable=True, async_amd=leg.amd_async)
     return Request("POST", _legs_url(account), parse_leg, json=body)
 
 

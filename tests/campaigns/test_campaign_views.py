@@ -22,7 +22,8 @@ def form_data(campaign, **overrides):
         "connect_mode": "voice_ai", "bot_kind": "echo", "bot_settings": "{}", "sample_rate": 8000,
         "recording": "off", "time_limit": 3600, "time_zone": "Asia/Kolkata", "window_start": "09:00",
         "window_end": "21:00", "weekdays": ["1", "2", "3"], "calls_per_minute": 10, "max_concurrent": 5,
-        "max_attempts": 3, "retry_after_minutes": 30, "retry_on": ["busy"],
+        "max_attempts": 3, "retry_after_minutes": 30, "retry_on": ["busy"], "machine_detection": "off",
+        "on_machine": "hang_up",
     }
     return {**data, **overrides}
 

@@ -101,3 +101,18 @@ def test_odd_byte_counts_and_empty_chunks_are_taken_in_stride():
     assert classifier.feed(b"") is None
     assert classifier.feed(b"\x01") is None
     assert classifier.ms == 0
+
+
+def test_told_by_exotel_it_waits_for_the_end_of_a_greeting_it_had_not_judged_yet():
+    script = machine_script(Machine(greeting_seconds=2.0, beep=True), random.Random(2))
+    audio = render(script, 8000, 0, -20.0) + bytes(16000 * 3)
+    classifier = amd.Classifier(8000)
+    classifier.feed(audio[:1600 * 5])  # half a second: nothing decided yet
+    classifier.told_machine()
+    for offset in range(1600 * 5, len(audio), 1600):
+        classifier.feed(audio[offset:offset + 1600])
+        if classifier.done:
+            break
+    beep = script[-1]
+    assert classifier.ready_for_message
+    assert abs(classifier.ms - (beep.at + beep.speech) * 1000) <= 2 * amd.FRAME_MS

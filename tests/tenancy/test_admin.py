@@ -147,6 +147,7 @@ def campaign_form(campaign, **changes) -> dict:
         "time_limit": campaign.time_limit, "window_start": "09:00", "window_end": "21:00", "weekdays": "[1, 2, 3]",
         "time_zone": campaign.time_zone, "calls_per_minute": 10, "max_concurrent": 5, "max_attempts": 3,
         "retry_after_minutes": 30, "retry_on": '["busy"]', "state": Campaign.State.RUNNING,
+        "machine_detection": "off", "on_machine": "hang_up",
     }
     return {**fields, **changes}
 
