@@ -50,7 +50,10 @@ class MachineWatch:
     def __init__(self, stream: Stream) -> None:
         self.stream = stream
         self.call_id = stream.binding.call_id
-        self.classifier = amd.Classifier(stream.rate)
+        answered_at = stream.binding.answered_at
+        # Opened late after the answer, the stream may hear only a greeting's tail (streams.amd).
+        late_ms = (timezone.now() - answered_at).total_seconds() * 1000 if answered_at else 0
+        self.classifier = amd.Classifier(stream.rate, joined_after_ms=int(late_ms))
         self.decision = ""
         self._judged = False
         self._ready = asyncio.Event()

@@ -70,6 +70,7 @@ class Binding:
     variables: dict = field(default_factory=dict)  # the contact's, with name and phone
     receive_only: bool = False
     machine_detection: bool = False  # listen for answering machines (streams.machine)
+    answered_at: datetime.datetime | None = None  # as the call's row had it at the handshake
     on_machine: str = ""  # Campaign.OnMachine
     voicemail_prompt: str = ""
     account_sids: frozenset[str] = frozenset()  # the workspace's Exotel accounts

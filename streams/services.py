@@ -51,7 +51,7 @@ def bind_call(token: str, *, receive_only: bool, authorization: bytes | None) ->
         bot_kind="" if receive_only else campaign.bot_kind, bot_settings=campaign.bot_settings or {},
         variables={**(contact.variables or {}), "name": contact.name, "phone": contact.phone},
         receive_only=receive_only, account_sids=frozenset(accounts),
-        machine_detection=campaign.machine_detection != campaign.MachineDetection.OFF,
+        machine_detection=campaign.machine_detection != campaign.MachineDetection.OFF, answered_at=call.answered_at,
         on_machine=campaign.on_machine, voicemail_prompt=campaign.voicemail_prompt,
     )
 

@@ -116,3 +116,30 @@ def test_told_by_exotel_it_waits_for_the_end_of_a_greeting_it_had_not_judged_yet
     beep = script[-1]
     assert classifier.ready_for_message
     assert abs(classifier.ms - (beep.at + beep.speech) * 1000) <= 2 * amd.FRAME_MS
+
+
+def test_a_stream_that_opens_in_the_greetings_last_word_waits_for_the_beep():
+    # The stream opened 3.3 s after the answer: a word's end, a pause a person might make, then the beep.
+    script = (ScriptStep(at=0.0, speech=0.2), ScriptStep(at=0.65, speech=0.5, sound="beep"))
+    classifier = classify(script)
+    assert (classifier.verdict.result, classifier.verdict.reason) == (amd.MACHINE, "beep")
+
+
+def test_a_person_joined_mid_word_is_judged_by_the_next_word():
+    script = (ScriptStep(at=0.0, speech=0.5), ScriptStep(at=1.3, speech=0.8))
+    classifier = classify(script)
+    assert classifier.verdict == amd.Verdict(amd.HUMAN, classifier.verdict.at_ms, "short-greeting")
+    assert classifier.verdict.at_ms >= 2100 + amd.PAUSE_MS - amd.FRAME_MS
+
+
+def test_a_long_greeting_joined_late_is_still_long():
+    classifier = classify((ScriptStep(at=0.0, speech=0.4), ScriptStep(at=0.9, speech=3.0)))
+    assert classifier.verdict.reason == "long-greeting"
+
+
+def test_told_by_exotel_on_a_line_quiet_from_the_start_it_leaves_the_message_after_a_moment():
+    # The stream opened after the greeting and its beep: the machine is recording already.
+    classifier = amd.Classifier(8000, joined_after_ms=6000)
+    classifier.told_machine()
+    classifier.feed(bytes(16000 * 2))
+    assert classifier.ready_for_message and classifier.ms == amd.GREETING_END_MS
