@@ -57,7 +57,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     # State changes only through the lifecycle (the actions); counters and pacing are the engine's.
     readonly_fields = [
         "state", "last_error", "created_by", "contacts_total", "contacts_done", "calls_total", "calls_live",
-        "calls_answered", "calls_busy", "calls_no_answer", "calls_failed", "talk_seconds",
+        "calls_answered", "calls_busy", "calls_no_answer", "calls_failed", "calls_machine", "talk_seconds",
         "pace_credit", "paced_at", "pace_factor", "backoff_until",
     ]
     actions = [lifecycle_action(action) for action in lifecycle.ACTIONS]
