@@ -27,7 +27,7 @@ from transfers.models import Transfer
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 0.2
-CALLBACK_KEYS_SECONDS = 30.0  # the offer is said first; then the caller has this long to key the hour
+CALLBACK_KEYS_SECONDS = 60.0  # from the fallback: the offer is said (about 11 s), then the caller keys the hour
 WHISPER_MAX = 600
 State = Transfer.State
 
