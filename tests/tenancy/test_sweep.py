@@ -35,8 +35,9 @@ from streams.routing import websocket_urlpatterns
 from tenancy.models import Exophone, Membership, Role, Workspace
 from tests.campaigns.conftest import private_media  # noqa: F401 (a fixture: the upload's files)
 from tests.conftest import make_account, make_call, make_campaign, make_contact, make_user, signed_in
+from transfers.models import Agent, AgentGroup, GroupMember
 
-TENANT_APPS = ["tenancy", "campaigns", "streams", "callbacks", "integrations"]
+TENANT_APPS = ["tenancy", "campaigns", "streams", "callbacks", "integrations", "transfers"]
 REFUSED = {403, 404, 405}
 PARAMETER = re.compile(r"<(?:(?P<kind>\w+):)?(?P<name>\w+)>")
 # Logging out would end the session the sweep walks with; nothing else is left out.
@@ -126,9 +127,15 @@ class Acme:
             "Zenobia capped",
             acme_key.name, acme_key.prefix, acme_plain, crm.url, crm.secret,
         ]
-        # What globex holds, so charlie's pages have rows of their own to show.
+        agent = Agent.objects.create(workspace=acme, name="Xanthe Relay", phone="+919900044455")
+        group = AgentGroup.objects.create(workspace=acme, name="Acme Escalations Desk")
+        GroupMember.objects.create(workspace=acme, group=group, agent=agent, position=1)
+        self.secrets += [agent.name, agent.phone, group.name]
+        # What globex holds, so charlie's pages have rows of their own to show, and his API key: made
+        # before the ids are drawn, so that none of his own rows is taken for one of acme's.
         other = make_campaign(globex, name="Globex winback")
         make_call(other, contact=make_contact(other, name="Gus", phone="+919811100001"))
+        _, self.charlies_key = keys.create_key(globex, name="Globex CRM", scopes=["read", "write"], by=charlie)
         self.ids = {m: [row.pk for row in rows_of(acme, m)] for m in [*tenant_models(), get_user_model()]}
         globex_ids = {row.pk for m in tenant_models() for row in rows_of(globex, m)}
         self.any_ids = sorted({pk for pks in self.ids.values() for pk in pks} - globex_ids)
@@ -165,8 +172,7 @@ def charlies_value(acme: Acme):
 @pytest.mark.django_db
 def test_charlie_reaches_nothing_of_acme_on_any_route(charlie_client, acme_data, globex, charlie):
     # His session and his own workspace's API key, on every route.
-    _, plain = keys.create_key(globex, name="Globex CRM", scopes=["read", "write"], by=charlie)
-    charlie_client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {plain}"
+    charlie_client.defaults["HTTP_AUTHORIZATION"] = f"Bearer {acme_data.charlies_key}"
     before = snapshot(acme_data.workspace)
     for route in routes():
         if route.startswith("admin/"):
