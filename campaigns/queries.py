@@ -253,4 +253,12 @@ def timeline(call: Call, webhooks: list, streams: list, interventions: list = ()
         if stream.ended_at:
             detail = f"{stream.stop_reason or 'closed'}; {stream.frames_in} frames in, {stream.frames_out} out"
             moments.append(Moment(stream.ended_at, "Stream ended", detail))
+    for step in interventions:
+        detail = [step.by]
+        if step.recording_ms is not None:
+            seconds = step.recording_ms // 1000
+            detail.append(f"{seconds // 60}:{seconds % 60:02d} into the recording")
+        if step.step:
+            detail.append(f"jump to step {step.step!r}")
+        moments.append(Moment(step.at, step.get_kind_display(), " · ".join(detail), step.text))
     return sorted([*moments, *extra], key=lambda m: m.at)

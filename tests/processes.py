@@ -234,6 +234,19 @@ def start_worker(log_dir: Path, *, public_base_url: str, name: str = "worker", *
     return _ready(service, lambda: " ready." in service.output())
 
 
+def revived_worker(worker: Service, log_dir: Path, *, name: str, **kwargs) -> Service:
+    """The worker once its broker (Redis) restarted: itself when it reconnected, else a new one.
+
+    kombu may fail an acknowledgement while its connection restarts ('NoneType' object has no attribute
+    'hostname' in `_connparams`), and the worker exits; production's supervisor (compose's
+    `restart: unless-stopped`, the demo's) starts it again, and so does this.
+    """
+    wait_until(lambda: worker.process.poll() is not None or "Connection to broker lost" in worker.output(),
+               timeout=30, what="the worker to notice the broker's restart")
+    wait_until(lambda: worker.process.poll() is not None or "Connected to redis" in worker.output().split(
+        "Connection to broker lost")[-1], timeout=30, what="the worker to reconnect or exit")
+    return worker if worker.process.poll() is None else start_worker(log_dir, name=name, **kwargs)
+
 def start_beat(log_dir: Path, *, public_base_url: str, **extra_env: str) -> Service:
     argv = [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO",
             "-s", str(log_dir / "beat-schedule")]

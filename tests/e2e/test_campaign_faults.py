@@ -127,12 +127,9 @@ def test_a_redis_restart_loses_no_call_and_doubles_none(services, acme, alice):
     processes.wait_until(lambda: "Connection to broker lost" in worker.output(), timeout=10, what="the worker to notice")
     redis = processes.start_redis(tmp_path, port=port)
     started.insert(0, redis)  # stopped last
-    # kombu may fail to acknowledge a message while its connection restarts, and the worker exits (seen
-    # in CI): production's supervisor (compose's `restart: unless-stopped`) starts it again, so does this.
-    processes.wait_until(lambda: worker.process.poll() is not None or "Connected to redis" in worker.output().split(
-        "Connection to broker lost")[-1], timeout=30, what="the worker to reconnect or exit")
-    if worker.process.poll() is not None:
-        worker = processes.start_worker(tmp_path, public_base_url=web.url, name="worker-again", **env)
+    if (revived := processes.revived_worker(worker, tmp_path, name="worker-again", public_base_url=web.url,
+                                            **env)) is not worker:
+        worker = revived
         started.append(worker)
 
     wait_for_completion(campaign, [sim, web, worker, beat], timeout=120)

@@ -89,6 +89,10 @@ def test_every_contact_ends_once_through_worker_kills_and_redis_and_web_restarts
         redis.stop()  # what Redis held (queued tasks, the channel layer) is gone
         redis = processes.start_redis(tmp_path, port=int(redis.url.rsplit(":", 1)[1].split("/")[0]))
         started.insert(0, redis)  # stopped last
+        if (revived := processes.revived_worker(worker, tmp_path, name="worker-revived", public_base_url=web.url,
+                                                **env)) is not worker:
+            worker = revived
+            started.append(worker)
     after_calls(12)
     restart_worker("worker-3")
     after_calls(15)
