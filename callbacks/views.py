@@ -21,16 +21,15 @@ log = logging.getLogger(__name__)
 Kind = WebhookEvent.Kind
 
 
-def _workspace(request, token: str, kind: str) -> Workspace:
-    workspace = Workspace.objects.filter(webhook_token=token).only("pk").first()
-    if workspace is None:
-        log.warning("webhook %s with an unknown token from %s", kind, request.META.get("REMOTE_ADDR"))
-        raise Http404("No such webhook.")
-    return workspace
+def _unknown(request, kind: str) -> Http404:
+    log.warning("webhook %s with an unknown token from %s", kind, request.META.get("REMOTE_ADDR"))
+    return Http404("No such webhook.")
 
 
 def _deliver(request, token: str, kind: str) -> JsonResponse:
-    answer = services.receive(_workspace(request, token, kind), kind, request)  # stored: nothing lost
+    answer = services.receive(token, kind, request)  # stored: nothing lost
+    if answer is None:
+        raise _unknown(request, kind)
     return JsonResponse(answer.body, status=answer.status)
 
 
@@ -55,5 +54,8 @@ def leg_event(request, token):
 @csrf_exempt
 @require_http_methods(["GET", "POST"])
 def stream_url(request, token):
-    answer = services.answer_now(_workspace(request, token, Kind.STREAM_URL), request)
+    workspace = Workspace.objects.filter(webhook_token=token).only("pk").first()
+    if workspace is None:
+        raise _unknown(request, Kind.STREAM_URL)
+    answer = services.answer_now(workspace, request)
     return JsonResponse(answer.body, status=answer.status)

@@ -1,5 +1,5 @@
 """Webhook services: parsing every documented shape (`parsing`), storing and applying it (`applying`)."""
 
-from callbacks.services.applying import answer_now, apply, receive, record
+from callbacks.services.applying import answer_now, apply, receive
 
-__all__ = ["answer_now", "apply", "receive", "record"]
+__all__ = ["answer_now", "apply", "receive"]

@@ -1,7 +1,7 @@
 """Storing deliveries raw and applying them to their calls, idempotently and in any order.
 
 `receive` is the request's whole work for a status callback, Passthru or leg event: it parses the
-delivery (pure, no query) and stores it in one INSERT, `pending`, or `malformed` with the reason
+delivery (pure, no query) and stores it in one statement that also finds the workspace, `pending`, or `malformed` with the reason
 (answered 400). The applier (`callbacks.applier`) then applies pending deliveries off the request,
 a batch at a time (`apply_batch`): it finds each one's call and applies the report in a transaction
 that also stores the outcome: applied, duplicate (well-formed, changed nothing), orphaned (no such
@@ -42,20 +42,25 @@ class Answer:
     body: dict = field(default_factory=lambda: {"ok": True})
 
 
-def receive(workspace, kind: str, request) -> Answer:
-    """Store the delivery for the applier and answer: 200, or 400 when it is malformed (stored too)."""
-    event = record(workspace, kind, request)
+def receive(token: str, kind: str, request) -> Answer | None:
+    """Store the delivery for the applier and answer: 200, or 400 when it is malformed (stored too);
+    None, with nothing stored, when no workspace has the token."""
+    event = delivery(kind, request)
+    if not WebhookEvent.objects.create_for_token(token, event):
+        return None
     return refusal(event) if event.outcome == Outcome.MALFORMED else Answer()
 
 
 def answer_now(workspace, request) -> Answer:
     """A stream-URL request: Exotel waits for the URL, so it is stored, then applied in the request."""
-    event = record(workspace, Kind.STREAM_URL, request)
+    event = delivery(Kind.STREAM_URL, request)
+    event.workspace = workspace
+    event.save()
     return refusal(event) if event.outcome == Outcome.MALFORMED else apply(event)
 
 
-def record(workspace, kind: str, request) -> WebhookEvent:
-    """The raw delivery with its parsed fields, or marked malformed with the reason: one INSERT."""
+def delivery(kind: str, request) -> WebhookEvent:
+    """The raw delivery with its parsed fields, or marked malformed with the reason; not saved."""
     try:
         fields = parsing.fields_of(request)
         PARSERS[kind](fields)  # what would make it 4xx is decided here, on the request
@@ -63,8 +68,8 @@ def record(workspace, kind: str, request) -> WebhookEvent:
     except parsing.Malformed as error:
         fields, outcome, detail = {}, Outcome.MALFORMED, str(error)
     query = {storable(key): [storable(v) for v in values] for key, values in request.GET.lists()}
-    return WebhookEvent.objects.create(
-        workspace=workspace, kind=kind, method=request.method,
+    return WebhookEvent(
+        kind=kind, method=request.method,
         query={key: values if len(values) > 1 else values[0] for key, values in query.items()},
         body=storable(request.body.decode("utf-8", "replace")),
         content_type=storable(request.content_type or "")[:100],
