@@ -1,3 +1,4 @@
+import datetime
 import zoneinfo
 
 import phonenumbers
@@ -186,3 +187,36 @@ class CallFilterForm(forms.Form):
     def __init__(self, *args, workspace, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["campaign"].queryset = Campaign.objects.filter(workspace=workspace).only("pk", "name")
+
+
+class CloneForm(forms.Form):
+    name = forms.CharField(max_length=Campaign._meta.get_field("name").max_length, label="Name of the new campaign")
+
+
+class RecallForm(CloneForm):
+    """Which contacts of a campaign a re-call takes: their last call's outcome or disposition, and its days."""
+
+    outcomes = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
+                                         label="Last call was")
+    dispositions = forms.MultipleChoiceField(required=False, widget=forms.CheckboxSelectMultiple,
+                                             label="or the bot's disposition was")
+    since = forms.DateField(label="Placed from", widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(label="to", widget=forms.DateInput(attrs={"type": "date"}),
+                            help_text="Days in the workspace's time zone, both included.")
+
+    def __init__(self, *args, campaign, outcomes, **kwargs):
+        yesterday = timezone.localdate(timezone=zoneinfo.ZoneInfo(campaign.workspace.time_zone)) - datetime.timedelta(1)
+        kwargs.setdefault("initial", {"name": f"{campaign.name} (re-call)", "since": yesterday, "until": yesterday})
+        super().__init__(*args, **kwargs)
+        self.fields["outcomes"].choices = outcomes
+        self.fields["dispositions"].choices = [
+            (d, d) for d in campaign.dispositions.filter(calls__gt=0).order_by("disposition")
+            .values_list("disposition", flat=True)]
+
+    def clean(self):
+        data = super().clean()
+        if not data.get("outcomes") and not data.get("dispositions"):
+            raise forms.ValidationError("Choose at least one outcome or disposition to re-call.")
+        if data.get("since") and data.get("until") and data["since"] > data["until"]:
+            self.add_error("until", "The last day must not come before the first.")
+        return data

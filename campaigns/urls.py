@@ -1,15 +1,19 @@
 from django.urls import path
 
 from campaigns import lifecycle
-from campaigns.views import calls, campaigns, contacts
+from campaigns.views import calls, campaigns, contacts, wallboard
 
 app_name = "campaigns"
 urlpatterns = [
     path("", campaigns.overview, name="overview"),
+    path("wallboard/", wallboard.wallboard_page, name="wallboard"),
+    path("wallboard/board/", wallboard.wallboard_board, name="wallboard_board"),
     path("campaigns/", campaigns.campaign_list, name="list"),
     path("campaigns/new/", campaigns.campaign_create, name="create"),
     path("campaigns/<int:pk>/", campaigns.campaign_detail, name="detail"),
     path("campaigns/<int:pk>/edit/", campaigns.campaign_edit, name="edit"),
+    path("campaigns/<int:pk>/clone/", campaigns.campaign_clone, name="clone"),
+    path("campaigns/<int:pk>/recall/", campaigns.campaign_recall, name="recall"),
     path("campaigns/<int:pk>/charts/", campaigns.campaign_charts, name="charts"),
     path("campaigns/<int:pk>/counters.json", campaigns.campaign_counters, name="counters"),
     path("campaigns/<int:pk>/calls.csv", campaigns.campaign_export, name="export"),

@@ -6,8 +6,8 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
-from campaigns import export, forecast, health, lifecycle, queries
-from campaigns.forms import CampaignForm
+from campaigns import clones, estimate, export, forecast, health, lifecycle, queries
+from campaigns.forms import CampaignForm, CloneForm, RecallForm
 from campaigns.models import Call, Campaign, InvalidTransition
 from tenancy.access import role_required, scoped
 from tenancy.models import Role
@@ -52,6 +52,35 @@ def campaign_edit(request, pk):
     return render(request, "campaigns/form.html", {"form": form, "campaign": campaign})
 
 
+@role_required(Role.OPERATOR)
+def campaign_clone(request, pk):
+    campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
+    form = CloneForm(request.POST or None, initial={"name": f"{campaign.name} (copy)"})
+    if form.is_valid():
+        copy = clones.clone_campaign(campaign, name=form.cleaned_data["name"], by=request.user)
+        messages.success(request, f"Campaign {copy.name} created with the settings of {campaign.name}. "
+                                  "Check them, then upload its contacts.")
+        return redirect("campaigns:edit", copy.pk)
+    return render(request, "campaigns/clone.html", {"form": form, "campaign": campaign})
+
+
+@role_required(Role.OPERATOR)
+def campaign_recall(request, pk):
+    campaign = get_object_or_404(scoped(request, Campaign).select_related("workspace"), pk=pk)
+    form = RecallForm(request.POST or None, campaign=campaign, outcomes=clones.OUTCOME_CHOICES)
+    if form.is_valid():
+        try:
+            recall = clones.recall_campaign(campaign, by=request.user, **form.cleaned_data)
+        except clones.NothingToRecall as exc:
+            form.add_error(None, str(exc))
+        else:
+            left_out = f"; {recall.on_do_not_call} on the do-not-call list left out" if recall.on_do_not_call else ""
+            messages.success(request, f"Campaign {recall.campaign.name} created in draft with "
+                                      f"{recall.contacts} contact{'s' if recall.contacts != 1 else ''}{left_out}.")
+            return redirect(recall.campaign)
+    return render(request, "campaigns/clone.html", {"form": form, "campaign": campaign, "recall": True})
+
+
 @role_required(Role.VIEWER)
 def campaign_detail(request, pk):
     campaign = get_object_or_404(scoped(request, Campaign).select_related("account", "workspace"), pk=pk)
@@ -62,6 +91,7 @@ def campaign_detail(request, pk):
         "outcomes": queries.outcomes(campaign),
         "live_calls": queries.live_calls(campaign),
         "retries": queries.retries(campaign),
+        "finish": estimate.of(campaign, now=timezone.now()),
         "events": campaign.events.select_related("by")[:10],
         # Before it runs: what the dispatcher will do with its contacts under the calling rules.
         "forecast": forecast.forecast(campaign, now=timezone.now()) if campaign.state in BEFORE_RUNNING else None,
@@ -81,8 +111,8 @@ def campaign_charts(request, pk):
 
 @role_required(Role.VIEWER)
 def campaign_counters(request, pk):
-    campaign = get_object_or_404(scoped(request, Campaign), pk=pk)
-    return JsonResponse(queries.live_view(campaign))
+    campaign = get_object_or_404(scoped(request, Campaign).select_related("workspace"), pk=pk)
+    return JsonResponse(queries.live_view(campaign, now=timezone.now()))
 
 
 @require_POST

@@ -7,15 +7,7 @@
   var state = root.dataset.state;
 
   // What the page shows is only as fresh as its last answer: say so while the poll or the socket is down.
-  var stale = document.getElementById("stale");
-  var down = {};
-  function health(source, ok) {
-    if (ok) delete down[source];
-    else if (!down[source]) down[source] = new Date();
-    var since = Object.keys(down).map(function (k) { return down[k]; }).sort(function (a, b) { return a - b; })[0];
-    stale.hidden = !since;
-    if (since) stale.querySelector("time").textContent = since.toLocaleTimeString();
-  }
+  var health = Live.staleBanner(document.getElementById("stale"));
 
   function show(data) {
     document.querySelectorAll("[data-counter]").forEach(function (el) {
@@ -38,24 +30,14 @@
   }
   showActions(root.dataset.state);
 
-  function poll() {
-    fetch(root.dataset.countersUrl, { headers: { Accept: "application/json" }, credentials: "same-origin" })
-      .then(function (r) {
-        // A redirect to sign in (a lost session) is no answer either: only this JSON is.
-        if (!r.ok || r.headers.get("Content-Type") !== "application/json") throw new Error(r.status);
-        return r.json();
-      })
-      .then(function (data) {
-        show(data); showLive(data.live); followCharts(data); state = data.state; health("poll", true);
-      })
-      .catch(function () { health("poll", false); /* the next poll tries again */ })
-      .finally(function () {
-        // A finished campaign or a hidden tab barely changes: ask less often.
-        var slow = document.hidden || state === "completed" || state === "cancelled";
-        window.setTimeout(poll, slow ? POLL_MS * 10 : POLL_MS);
-      });
-  }
-  window.setTimeout(poll, POLL_MS);
+  Live.poll(root.dataset.countersUrl, {
+    type: "application/json",
+    every: POLL_MS,
+    // A finished campaign barely changes: ask less often.
+    slow: function () { return state === "completed" || state === "cancelled"; },
+    show: function (data) { show(data); showLive(data.live); followCharts(data); state = data.state; },
+    health: health,
+  });
 
   // Charts (read from the rollups the engine keeps) are fetched apart from the page, and again when the
   // counters they are drawn from move, at most every CHARTS_MS.

@@ -29,7 +29,7 @@ def grow(acme, n: int) -> None:
 
 
 @pytest.mark.parametrize("name", [
-    "campaigns:overview", "campaigns:list", "campaigns:calls", "campaigns:dnc", "tenancy:accounts",
+    "campaigns:overview", "campaigns:wallboard", "campaigns:list", "campaigns:calls", "campaigns:dnc", "tenancy:accounts",
     "tenancy:members", "tenancy:endpoints",
 ])
 def test_the_page_does_not_grow_queries_with_rows(alice_client, acme, name, django_assert_max_num_queries):
