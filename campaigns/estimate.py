@@ -34,7 +34,8 @@ class Estimate:
     unknown: str = ""  # why there is no finish time ("" when there is one)
     left: int = 0  # contacts still to be dialled, one more attempt each
     rate: float | None = None  # calls a minute the estimate assumes
-    observed: bool = False  # the rate is the last hour's (else the pacing)
+    observed: bool = False  # the rate is the last hour's (else `limit`'s)
+    limit: str = ""  # what caps the rate: the pacing, or the concurrent calls
     opens_at: datetime.datetime | None = None  # outside calling hours now: dialling resumes then
     live: int = 0
 
@@ -43,7 +44,7 @@ class Estimate:
         if self.unknown:
             return self.unknown
         if not self.left:
-            return f"when the {self.live} live call{'s' if self.live != 1 else ''} end" if self.live else "now"
+            return {0: "now", 1: "when the live call ends"}.get(self.live, f"when the {self.live} live calls end")
         return f"about {_when(self.finish_at)}"
 
     @property
@@ -52,7 +53,7 @@ class Estimate:
         if self.unknown or not self.left:
             return ""
         pace = (f"{self.rate:.1f} calls/min, as placed over the last hour" if self.observed
-                else f"the pacing, {self.rate:.1f} calls/min (no call placed in the last hour)")
+                else f"{self.rate:.1f} calls/min, the most {self.limit} allows (no call placed in the last hour)")
         closed = f"; outside calling hours until {_when(self.opens_at)}" if self.opens_at else ""
         return (f"{self.left} contact{'s' if self.left != 1 else ''} left, one more attempt each, at {pace}{closed}; "
                 f"retries their outcomes cause come after")
@@ -67,6 +68,8 @@ def estimate(campaign: Campaign, *, policy: rules.Policy, placed: int, since: da
     """The finish of a campaign whose last hour placed `placed` calls from `since` (its first such quarter)."""
     if campaign.state in FINISHED:
         return Estimate(unknown=f"finished ({campaign.get_state_display().lower()})")
+    if campaign.state in (Campaign.State.DRAFT, Campaign.State.SCHEDULED):
+        return Estimate(unknown="not started yet")  # the pre-launch forecast estimates its first attempts
     if campaign.state != Campaign.State.RUNNING:
         return Estimate(unknown=f"unknown while {campaign.get_state_display().lower()}")
     if held:
@@ -76,9 +79,9 @@ def estimate(campaign: Campaign, *, policy: rules.Policy, placed: int, since: da
     left = max(0, campaign.contacts_total - campaign.contacts_done - campaign.calls_live)
     if not left:
         return Estimate(finish_at=now, live=max(0, campaign.calls_live))
+    most, limit = ceiling(campaign)
     observed = placed > 0 and since is not None and since < now
-    rate = placed / ((now - since).total_seconds() / 60) if observed else None
-    rate = min(rate or campaign.calls_per_minute, campaign.calls_per_minute)
+    rate = min(placed / ((now - since).total_seconds() / 60), most) if observed else most
     window, zones = schedule.Window.of(campaign), (campaign.time_zone,)
     open_now = rules.may_dial(window, policy, zones, now)
     opens_at = None if open_now else rules.next_opening(window, policy, zones, now)
@@ -88,8 +91,20 @@ def estimate(campaign: Campaign, *, policy: rules.Policy, placed: int, since: da
             window, policy, zones, last_due)
     if finish_at is None:
         return Estimate(unknown=f"unknown: the calling hours do not let it finish within {rules.HORIZON_DAYS} days")
-    return Estimate(finish_at=finish_at, left=left, rate=rate, observed=observed, opens_at=opens_at,
+    return Estimate(finish_at=finish_at, left=left, rate=rate, observed=observed, limit=limit, opens_at=opens_at,
                     live=campaign.calls_live)
+
+
+def ceiling(campaign: Campaign) -> tuple[float, str]:
+    """The most calls a minute the campaign can start, and what sets it: its pacing, or its concurrent
+    calls when, each as long as its average answered call, they fill up first."""
+    pacing = float(campaign.calls_per_minute)
+    if campaign.calls_answered and campaign.talk_seconds:
+        average = campaign.talk_seconds / campaign.calls_answered
+        concurrency = campaign.max_concurrent * 60 / average
+        if concurrency < pacing:
+            return concurrency, f"{campaign.max_concurrent} calls at once of {average:.0f} s on average"
+    return pacing, "the pacing"
 
 
 def drain(window: schedule.Window, policy: rules.Policy, zones: tuple[str, ...], minutes: float, *,

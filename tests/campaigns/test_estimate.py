@@ -48,9 +48,17 @@ def test_without_calls_in_the_last_hour_the_pacing_is_assumed_and_an_observed_ra
     placed(campaign, 500, at=NOW - datetime.timedelta(hours=2))  # before the hour: not observed
     result = estimate_of(campaign)
     assert (result.observed, result.rate, result.finish_at) == (False, 6, NOW + datetime.timedelta(minutes=10))
-    assert "the pacing" in result.basis
+    assert "the most the pacing allows" in result.basis
     placed(campaign, 900, at=NOW - datetime.timedelta(minutes=10))  # 60 a minute, faster than the pacing allows
     assert estimate_of(campaign).rate == 6
+
+
+def test_concurrent_calls_cap_the_rate_when_they_fill_up_before_the_pacing(campaign):
+    # 2 at once, answered calls of 60 s on average: 2 a minute however fast the pacing.
+    campaign = running(campaign, calls_per_minute=30, max_concurrent=2, calls_answered=10, talk_seconds=600)
+    result = estimate_of(campaign)
+    assert result.rate == 2 and result.finish_at == NOW + datetime.timedelta(minutes=30)
+    assert "the most 2 calls at once of 60 s on average allows" in result.basis
 
 
 def test_the_calling_hours_stop_the_clock_overnight(campaign):
