@@ -216,6 +216,8 @@ def main() -> None:
         ("campaign detail (60% of calls)", big.get_absolute_url()),
         ("campaign counters JSON", reverse("campaigns:counters", args=[big.pk])),
         ("campaign charts (from the rollups)", reverse("campaigns:charts", args=[big.pk])),
+        ("wallboard (five running campaigns)", reverse("campaigns:wallboard")),
+        ("wallboard's board, polled every 3 s", reverse("campaigns:wallboard_board")),
         ("calls, first page", calls_url),
         ("calls, a page half a million deep", f"{calls_url}?after={queries.encode_cursor(deep)}"),
         ("calls of one campaign", f"{calls_url}?campaign={big.pk}"),
