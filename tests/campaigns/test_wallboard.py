@@ -77,11 +77,12 @@ def test_a_viewer_sees_the_board_and_another_workspace_shows_nothing_on_it(bob_c
                                                                           charlie_client):
     theirs = make_campaign(globex, name="Globex winback", state=Campaign.State.RUNNING)
     lifecycle.complete_if_done(make_campaign(globex, name="Globex done", state=Campaign.State.RUNNING))
+    lifecycle.complete_if_done(make_campaign(busy_campaign.workspace, name="Acme done", state=Campaign.State.RUNNING))
     for name in BOARDS:
         ours = bob_client.get(reverse(name)).content.decode()
-        assert "Renewals" in ours and "Globex" not in ours
+        assert "Renewals" in ours and "Acme done" in ours and "Globex" not in ours
         page = charlie_client.get(reverse(name)).content.decode()
-        assert "Renewals" not in page and "interested" not in page
+        assert "Renewals" not in page and "interested" not in page and "Acme done" not in page
         assert f'data-campaign="{theirs.pk}"' in page and "Globex done" in page
 
 

@@ -99,9 +99,12 @@ class Acme:
         members = [make_user("alice@example.org", acme, Role.OWNER), make_user("bob@example.org", acme, Role.VIEWER)]
         account = make_account(acme, label="Acme Vault Line", account_sid="acmevault1")
         exophone = Exophone.objects.create(workspace=acme, account=account, number="+918047400777")
-        campaign = make_campaign(acme, name="Acme Renewals Sweep", account=account, exophones=[exophone])
+        # Running, with a disposition: on acme's wallboard, and a choice of its re-call form.
+        campaign = make_campaign(acme, name="Acme Renewals Sweep", account=account, exophones=[exophone],
+                                 state="running")
         contact = make_contact(campaign, name="Zenobia Quill", phone="+919900011122")
-        self.call = make_call(campaign, contact=contact, exotel_sid="acmeexotelsid0001")
+        self.call = make_call(campaign, contact=contact, exotel_sid="acmeexotelsid0001",
+                              disposition="zenobia_wants_gold")
         CampaignEvent.objects.create(workspace=acme, campaign=campaign, action="started")
         DoNotCall.objects.create(workspace=acme, phone="+919812345678", reason="Zenobia asked")
         DoNotCallImport.objects.create(workspace=acme, source=DoNotCall.Source.UPLOAD, region="IN",
@@ -124,7 +127,7 @@ class Acme:
             acme.name, acme.webhook_token, *(user.email for user in members), account.label, account.account_sid,
             exophone.number, campaign.name, contact.name, contact.phone, "+919812345678", self.call.token,
             "MZacmestream01", stream_services.test_stream_token(acme), "+919900011133", "Acme vault opt-outs",
-            "Zenobia capped",
+            "Zenobia capped", "zenobia_wants_gold",
             acme_key.name, acme_key.prefix, acme_plain, crm.url, crm.secret,
         ]
         agent = Agent.objects.create(workspace=acme, name="Xanthe Relay", phone="+919900044455")
