@@ -127,10 +127,12 @@ def last_hour(campaign_ids: list[int], *, now: datetime.datetime) -> dict[int, d
     start of the first quarter that placed a call (`since`). One indexed query."""
     rows = (QuarterRollup.objects.filter(campaign_id__in=campaign_ids, starts_at__gte=rollups.quarter_of(now - OBSERVED))
             .values("campaign_id")
-            .annotate(placed=Sum("placed"), ended=Sum("ended"), answered=Sum("answered"),
+            .annotate(sum_placed=Sum("placed"), sum_ended=Sum("ended"), sum_answered=Sum("answered"),
                       since=Min("starts_at", filter=Q(placed__gt=0)))
             .order_by())
-    return {row["campaign_id"]: row for row in rows} if campaign_ids else {}
+    return {row["campaign_id"]: {"placed": row["sum_placed"], "ended": row["sum_ended"],
+                                 "answered": row["sum_answered"], "since": row["since"]}
+            for row in rows} if campaign_ids else {}
 
 
 def for_campaigns(campaigns: list[Campaign], *, policy: rules.Policy, held: bool, hour: dict[int, dict],
