@@ -77,7 +77,8 @@ def totals(rows: list[Row]) -> dict:
         "hour": {**hour, "answer_rate": rate(hour["answered"], hour["ended"])},
         "answer_rate": rate(sum(r.campaign.calls_answered for r in rows),
                             sum(r.campaign.calls_total - r.campaign.calls_live for r in rows)),
-        "failures": [(label, sum(getattr(r.campaign, n) for r in rows)) for label, n in FAILURES],
+        "failures": (failures := [(label, sum(getattr(r.campaign, n) for r in rows)) for label, n in FAILURES]),
+        "not_reached": sum(n for _, n in failures),
         "transfers": sum(r.transfers["transfers"] for r in rows),
     }
 
