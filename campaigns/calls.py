@@ -115,6 +115,11 @@ def set_transcript(call_id: int, transcript: list, summary: str) -> None:
     Call.objects.filter(pk=call_id).update(transcript=transcript, summary=summary)
 
 
+def set_first_audio(call_id: int, milliseconds: int) -> None:
+    """Time to first audio, from the answer: the call's first stream to send audio sets it."""
+    Call.objects.filter(pk=call_id, first_audio_ms__isnull=True).update(first_audio_ms=milliseconds)
+
+
 def fill_blanks(call: Call, fields: dict) -> list[str]:
     """Set each given field that is still empty on `call`; returns the names set."""
     unknown = set(fields) - SETTABLE

@@ -10,7 +10,7 @@ take turns. The do-not-call gate comes first: a workspace whose list cannot be r
 moment are skipped; contacts no number of the campaign's caller-ID pool may call (campaigns.pools:
 their country) too; the calling rules (campaigns.compliance: the recipient's window, attempt caps
 across campaigns) dial, hold or skip the rest, recording each hold and skip. Those dialled get a
-Call row each (queued, with its token, the rule that allowed it and its caller ID) and their tasks
+Call row each (queued, with its token, the rule that allowed it, its caller ID and its A/B variant) and their tasks
 are sent after commit; `place_call` checks the list once more before it dials. A tick costs a bounded number of
 queries per campaign whatever the number of contacts: the claims walk the `contact_due` index.
 """
@@ -32,6 +32,7 @@ from campaigns import (
     calls,
     compliance,
     donotcall,
+    experiments,
     lifecycle,
     links,
     pools,
@@ -120,7 +121,8 @@ def plan_campaign(campaign_id: int, *, now, streams_left: int | None) -> list[in
         skipped += admitted.skipped
         pools.mark_used(choice, admitted.dial)
         new_calls = queue_calls(campaign, admitted.dial, allowed_by=admitted.allowed_by,
-                                caller_ids=choice.caller_ids, now=now)
+                                caller_ids=choice.caller_ids, variants=experiments.assign(campaign, admitted.dial),
+                                now=now)
         pace = schedule.spend(pace, len(new_calls))
         Campaign.objects.filter(pk=campaign.pk).update(
             pace_credit=pace.credit, paced_at=pace.at, pace_factor=pace.factor,
@@ -185,7 +187,7 @@ def claim_due_contacts(campaign: Campaign, limit: int, *, now) -> list[Contact]:
     due = (
         Contact.objects.select_for_update(skip_locked=True, of=("self", "recipient")).select_related("recipient")
         .filter(campaign=campaign, state=Contact.State.PENDING)
-        .only("pk", "phone", "attempts", "time_zone", "recipient", "recipient__attempts")
+        .only("pk", "phone", "attempts", "time_zone", "variant", "recipient", "recipient__attempts")
     )
     claimed = list(due.filter(next_attempt_at__lte=now).order_by("next_attempt_at")[:limit])
     if len(claimed) < limit:
@@ -194,7 +196,7 @@ def claim_due_contacts(campaign: Campaign, limit: int, *, now) -> list[Contact]:
 
 
 def queue_calls(campaign: Campaign, contacts: list[Contact], *, allowed_by: dict[int, str], caller_ids: dict,
-                now) -> list[Call]:
+                variants: dict[int, int | None], now) -> list[Call]:
     if not contacts:
         return []
     Contact.objects.filter(pk__in=[c.pk for c in contacts]).update(
@@ -203,7 +205,7 @@ def queue_calls(campaign: Campaign, contacts: list[Contact], *, allowed_by: dict
     return Call.objects.bulk_create(
         Call(workspace_id=campaign.workspace_id, campaign=campaign, contact=contact, attempt=contact.attempts + 1,
              phone=contact.phone, exophone=caller_ids[contact.pk], created_at=now, enqueued_at=now,
-             allowed_by=allowed_by[contact.pk])
+             allowed_by=allowed_by[contact.pk], variant_id=variants[contact.pk])
         for contact in contacts
     )
 

@@ -6,7 +6,7 @@ from django import forms
 from django.utils import timezone
 
 from campaigns import pools
-from campaigns.models import Call, Campaign
+from campaigns.models import Call, Campaign, Variant
 from streams.bots import relay, script
 from streams.models import Prompt
 from tenancy.models import Exophone, ExotelAccount
@@ -31,6 +31,31 @@ def in_zone(value, zone: str):
     return timezone.make_naive(value).replace(tzinfo=zoneinfo.ZoneInfo(zone))
 
 
+def bot_settings_object(value) -> dict:
+    if value in (None, ""):
+        return {}
+    if not isinstance(value, dict):
+        raise forms.ValidationError("Bot settings must be a JSON object: {…}.")
+    return value
+
+
+def check_bot_settings(form: forms.ModelForm, data: dict) -> None:
+    """The chosen bot's own check of its settings, as an error on the form's bot_settings field."""
+    validate = BOT_VALIDATORS.get(data.get("bot_kind"))
+    if validate and "bot_settings" in data:
+        try:
+            validate(data["bot_settings"])
+        except forms.ValidationError as exc:
+            form.add_error("bot_settings", exc)
+
+
+def bot_settings_field() -> forms.JSONField:
+    return forms.JSONField(
+        required=False, widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
+        help_text="A JSON object; its format depends on the bot, see beside.",
+    )
+
+
 class CampaignForm(forms.ModelForm):
     weekdays = forms.TypedMultipleChoiceField(
         choices=WEEKDAYS, coerce=int, widget=forms.CheckboxSelectMultiple, label="Calling days"
@@ -39,10 +64,7 @@ class CampaignForm(forms.ModelForm):
         choices=[(o, o) for o in Campaign.RETRY_OUTCOMES], widget=forms.CheckboxSelectMultiple,
         required=False, label="Retry when the call was",
     )
-    bot_settings = forms.JSONField(
-        required=False, widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
-        help_text="A JSON object; its format depends on the bot, see beside.",
-    )
+    bot_settings = bot_settings_field()
     time_zone = forms.CharField(max_length=64, help_text="IANA name, e.g. Asia/Kolkata.")
 
     class Meta:
@@ -111,12 +133,7 @@ class CampaignForm(forms.ModelForm):
         return name
 
     def clean_bot_settings(self):
-        value = self.cleaned_data["bot_settings"]
-        if value in (None, ""):
-            return {}
-        if not isinstance(value, dict):
-            raise forms.ValidationError("Bot settings must be a JSON object: {…}.")
-        return value
+        return bot_settings_object(self.cleaned_data["bot_settings"])
 
     def clean(self):
         data = super().clean()
@@ -125,17 +142,46 @@ class CampaignForm(forms.ModelForm):
                 pools.check_pool(data["account"], data.get("exophones", ()))
             except forms.ValidationError as exc:
                 self.add_error(None, exc)
-        validate = BOT_VALIDATORS.get(data.get("bot_kind"))
-        if validate and "bot_settings" in data:
-            try:
-                validate(data["bot_settings"])
-            except forms.ValidationError as exc:
-                self.add_error("bot_settings", exc)
+        check_bot_settings(self, data)
         zone = data.get("time_zone")
         if zone:
             for name in ("starts_at", "ends_at"):
                 data[name] = in_zone(data.get(name), zone)
                 setattr(self.instance, name, data[name])
+        return data
+
+
+class VariantForm(forms.ModelForm):
+    """One arm of a campaign's A/B test; a new one starts from the campaign's own greeting and bot."""
+
+    bot_settings = bot_settings_field()
+
+    class Meta:
+        model = Variant
+        fields = ["name", "weight", "greeting_text", "bot_kind", "bot_settings"]
+        widgets = {"greeting_text": forms.TextInput()}
+        help_texts = {"greeting_text": "Legs mode: said while the stream starts."}
+
+    def __init__(self, *args, campaign: Campaign, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.campaign = campaign
+        self.instance.campaign, self.instance.workspace_id = campaign, campaign.workspace_id
+        if self.instance.pk is None and not self.is_bound:
+            self.initial.update(greeting_text=campaign.greeting_text, bot_kind=campaign.bot_kind,
+                                bot_settings=campaign.bot_settings)
+
+    def clean_name(self):
+        name = self.cleaned_data["name"].strip()
+        if Variant.objects.filter(campaign=self.campaign, name__iexact=name).exclude(pk=self.instance.pk).exists():
+            raise forms.ValidationError(f"This campaign already has a variant named {name!r}.")
+        return name
+
+    def clean_bot_settings(self):
+        return bot_settings_object(self.cleaned_data["bot_settings"])
+
+    def clean(self):
+        data = super().clean()
+        check_bot_settings(self, data)
         return data
 
 

@@ -29,7 +29,7 @@ def answer_leg(call_id: int) -> None:
     Called by the applier right after the answer commits, not through the queue: every millisecond
     here is silence on the line.
     """
-    call = Call.objects.select_related("campaign__account").get(pk=call_id)
+    call = Call.objects.select_related("campaign__account", "variant").get(pk=call_id)
     if not call.leg_sid or call.state != Call.State.IN_PROGRESS:
         return
     campaign = call.campaign
@@ -39,7 +39,8 @@ def answer_leg(call_id: int) -> None:
     with accounts.client_for(campaign.account, timeout=ACTION_TIMEOUT) as client, ThreadPoolExecutor(2) as pool:
         stream = pool.submit(client.start_stream, call.leg_sid, url=dialer.bot_stream_url(call),
                              sample_rate=campaign.sample_rate)
-        say = pool.submit(_say, client, call.leg_sid, campaign.greeting_text) if campaign.greeting_text else None
+        greeting = call.bot.greeting_text  # the A/B variant's, if the call has one
+        say = pool.submit(_say, client, call.leg_sid, greeting) if greeting else None
         stream_error, say_error = stream.exception(), say and say.exception()
         if say and not say_error:
             store_dead_air(call, say.result())
@@ -89,14 +90,14 @@ def _say(client, leg_sid: str, text: str):
 def stream_started(call_id: int) -> None:
     """The stream server saw the stream start: the call is answered; in Legs mode the greeting stops."""
     now = timezone.now()
-    call = Call.objects.select_related("campaign__account").get(pk=call_id)
+    call = Call.objects.select_related("campaign__account", "variant").get(pk=call_id)
     calls.advance(call, Call.State.IN_PROGRESS, at=now)  # no-op when a callback got there first
     if call.campaign.connect_mode != Campaign.ConnectMode.LEGS or not call.leg_sid:
         return
     store_dead_air(call, now)
     # Whoever sets greeting_ended_at first (say_completed or us) owns it: stop_say goes once at most.
     still_playing = Call.objects.filter(pk=call.pk, greeting_ended_at__isnull=True).update(greeting_ended_at=now)
-    if still_playing and call.campaign.greeting_text:
+    if still_playing and call.bot.greeting_text:
         with accounts.client_for(call.campaign.account, timeout=ACTION_TIMEOUT) as client:
             _quietly(client.stop_say, call.leg_sid)
 

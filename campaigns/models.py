@@ -209,6 +209,34 @@ class CampaignEvent(models.Model):
         return f"{self.campaign}: {self.action}"
 
 
+class Variant(models.Model):
+    """One arm of a campaign's A/B test: the bot its share of the contacts get (campaigns/experiments.py).
+
+    A campaign with variants runs each call with its contact's variant's greeting and bot instead of
+    its own; a contact keeps its variant on every attempt."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="variants")
+    name = models.CharField(max_length=40)
+    weight = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1), MaxValueValidator(1000)],
+        help_text="Its share of the contacts is its weight over the sum of the variants' weights.")
+    greeting_text = models.CharField(max_length=500, blank=True)
+    bot_kind = models.CharField(max_length=10, choices=Campaign.BotKind.choices, default=Campaign.BotKind.ECHO)
+    bot_settings = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["campaign", "pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["campaign", "name"], name="one_variant_name_per_campaign"),
+            models.CheckConstraint(condition=models.Q(weight__gte=1, weight__lte=1000), name="variant_weight_1_to_1000"),
+        ]
+
+    def __str__(self):
+        return self.name
+
+
 class Recipient(models.Model):
     """A number as the workspace dials it, whatever the campaign: the ledger its attempt caps are checked on.
 
@@ -254,6 +282,8 @@ class Contact(models.Model):
     attempts = models.PositiveIntegerField(default=0)
     next_attempt_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=20, blank=True)
+    # Its A/B variant, chosen at its first call and kept for the retries (campaigns/experiments.py).
+    variant = models.ForeignKey(Variant, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -431,6 +461,9 @@ class Call(models.Model):
     phone = models.CharField(max_length=20)  # as dialled, kept here for search without a join
     # The caller ID, chosen from the campaign's pool when the call is queued.
     exophone = models.ForeignKey(Exophone, on_delete=models.PROTECT, null=True, related_name="calls")
+    # The A/B variant whose bot ran this call; a variant with calls is kept for their figures (it goes
+    # with its campaign).
+    variant = models.ForeignKey(Variant, on_delete=models.RESTRICT, null=True, blank=True, related_name="calls")
     token = models.CharField(max_length=64, unique=True, default=new_token, editable=False)
     exotel_sid = models.CharField(max_length=64, blank=True, db_index=True)
     leg_sid = models.CharField(max_length=64, blank=True, db_index=True)
@@ -452,6 +485,8 @@ class Call(models.Model):
     exotel_status = models.PositiveSmallIntegerField(null=True, blank=True)
     dead_air_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Legs: answer to first audio heard.")
     greeting_ended_at = models.DateTimeField(null=True, blank=True, help_text="Legs: Exotel's say_completed.")
+    first_audio_ms = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Time to first audio: from the answer to our first audio frame sent.")
     allowed_by = models.CharField(max_length=300, blank=True, help_text="The rules that let this attempt start.")
     # The relay bot's own account of the call (streams/bots/relay.py), stored when its stream ends.
     transcript = models.JSONField(default=list, blank=True, help_text="Lines of [speaker, text] from your bot.")
@@ -483,6 +518,11 @@ class Call(models.Model):
     def was_answered(self) -> bool:
         # A completed call was answered even when its `answered` callback lost the race to `terminal`.
         return self.answered_at is not None or self.state == self.State.COMPLETED
+
+    @property
+    def bot(self) -> "Campaign | Variant":
+        """Whose greeting and bot (greeting_text, bot_kind, bot_settings) this call runs."""
+        return self.variant if self.variant_id else self.campaign
 
     @property
     def latest_moment(self) -> tuple[str, datetime.datetime]:

@@ -1,7 +1,7 @@
 from django.urls import path
 
 from campaigns import lifecycle
-from campaigns.views import calls, campaigns, contacts, wallboard
+from campaigns.views import calls, campaigns, contacts, variants, wallboard
 
 app_name = "campaigns"
 urlpatterns = [
@@ -16,6 +16,10 @@ urlpatterns = [
     path("campaigns/<int:pk>/recall/", campaigns.campaign_recall, name="recall"),
     path("campaigns/<int:pk>/charts/", campaigns.campaign_charts, name="charts"),
     path("campaigns/<int:pk>/counters.json", campaigns.campaign_counters, name="counters"),
+    path("campaigns/<int:pk>/experiment/", variants.experiment, name="experiment"),
+    path("campaigns/<int:pk>/variants/new/", variants.variant_create, name="variant_create"),
+    path("campaigns/<int:pk>/variants/<int:variant>/edit/", variants.variant_edit, name="variant_edit"),
+    path("campaigns/<int:pk>/variants/<int:variant>/delete/", variants.variant_delete, name="variant_delete"),
     path("campaigns/<int:pk>/calls.csv", campaigns.campaign_export, name="export"),
     path("campaigns/<int:pk>/held.csv", campaigns.campaign_held, name="held"),
     path("compliance.csv", campaigns.compliance_export, name="compliance"),

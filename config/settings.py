@@ -205,6 +205,8 @@ CELERY_BEAT_SCHEDULE = {
 WEBHOOK_RETRY_SECONDS = env.float("WEBHOOK_RETRY_SECONDS", default=30.0)
 WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", default=8)
 WEBHOOK_SWEEP_GRACE_SECONDS = env.float("WEBHOOK_SWEEP_GRACE_SECONDS", default=60.0)
+# A call.ended waits this long at most for the call's stream to close, for its transcript (integrations/outbox.py).
+CALL_ENDED_WAIT_SECONDS = env.float("CALL_ENDED_WAIT_SECONDS", default=60.0)
 # campaigns/reconcile.py: a live call with a sid is asked about (Call Details, Get Leg) once it is
 # this long past its expected end: the ring timeout if never answered, else answer + time limit.
 CALL_RING_TIMEOUT_SECONDS = env.int("CALL_RING_TIMEOUT_SECONDS", default=60)

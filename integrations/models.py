@@ -6,6 +6,7 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from campaigns.models import Call
 from tenancy.crypto import EncryptedTextField
 from tenancy.models import Workspace
 
@@ -72,9 +73,14 @@ class OutboxEvent(models.Model):
     kind = models.CharField(max_length=30, choices=WebhookEndpoint.Event.choices)
     payload = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now)
+    # A call.ended whose call still had a stream open waits for the stream to close (its transcript
+    # and the bot's disposition are saved then), until `held_until` at most (integrations.outbox).
+    call = models.ForeignKey(Call, on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    held_until = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [models.Index(fields=["call"], condition=models.Q(held_until__isnull=False), name="outbox_held")]
 
     def __str__(self):
         return f"{self.kind} {self.uuid}"

@@ -154,10 +154,16 @@ class CallOut(Schema):
     error: str
     transcript: list[list[str]]
     summary: str
+    variant: str | None  # the A/B variant's name
+    first_audio_ms: int | None  # from the answer to the first audio our bot sent
 
     @staticmethod
     def resolve_campaign(call) -> int:
         return call.campaign_id
+
+    @staticmethod
+    def resolve_variant(call) -> str | None:
+        return call.variant.name if call.variant_id else None
 
     @staticmethod
     def resolve_contact(call) -> int:

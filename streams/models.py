@@ -35,6 +35,7 @@ class StreamSession(models.Model):
     dtmf_digits = models.CharField(max_length=200, blank=True)
     marks = models.JSONField(default=list, blank=True)
     barge_in_ms = models.JSONField(default=list, blank=True, help_text="Caller's first loud frame to clear, each.")
+    first_audio_ms = models.PositiveIntegerField(null=True, blank=True, help_text="From `start` to our first audio.")
     caller_recording = models.FileField(upload_to=recording_path, blank=True)
     bot_recording = models.FileField(upload_to=recording_path, blank=True)
     # What the bot concluded (script: `disposition` and `set` steps; relay: its failure, if any).

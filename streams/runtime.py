@@ -35,6 +35,7 @@ import asyncio
 import datetime
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -158,6 +159,11 @@ class Stream:
         self.dtmf = ""
         self.marks: list[dict] = []
         self.barge_in_ms: list[int] = []
+        # Time to first audio: from the `start` (our clock) to the first audio frame sent to the caller,
+        # and from the answer (the call's, if it came before the start) to that frame.
+        self.first_audio_ms: int | None = None
+        self.answer_to_first_audio_ms: int | None = None
+        self._start_clock = (0.0, datetime.datetime.min)  # (monotonic, wall) at `start`
         self.opted_out: OptOut | None = None
         self.machine: MachineWatch | None = None
         self.muted = False  # the bot neither hears nor speaks (a machine answered)
@@ -238,6 +244,7 @@ class Stream:
             await self.end("wrong_account", CloseCode.POLICY_VIOLATION)
             return
         self.start, self.sid, self.rate = start, start.stream_sid, start.sample_rate
+        self._start_clock = (time.monotonic(), datetime.datetime.now(datetime.UTC))
         if not self.binding.receive_only:
             self.outbox = Outbox(self._send, self.sid, self.rate, on_audio_sent=self._bot_audio_sent)
             if self.binding.machine_detection and self.binding.call_id is not None:
@@ -357,9 +364,20 @@ class Stream:
             log.exception("stream %s: the opt-out could not be recorded yet", self.sid)
 
     def _bot_audio_sent(self, pcm: bytes) -> None:
+        if self.first_audio_ms is None:
+            self._first_audio_sent()
         if self.recorder:
             self.recorder.bot_audio(pcm)
         self.supervision.tap(LINE, pcm, self.outbox.plays_in_ms(pcm))
+
+    def _first_audio_sent(self) -> None:
+        started, started_at = self._start_clock
+        since_start = time.monotonic() - started
+        answered_at = self.binding.answered_at
+        # The answer as the call's row had it at the handshake (Legs: `leg_answered`); none yet: the start.
+        before_start = max(0.0, (started_at - answered_at).total_seconds()) if answered_at else 0.0
+        self.first_audio_ms = round(since_start * 1000)
+        self.answer_to_first_audio_ms = round((before_start + since_start) * 1000)
 
     # --- the end --------------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from django.utils import timezone
 from campaigns import calls, donotcall, links
 from campaigns.models import Call
 from exotel.protocol import Start
+from integrations import outbox
 from streams import prompts
 from streams.models import Intervention, StreamSession
 from streams.recorder import save_track
@@ -34,7 +35,7 @@ TOKEN_MAX_AGE = datetime.timedelta(days=1)  # a call is dialled within seconds o
 
 def bind_call(token: str, *, receive_only: bool, authorization: bytes | None) -> Binding | None:
     """The call a stream URL's token names, if it may stream now; None (and a log line) if not."""
-    call = Call.objects.select_related("workspace", "campaign", "contact").filter(token=token).first()
+    call = Call.objects.select_related("workspace", "campaign", "contact", "variant").filter(token=token).first()
     if call is None:
         log.warning("stream refused: unknown call token")
         return None
@@ -48,7 +49,7 @@ def bind_call(token: str, *, receive_only: bool, authorization: bytes | None) ->
     accounts = ExotelAccount.objects.filter(workspace_id=call.workspace_id).values_list("account_sid", flat=True)
     return Binding(
         workspace_id=call.workspace_id, call_id=call.pk, campaign_id=campaign.pk, phone=call.phone,
-        bot_kind="" if receive_only else campaign.bot_kind, bot_settings=campaign.bot_settings or {},
+        bot_kind="" if receive_only else call.bot.bot_kind, bot_settings=call.bot.bot_settings or {},
         variables={**(contact.variables or {}), "name": contact.name, "phone": contact.phone},
         receive_only=receive_only, account_sids=frozenset(accounts),
         machine_detection=campaign.machine_detection != campaign.MachineDetection.OFF, answered_at=call.answered_at,
@@ -147,12 +148,13 @@ def close_session(stream: Stream) -> None:
         if stream.recorder:
             stream.recorder.discard()
         return
-    outbox, bot = stream.outbox, stream.bot
+    sent, bot = stream.outbox, stream.bot
     fields = {
         "ended_at": timezone.now(), "stop_reason": stream.stop_reason[:30], "close_code": stream.close_code,
         "frames_in": stream.frames_in, "bytes_in": stream.bytes_in, "bad_frames": stream.bad_frames,
-        "frames_out": outbox.frames_out if outbox else 0, "bytes_out": outbox.bytes_out if outbox else 0,
+        "frames_out": sent.frames_out if sent else 0, "bytes_out": sent.bytes_out if sent else 0,
         "dtmf_digits": stream.dtmf, "marks": stream.marks, "barge_in_ms": stream.barge_in_ms,
+        "first_audio_ms": stream.first_audio_ms,
     }
     if bot:
         fields.update(disposition=bot.disposition[:100], variables=bot.variables)
@@ -161,16 +163,25 @@ def close_session(stream: Stream) -> None:
             fields.update(_store_recordings(stream))
         except Exception:  # a full disk or an object store's outage: the rest of the record still counts
             log.exception("stream %s: its recordings could not be stored", stream.sid)
-    # One UPDATE, no read: the end of every call pays for it (bench/streams.py). The call's disposition
-    # commits with it, so whoever sees the session ended sees the bot's conclusion on the call too.
+    # Few statements and no read of the session: the end of every call pays for them (bench/streams.py). The
+    # call's disposition commits with it, so whoever sees the session ended sees the bot's conclusion too.
+    call_id = stream.binding.call_id
     with transaction.atomic():
+        if call_id is not None:
+            # The call's row lock first, as `calls.advance` takes it: a call.ended written meanwhile
+            # is seen below and sent with what this close saves (integrations.outbox).
+            list(Call.objects.select_for_update().filter(pk=call_id).values_list("pk"))
         StreamSession.objects.filter(pk=stream.session_id).update(**fields)
-        if stream.binding.call_id is not None and bot and bot.disposition:
-            calls.set_disposition(stream.binding.call_id, bot.disposition[:100])
-        if stream.binding.call_id is not None and bot and (bot.transcript or bot.summary):
-            calls.set_transcript(stream.binding.call_id, bot.transcript, bot.summary)
-    if stream.binding.call_id is not None and stream.opted_out:  # recorded when it happened; again, in case that failed
-        record_opt_out(stream.binding.call_id, stream.opted_out)
+        if call_id is not None:
+            if bot and bot.disposition:
+                calls.set_disposition(call_id, bot.disposition[:100])
+            if bot and (bot.transcript or bot.summary):
+                calls.set_transcript(call_id, bot.transcript, bot.summary)
+            if stream.answer_to_first_audio_ms is not None:
+                calls.set_first_audio(call_id, stream.answer_to_first_audio_ms)
+            outbox.stream_closed(call_id)
+    if call_id is not None and stream.opted_out:  # recorded when it happened; again, in case that failed
+        record_opt_out(call_id, stream.opted_out)
 
 
 def _store_recordings(stream: Stream) -> dict[str, str]:

@@ -24,7 +24,7 @@ def call_list(request):
 
 @role_required(Role.VIEWER)
 def call_detail(request, pk):
-    call = get_object_or_404(scoped(request, Call).select_related("campaign", "contact"), pk=pk)
+    call = get_object_or_404(scoped(request, Call).select_related("campaign", "contact", "variant"), pk=pk)
     webhooks = list(scoped(request, WebhookEvent).filter(call=call).order_by("received_at"))
     streams = list(scoped(request, StreamSession).filter(call=call).order_by("started_at"))
     interventions = list(scoped(request, Intervention).filter(call=call))
@@ -37,9 +37,9 @@ def call_detail(request, pk):
 @role_required(Role.OPERATOR)
 def call_supervise(request, pk):
     """Listen to a live call, whisper to its bot, take it over (static/js/supervise.js, streams.supervision)."""
-    call = get_object_or_404(scoped(request, Call).select_related("campaign"), pk=pk)
-    campaign = call.campaign
-    steps = [s["id"] for s in (campaign.bot_settings or {}).get("steps", []) if isinstance(s, dict) and "id" in s]
+    call = get_object_or_404(scoped(request, Call).select_related("campaign", "variant"), pk=pk)
+    bot = call.bot  # its A/B variant's, if it has one
+    steps = [s["id"] for s in (bot.bot_settings or {}).get("steps", []) if isinstance(s, dict) and "id" in s]
     return render(request, "campaigns/supervise.html", {
-        "call": call, "live": call.state in Call.LIVE_STATES, "steps": steps if campaign.bot_kind == "script" else [],
+        "call": call, "live": call.state in Call.LIVE_STATES, "steps": steps if bot.bot_kind == "script" else [],
     })

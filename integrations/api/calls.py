@@ -25,7 +25,7 @@ def list_calls(request, campaign: int | None = None, state: Call.State | None = 
     form = CallFilterForm({k: v for k, v in filters.items() if v not in (None, "")}, workspace=request.workspace)
     if not form.is_valid():
         return Status(422, {"detail": {field: list(errors) for field, errors in form.errors.items()}})
-    calls = queries.filter_calls(scoped(request, Call).select_related("exophone"), form.cleaned_data,
+    calls = queries.filter_calls(scoped(request, Call).select_related("exophone", "variant"), form.cleaned_data,
                                  tz=request.workspace.time_zone)
     page = queries.call_page(calls, after)
     return Status(200, {"items": page.rows, "next": page.next_cursor})
@@ -33,4 +33,4 @@ def list_calls(request, campaign: int | None = None, state: Call.State | None = 
 
 @router.get("/{int:call_id}", response=schemas.CallOut, summary="Read a call")
 def get_call(request, call_id: int):
-    return get_object_or_404(scoped(request, Call).select_related("exophone"), pk=call_id)
+    return get_object_or_404(scoped(request, Call).select_related("exophone", "variant"), pk=call_id)

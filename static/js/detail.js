@@ -39,20 +39,23 @@
     health: health,
   });
 
-  // Charts (read from the rollups the engine keeps) are fetched apart from the page, and again when the
-  // counters they are drawn from move, at most every CHARTS_MS.
+  // Charts (read from the rollups the engine keeps) and the A/B test are fetched apart from the page, and
+  // again when the counters they are drawn from move, at most every CHARTS_MS.
   var CHARTS_MS = 5000;
-  var charts = document.getElementById("charts");
+  var sections = ["charts", "experiment"].map(function (id) { return document.getElementById(id); })
+    .filter(Boolean);
   var chartsOf = null, chartsAt = 0;
   function followCharts(data) {
     var of = [data.calls_total, data.calls_live, data.calls_answered].join("/");
-    if (!charts || of === chartsOf || Date.now() - chartsAt < CHARTS_MS) return;
+    if (!sections.length || of === chartsOf || Date.now() - chartsAt < CHARTS_MS) return;
     chartsOf = of;
     chartsAt = Date.now();
-    fetch(charts.dataset.url, { credentials: "same-origin" })
-      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
-      .then(function (html) { charts.innerHTML = html; })
-      .catch(function () { chartsOf = null; /* keep what is shown; the next poll asks again */ });
+    sections.forEach(function (section) {
+      fetch(section.dataset.url, { credentials: "same-origin" })
+        .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+        .then(function (html) { section.innerHTML = html; })
+        .catch(function () { chartsOf = null; /* keep what is shown; the next poll asks again */ });
+    });
   }
   followCharts({});
 

@@ -25,7 +25,7 @@ from django.urls.resolvers import RegexPattern
 
 from callbacks.models import WebhookEvent
 from campaigns import imports
-from campaigns.models import CampaignEvent, DoNotCall, DoNotCallImport, Hold
+from campaigns.models import CampaignEvent, DoNotCall, DoNotCallImport, Hold, Variant
 from config.asgi import application
 from integrations import keys, outbox
 from integrations.models import WebhookEndpoint
@@ -99,12 +99,14 @@ class Acme:
         members = [make_user("alice@example.org", acme, Role.OWNER), make_user("bob@example.org", acme, Role.VIEWER)]
         account = make_account(acme, label="Acme Vault Line", account_sid="acmevault1")
         exophone = Exophone.objects.create(workspace=acme, account=account, number="+918047400777")
-        # Running, with a disposition: on acme's wallboard, and a choice of its re-call form.
+        # Running, with a disposition: on acme's wallboard, and a choice of its re-call form; an A/B variant.
         campaign = make_campaign(acme, name="Acme Renewals Sweep", account=account, exophones=[exophone],
                                  state="running")
-        contact = make_contact(campaign, name="Zenobia Quill", phone="+919900011122")
+        variant = Variant.objects.create(workspace=acme, campaign=campaign, name="Acme Vault Pitch",
+                                         greeting_text="Hello from the Acme vault")
+        contact = make_contact(campaign, name="Zenobia Quill", phone="+919900011122", variant=variant)
         self.call = make_call(campaign, contact=contact, exotel_sid="acmeexotelsid0001",
-                              disposition="zenobia_wants_gold")
+                              disposition="zenobia_wants_gold", variant=variant)
         CampaignEvent.objects.create(workspace=acme, campaign=campaign, action="started")
         DoNotCall.objects.create(workspace=acme, phone="+919812345678", reason="Zenobia asked")
         DoNotCallImport.objects.create(workspace=acme, source=DoNotCall.Source.UPLOAD, region="IN",
@@ -127,7 +129,7 @@ class Acme:
             acme.name, acme.webhook_token, *(user.email for user in members), account.label, account.account_sid,
             exophone.number, campaign.name, contact.name, contact.phone, "+919812345678", self.call.token,
             "MZacmestream01", stream_services.test_stream_token(acme), "+919900011133", "Acme vault opt-outs",
-            "Zenobia capped", "zenobia_wants_gold",
+            "Zenobia capped", "zenobia_wants_gold", variant.name, variant.greeting_text,
             acme_key.name, acme_key.prefix, acme_plain, crm.url, crm.secret,
         ]
         agent = Agent.objects.create(workspace=acme, name="Xanthe Relay", phone="+919900044455")
