@@ -44,8 +44,9 @@ def test_a_retry_keeps_its_contacts_variant_whatever_the_weights_became(campaign
           max_concurrent=100, pace_credit=6, paced_at=NOON_FRIDAY)
     tick(NOON_FRIDAY, django_capture_on_commit_callbacks)
     first = {call.contact_id: call.variant_id for call in Call.objects.all()}
+    Call.objects.update(state=Call.State.RINGING)
     for call in Call.objects.all():
-        calls.advance(call, Call.State.BUSY, at=NOON_FRIDAY)
+        assert calls.advance(call, Call.State.BUSY, at=NOON_FRIDAY)
     Variant.objects.filter(pk=a.pk).update(weight=1000)  # new contacts would nearly all get A now
     tick(NOON_FRIDAY + datetime.timedelta(minutes=1), django_capture_on_commit_callbacks)
     retries = Call.objects.filter(attempt=2)

@@ -17,6 +17,7 @@ from integrations.models import Delivery, OutboxEvent, WebhookEndpoint
 from streams.models import StreamSession
 from tests.conftest import make_call
 from tests.exotel.conftest import until
+from tests.integrations.test_webhooks import resolves_publicly
 from tests.streams.exotel_side import Exotel, tone
 from tests.streams.test_relay import ExternalBot, relay_campaign  # noqa: F401 (a fixture)
 
@@ -30,9 +31,11 @@ def make_endpoint(workspace) -> WebhookEndpoint:
 
 
 def end(call: Call) -> None:
-    """Exotel's final status: answered, then completed."""
-    calls.advance(call, Call.State.IN_PROGRESS)
-    calls.advance(call, Call.State.COMPLETED, duration=12)
+    """Exotel's status callbacks of a call that rang: answered, then completed."""
+    Call.objects.filter(pk=call.pk).update(state=Call.State.RINGING)
+    call.refresh_from_db()
+    assert calls.advance(call, Call.State.IN_PROGRESS)
+    assert calls.advance(call, Call.State.COMPLETED, duration=12)
 
 
 def the_event() -> tuple[OutboxEvent, Delivery]:
@@ -88,10 +91,11 @@ async def test_a_stream_closed_before_the_final_status_is_in_its_event_at_once(r
     assert event.payload["data"]["call"]["transcript"] == [["caller", "Renew it for March"]]
 
 
-def test_a_stream_that_never_closes_holds_the_event_back_only_so_long(campaign, acme, settings):
+def test_a_stream_that_never_closes_holds_the_event_back_only_so_long(campaign, acme, settings, monkeypatch):
+    resolves_publicly(monkeypatch)
     settings.CALL_ENDED_WAIT_SECONDS = 30
     make_endpoint(acme)
-    call = make_call(campaign, state=Call.State.RINGING)
+    call = make_call(campaign)
     StreamSession.objects.create(workspace=acme, call=call, stream_sid="MZlost", started_at=timezone.now())
     end(call)  # its stream server died: the session stays open for ever
     event, held = the_event()
@@ -112,7 +116,7 @@ def test_a_stream_that_never_closes_holds_the_event_back_only_so_long(campaign, 
 
 def test_a_call_with_no_stream_open_is_told_at_once(campaign, acme):
     make_endpoint(acme)
-    call = make_call(campaign, state=Call.State.RINGING)
+    call = make_call(campaign)
     StreamSession.objects.create(workspace=acme, call=call, stream_sid="MZdone", started_at=timezone.now(),
                                  ended_at=timezone.now())
     end(call)
