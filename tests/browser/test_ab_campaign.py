@@ -27,10 +27,10 @@ def add_variant(tab, campaign, name: str) -> None:
     kind, settings = VARIANTS[name]
     tab.goto(campaign.get_absolute_url())
     tab.get_by_role("link", name="Add a variant").click()
-    tab.get_by_label("Name", exact=True).fill(name)
-    tab.get_by_label("Weight", exact=True).fill("1")
-    tab.get_by_label("Bot kind", exact=True).select_option(kind)
-    tab.get_by_label("Bot settings", exact=True).fill(json.dumps(settings))
+    tab.locator("#id_name").fill(name)
+    tab.locator("#id_weight").fill("1")
+    tab.locator("#id_bot_kind").select_option(kind)
+    tab.locator("#id_bot_settings").fill(json.dumps(settings))
     tab.get_by_role("button", name="Save variant").click()
     tab.get_by_text(f"Variant {name} saved.").wait_for()
 
