@@ -114,22 +114,24 @@ class Experiment:
 
 
 def figures(campaign: Campaign) -> Experiment:
-    """The campaign's A/B figures and time to first audio: grouped queries over its calls (a few rows
+    """The campaign's A/B figures and time to first audio: one grouped query over its calls (a few rows
     come back, but every call of the campaign is read: the page fetches them apart, like its charts)."""
     variants = list(Variant.objects.filter(campaign=campaign).order_by("pk"))
-    calls = Call.objects.filter(campaign=campaign)
-    counts, by_disposition = {}, defaultdict(dict)
-    if variants:  # a campaign that never had any has no calls to count here
-        counts = {row["variant_id"]: row for row in calls.filter(ENDED, variant__isnull=False).values("variant_id")
-                  .annotate(ended=Count("pk"), answered=Count("pk", filter=ANSWERED)).order_by()}
-        for row in (calls.filter(ANSWERED, variant__isnull=False).exclude(disposition="")
-                    .values("variant_id", "disposition").annotate(n=Count("pk")).order_by()):
-            by_disposition[row["variant_id"]][row["disposition"]] = row["n"]
+    counts: dict[int | None, dict[str, int]] = defaultdict(lambda: {"ended": 0, "answered": 0})
+    by_disposition: dict[int | None, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     first_audio: dict[int | None, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for row in (calls.filter(first_audio_ms__isnull=False)
-                .values("variant_id", bin=F("first_audio_ms") / FIRST_AUDIO_BIN_MS * FIRST_AUDIO_BIN_MS)
-                .annotate(n=Count("pk")).order_by()):
-        first_audio[row["variant_id"]][row["bin"]] += row["n"]
+    # One scan of the campaign's calls, grouped by variant, disposition and time-to-first-audio bin.
+    for row in (Call.objects.filter(campaign=campaign)
+                .values("variant_id", "disposition", bin=F("first_audio_ms") / FIRST_AUDIO_BIN_MS * FIRST_AUDIO_BIN_MS)
+                .annotate(n=Count("pk"), ended=Count("pk", filter=ENDED), answered=Count("pk", filter=ANSWERED))
+                .order_by()):
+        variant_id = row["variant_id"]
+        counts[variant_id]["ended"] += row["ended"]
+        counts[variant_id]["answered"] += row["answered"]
+        if variant_id is not None and row["disposition"] and row["answered"]:
+            by_disposition[variant_id][row["disposition"]] += row["answered"]
+        if row["bin"] is not None:
+            first_audio[variant_id][row["bin"]] += row["n"]
     totals: dict[str, int] = defaultdict(int)
     for per_variant in by_disposition.values():
         for disposition, n in per_variant.items():
@@ -138,10 +140,9 @@ def figures(campaign: Campaign) -> Experiment:
     weight_sum = sum(v.weight for v in variants) or 1
     arms = []
     for variant in variants:
-        ended = counts.get(variant.pk, {"ended": 0, "answered": 0})
-        answered = ended["answered"]
+        answered = counts[variant.pk]["answered"]
         arms.append(Arm(
-            variant, round(100 * variant.weight / weight_sum), stats.rate(answered, ended["ended"]),
+            variant, round(100 * variant.weight / weight_sum), stats.rate(answered, counts[variant.pk]["ended"]),
             {d: stats.rate(by_disposition[variant.pk].get(d, 0), answered) for d in shown},
             FirstAudio.of(first_audio[variant.pk]),
         ))
