@@ -4,18 +4,37 @@ Screenshots of the key pages go to tests/artifacts/ (git-ignored); every page mu
 console error or a failed request, which the `page` fixture asserts at teardown.
 """
 
+import contextlib
+import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from exotel.audio import pcm_to_wav
 from tests import processes
 from tests.conftest import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
+# Chromium's fake capture device instead of a sound card, and its permission prompt answered "allow".
+FAKE_MICROPHONE = ["--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream"]
+MICROPHONE_HZ = 1500  # above the simulator's voices (harmonics of 120-240 Hz up to the fifth), below 4 kHz
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parent.parent / "artifacts"
 PHONE_WIDTH = {"width": 360, "height": 740}
+
+
+@contextlib.contextmanager
+def chromium(*extra_args: str):
+    if not Path(CHROMIUM).exists():
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=[*ARGS, *extra_args])
+        yield browser
+        browser.close()
 
 
 @pytest.fixture
@@ -23,14 +42,33 @@ def browser():
     """A Chromium per test. Playwright's sync API keeps an event loop running in this thread while
     it lives: request it after the database fixtures, so it stops before they flush, and before any
     asyncio test of another module runs."""
-    if not Path(CHROMIUM).exists():
-        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+    with chromium() as browser:
         yield browser
-        browser.close()
+
+
+@pytest.fixture
+def microphone(tmp_path) -> Path:
+    """A WAV of a steady MICROPHONE_HZ tone, which Chromium's fake capture device plays (looped) as the microphone."""
+    rate, seconds = 48000, 2
+    t = np.arange(rate * seconds) / rate
+    pcm = (0.3 * 32767 * np.sin(2 * np.pi * MICROPHONE_HZ * t)).astype("<i2").tobytes()
+    path = tmp_path / "microphone.wav"
+    path.write_bytes(pcm_to_wav(pcm, rate))
+    return path
+
+
+@pytest.fixture
+def browser_with_microphone(microphone):
+    """A Chromium whose microphone is `microphone`, granted without a prompt."""
+    with chromium(*FAKE_MICROPHONE, f"--use-file-for-fake-audio-capture={microphone}") as browser:
+        yield browser
+
+
+def dominant_hz(pcm: bytes, rate: int = 8000) -> float:
+    """The frequency of the strongest component of 16-bit PCM."""
+    samples = np.frombuffer(pcm, dtype="<i2").astype(np.float64)
+    spectrum = np.abs(np.fft.rfft(samples * np.hanning(len(samples))))
+    return float(np.fft.rfftfreq(len(samples), 1 / rate)[int(np.argmax(spectrum[1:])) + 1])
 
 
 @pytest.fixture
@@ -49,9 +87,10 @@ def orm_beside_playwright(monkeypatch):
     monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 
-@pytest.fixture
-def page(server, orm_beside_playwright, browser):
-    context = browser.new_context(base_url=server.url, viewport={"width": 1280, "height": 900})
+@contextlib.contextmanager
+def watched_page(browser, base_url: str):
+    """A page that must load without a console error or a failed request (asserted when it closes)."""
+    context = browser.new_context(base_url=base_url, viewport={"width": 1280, "height": 900})
     page = context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
@@ -61,6 +100,35 @@ def page(server, orm_beside_playwright, browser):
     yield page
     context.close()
     assert problems == [], problems
+
+
+@contextlib.contextmanager
+def microphone_page(browser, base_url: str):
+    """`watched_page` in a Chromium with a fake microphone (`browser_with_microphone`), its audio worklets let run."""
+    with watched_page(browser, base_url) as page:
+        release_audio_worklets(page)
+        yield page
+
+
+def release_audio_worklets(page) -> None:
+    """Let the page's AudioWorklets start. Playwright 1.55 auto-attaches to a page's workers with a
+    filter that leaves worklets out and asks every target to wait for its debugger; Chromium holds
+    an AudioWorklet waiting all the same, so `audioWorklet.addModule()` never settles and never even
+    fetches the module (microsoft/playwright#37592, reverted upstream in #37607). getUserMedia itself
+    resolves: with the fake device and fake UI flags it is granted at once. So we attach to the
+    page's worklets ourselves and tell each to run."""
+    cdp = page.context.new_cdp_session(page)
+    run = json.dumps({"id": 1, "method": "Runtime.runIfWaitingForDebugger"})
+    cdp.on("Target.attachedToTarget", lambda event: cdp.send(
+        "Target.sendMessageToTarget", {"sessionId": event["sessionId"], "message": run}))
+    cdp.send("Target.setAutoAttach", {"autoAttach": True, "waitForDebuggerOnStart": True, "flatten": False,
+                                      "filter": [{"type": "worklet"}]})
+
+
+@pytest.fixture
+def page(server, orm_beside_playwright, browser):
+    with watched_page(browser, server.url) as page:
+        yield page
 
 
 def shoot(page, name: str) -> None:

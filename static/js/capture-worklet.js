@@ -1,4 +1,4 @@
-// The supervisor's microphone, handed to the page in blocks (Float32, the context's rate).
+// The microphone, handed to the page in blocks (Float32, the context's rate): static/js/pcm.js.
 class Capture extends AudioWorkletProcessor {
   process(inputs) {
     var channel = inputs[0] && inputs[0][0];
