@@ -5,7 +5,7 @@ import phonenumbers
 from django import forms
 from django.utils import timezone
 
-from campaigns import pools
+from campaigns import csvfile, pools
 from campaigns.models import Call, Campaign, Variant
 from streams.bots import relay, script
 from streams.models import Prompt
@@ -220,6 +220,21 @@ class DoNotCallForm(forms.Form):
     phone = forms.CharField(max_length=30)
     reason = forms.CharField(max_length=200, required=False)
     region = forms.ChoiceField(choices=REGIONS, initial=DEFAULT_REGION, label="Country if no +")
+
+
+class TestCallForm(forms.Form):
+    phone = forms.CharField(max_length=30, label="Your phone number")
+    region = forms.ChoiceField(choices=REGIONS, initial=DEFAULT_REGION, label="Country if no +")
+
+    def clean(self):
+        cleaned = super().clean()
+        if "phone" in cleaned and "region" in cleaned:
+            # Checked as an uploaded contact's number is.
+            phone = csvfile.normalise(cleaned["phone"].strip(), cleaned["region"])
+            if phone is None:
+                self.add_error("phone", f"{cleaned['phone']!r} is not a valid phone number.")
+            cleaned["phone"] = phone
+        return cleaned
 
 
 class CallFilterForm(forms.Form):

@@ -22,6 +22,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/variants/<int:variant>/delete/", variants.variant_delete, name="variant_delete"),
     path("campaigns/<int:pk>/calls.csv", campaigns.campaign_export, name="export"),
     path("campaigns/<int:pk>/held.csv", campaigns.campaign_held, name="held"),
+    path("campaigns/<int:pk>/test-call/", campaigns.campaign_test_call, name="test_call"),
     path("compliance.csv", campaigns.compliance_export, name="compliance"),
     *[
         path(f"campaigns/<int:pk>/{action}/", campaigns.campaign_action, {"action": action}, name=action)

@@ -1,7 +1,8 @@
 """Secrets kept out of logs: the token in a webhook path (/hooks/<token>/…) lets anyone forge call
 outcomes, and a call's token (/streams/<token>, `?call=<token>`, Passthru's `streamurl`) lets anyone
-join its stream. Webhook paths lose their token and their whole query (the raw delivery is stored
-in the database for audit); stream paths lose their token.
+join its stream (a test call's, /streams/test-call/<token>, its campaign's bot). Webhook paths lose
+their token and their whole query (the raw delivery is stored in the database for audit); stream
+paths lose their token.
 
 `RedactTokens` filters every record our log handlers write (Django's request log included);
 `config.server` runs daphne with the same redaction in its access log.
@@ -12,7 +13,7 @@ import re
 
 REDACTED = "[redacted]"
 HOOK = re.compile(r"/hooks/[^/?#\s\"]+(?P<route>/[^?#\s\"]*)?(?P<query>\?[^#\s\"]*)?")
-STREAM = re.compile(r"(?P<prefix>/streams/(?:test/)?)(?!recordings/)[^/?#\s\"]+")
+STREAM = re.compile(r"(?P<prefix>/streams/(?:test/|test-call/)?)(?!recordings/)[^/?#\s\"]+")
 
 
 def _hook(found: re.Match) -> str:

@@ -1,6 +1,7 @@
-"""WebSocket consumers: Exotel's streams (bidirectional, receive-only, a workspace's echo test), the
-dashboard's live feed and a supervisor's line into one call. Thin: they bind and authorise through `streams.services` and hand frames to
-a `streams.runtime.Stream`.
+"""WebSocket consumers: Exotel's streams (bidirectional, receive-only, a workspace's echo test, a
+campaign's test call), the dashboard's live feed, a supervisor's line into one call and a test call
+in the browser. Thin: they bind and authorise through `streams.services` and hand frames to a
+`streams.runtime.Stream`.
 
 A stream's session is ended and recorded (`Stream.finish`, `services.close_session`) on every way out
 of its consumer: a close from either side, an error, a cancellation.
@@ -23,7 +24,7 @@ from exotel.protocol import CloseCode
 from streams import drain, live, services, supervision
 from streams.bots import make_bot
 from streams.runtime import Binding, Stream
-from tenancy.models import Membership, Role
+from tenancy.models import Membership, Role, workspaces_of
 
 log = logging.getLogger(__name__)
 
@@ -151,6 +152,22 @@ class EchoTestConsumer(StreamConsumer):
         return services.bind_test(self.scope["url_route"]["kwargs"]["token"], authorization=authorization)
 
 
+class TestCallConsumer(StreamConsumer):
+    """A campaign's test call placed through Exotel, `/streams/test-call/<signed token>`: its bot, no call row."""
+
+    def bind(self, authorization: bytes | None) -> Binding | None:
+        return services.bind_test_call(self.scope["url_route"]["kwargs"]["token"], authorization=authorization)
+
+
+class BrowserTestCallConsumer(StreamConsumer):
+    """`/live/campaigns/<id>/test-call`: the campaign's bot, with an operator's browser in Exotel's
+    part (static/js/testcall.js): the same frames, the microphone as the caller's audio."""
+
+    def bind(self, authorization: bytes | None) -> Binding | None:
+        return services.bind_browser_test_call(self.scope["url_route"]["kwargs"]["campaign_id"],
+                                               user=self.scope.get("user"))
+
+
 class LiveConsumer(AsyncWebsocketConsumer):
     """`/live/campaigns/<id>`: the campaign's live streams, for members of its workspace only.
 
@@ -230,8 +247,7 @@ class SuperviseConsumer(AsyncWebsocketConsumer):
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             return None
-        roles = [role for role in Role if role.rank >= Role.OPERATOR.rank]
-        workspaces = Membership.objects.filter(user=user, role__in=roles).values("workspace_id")
+        workspaces = workspaces_of(user, at_least=Role.OPERATOR)
         if not Call.objects.filter(pk=call_id, workspace_id__in=workspaces, state__in=Call.LIVE_STATES).exists():
             return None
         return {"user": user.pk, "by": user.email or user.get_username()}

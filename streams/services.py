@@ -17,14 +17,14 @@ from django.db import transaction
 from django.utils import timezone
 
 from campaigns import calls, donotcall, links
-from campaigns.models import Call
+from campaigns.models import Call, Campaign
 from exotel.protocol import Start
 from integrations import outbox
 from streams import prompts
 from streams.models import Intervention, StreamSession
 from streams.recorder import save_track
 from streams.runtime import Binding, OptOut, Started, Stream
-from tenancy.models import ExotelAccount, Workspace
+from tenancy.models import ExotelAccount, Role, Workspace, workspaces_of
 
 log = logging.getLogger(__name__)
 
@@ -66,10 +66,14 @@ def bind_test(token: str, *, authorization: bytes | None) -> Binding | None:
     if not basic_auth_ok(workspace, authorization):
         log.warning("test stream refused: workspace %s without its stream credentials", workspace.pk)
         return None
+    return Binding(workspace_id=workspace.pk, bot_kind="echo", **_account_sids(workspace.pk))
+
+
+def _account_sids(workspace_id: int) -> dict[str, frozenset[str]]:
+    """A stream bound to no call may start from the workspace's accounts, or any but another's."""
     accounts = ExotelAccount.objects.values_list("account_sid", flat=True)
-    return Binding(workspace_id=workspace.pk, bot_kind="echo",
-                   account_sids=frozenset(accounts.filter(workspace_id=workspace.pk)),
-                   other_account_sids=frozenset(accounts.exclude(workspace_id=workspace.pk)))
+    return {"account_sids": frozenset(accounts.filter(workspace_id=workspace_id)),
+            "other_account_sids": frozenset(accounts.exclude(workspace_id=workspace_id))}
 
 
 def basic_auth_ok(workspace: Workspace, authorization: bytes | None) -> bool:
@@ -109,6 +113,58 @@ def _test_token_workspace(token: str) -> Workspace | None:
 def test_stream_url(workspace: Workspace) -> str:
     """The workspace's echo test endpoint, usable at once by an applet or any AgentStream client."""
     return links.websocket_url(f"/streams/test/{test_stream_token(workspace)}")
+
+
+# --- a campaign's test call -----------------------------------------------------------------------
+# The campaign's bot on a stream bound to no call: nothing is recorded against a contact, counted in
+# the campaign, shown on its live view or put on the do-not-call list. Exotel streams a test call to
+# a signed URL (`test_call_url`); the simulator's is played in the operator's browser, which speaks
+# Exotel's part of the protocol (`bind_browser_test_call`, static/js/testcall.js).
+
+TEST_CALL_MAX_AGE = datetime.timedelta(minutes=10)  # from the button to the answer
+
+
+def test_call_binding(campaign: Campaign) -> Binding:
+    return Binding(workspace_id=campaign.workspace_id, bot_kind=campaign.bot_kind,
+                   bot_settings=campaign.bot_settings or {}, variables={"name": "", "phone": ""},
+                   **_account_sids(campaign.workspace_id))
+
+
+def bind_browser_test_call(campaign_id: int, *, user) -> Binding | None:
+    """A test call from the browser of an operator (or above) of the campaign's workspace; None if not."""
+    if user is None or not user.is_authenticated:
+        return None
+    campaign = Campaign.objects.filter(pk=campaign_id, workspace_id__in=workspaces_of(user, at_least=Role.OPERATOR)).first()
+    return test_call_binding(campaign) if campaign else None
+
+
+def _test_call_signer(workspace: Workspace) -> signing.TimestampSigner:
+    return signing.TimestampSigner(salt=f"streams.test_call.{workspace.webhook_token}")
+
+
+def _signed_for(campaign: Campaign, token: str) -> bool:
+    try:
+        return _test_call_signer(campaign.workspace).unsign(token, max_age=TEST_CALL_MAX_AGE) == str(campaign.pk)
+    except signing.BadSignature:  # an expired one too
+        return False
+
+
+def test_call_url(campaign: Campaign) -> str:
+    token = _test_call_signer(campaign.workspace).sign(str(campaign.pk))
+    return links.websocket_url(f"/streams/test-call/{token}")
+
+
+def bind_test_call(token: str, *, authorization: bytes | None) -> Binding | None:
+    """The campaign a test call's stream URL names, while the URL is fresh; None (and a log line) if not."""
+    pk = token.partition(":")[0]
+    campaign = Campaign.objects.select_related("workspace").filter(pk=int(pk)).first() if pk.isdigit() and len(pk) < 10 else None
+    if campaign is None or not _signed_for(campaign, token):
+        log.warning("test call stream refused: bad or expired token")
+        return None
+    if not basic_auth_ok(campaign.workspace, authorization):
+        log.warning("test call stream refused: campaign %s without the workspace's stream credentials", campaign.pk)
+        return None
+    return test_call_binding(campaign)
 
 
 # --- start ----------------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 import datetime
+import ipaddress
 import secrets
+from urllib.parse import urlsplit
 
 import phonenumbers
 from django.conf import settings
@@ -89,6 +91,12 @@ class Membership(models.Model):
         return Role(self.role).rank >= Role(role).rank
 
 
+def workspaces_of(user, *, at_least: Role):
+    """The ids of the workspaces where `user` holds `at_least` this role, as a subquery to filter by."""
+    roles = [role for role in Role if role.rank >= Role(at_least).rank]
+    return Membership.objects.filter(user=user, role__in=roles).values("workspace_id")
+
+
 
 class Invitation(models.Model):
     """An offer to join a workspace, sent to an address; only that address's account can accept it."""
@@ -144,6 +152,16 @@ class ExotelAccount(models.Model):
 
     def __str__(self):
         return f"{self.label} ({self.account_sid})"
+
+    @property
+    def is_simulator(self) -> bool:
+        """Its API is on this machine: the Exotel simulator (the demo's), which rings no real phone.
+        Outside the demo and tests, loopback API URLs are refused (tenancy.weburls)."""
+        host = urlsplit(self.api_base_url).hostname or ""
+        try:
+            return host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
 
 def validate_calling_codes(value) -> None:

@@ -18,6 +18,7 @@ from tests.callbacks.conftest import dialled
     ("GET /hooks/Tok/passthru?streamurl=wss%3A%2F%2Fh%2Fstreams%2FCallTok", "GET /hooks/[redacted]/passthru?[redacted]"),
     ("WSCONNECT /streams/CallTok?sample-rate=8000", "WSCONNECT /streams/[redacted]?sample-rate=8000"),
     ("WSCONNECT /streams/test/Tok", "WSCONNECT /streams/test/[redacted]"),
+    ("WSCONNECT /streams/test-call/7:1tX:Sig", "WSCONNECT /streams/test-call/[redacted]"),
     ("WSCONNECT /streams/CallTok/listen", "WSCONNECT /streams/[redacted]/listen"),
     ("GET /streams/recordings/7/caller.wav", "GET /streams/recordings/7/caller.wav"),
 ])

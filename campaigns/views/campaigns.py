@@ -6,11 +6,12 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
-from campaigns import clones, estimate, export, forecast, health, lifecycle, queries
-from campaigns.forms import CampaignForm, CloneForm, RecallForm
+from campaigns import clones, estimate, export, forecast, health, lifecycle, queries, testcalls
+from campaigns.forms import CampaignForm, CloneForm, RecallForm, TestCallForm
 from campaigns.models import Call, Campaign, InvalidTransition
 from tenancy.access import role_required, scoped
 from tenancy.models import Role
+from tenancy.templatetags.phones import grouped
 from transfers import queries as transfer_queries
 
 
@@ -100,6 +101,24 @@ def campaign_detail(request, pk):
 
 
 BEFORE_RUNNING = (Campaign.State.DRAFT, Campaign.State.SCHEDULED, Campaign.State.PAUSED)
+
+
+@role_required(Role.OPERATOR)
+def campaign_test_call(request, pk):
+    """The campaign's bot on the operator's phone through Exotel; with the simulator, in the browser."""
+    campaign = get_object_or_404(scoped(request, Campaign).select_related("account"), pk=pk)
+    form = TestCallForm(request.POST or None)
+    if form.is_valid():
+        phone = form.cleaned_data["phone"]
+        try:
+            sid = testcalls.place_test_call(campaign, phone=phone)
+        except testcalls.Refused as refused:
+            form.add_error(None, str(refused))
+        else:
+            messages.success(request, f"Calling {grouped(phone)}: answer it to hear the campaign's bot (Exotel call {sid}).")
+            return redirect("campaigns:test_call", campaign.pk)
+    return render(request, "campaigns/test_call.html", {
+        "campaign": campaign, "in_browser": campaign.account.is_simulator, "form": form})
 
 
 @role_required(Role.VIEWER)

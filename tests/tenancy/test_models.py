@@ -3,7 +3,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError
 
 from campaigns.models import Call, Campaign, Contact, InvalidTransition, sources_of
-from tenancy.models import Membership, Role, validate_e164
+from tenancy.models import ExotelAccount, Membership, Role, validate_e164
 from tests.conftest import make_call, make_contact
 
 
@@ -16,6 +16,14 @@ def test_it_accepts_valid_e164_numbers(number):
 def test_it_refuses_numbers_not_in_e164(number):
     with pytest.raises(ValidationError):
         validate_e164(number)
+
+
+@pytest.mark.parametrize(("api_base_url", "simulator"), [
+    ("", False), ("https://api.in.exotel.com", False), ("https://10.0.0.5:8443", False),
+    ("http://127.0.0.1:8765", True), ("http://localhost:8765", True), ("http://[::1]:8765", True),
+])
+def test_only_an_api_on_this_machine_is_the_simulators(api_base_url, simulator):
+    assert ExotelAccount(api_base_url=api_base_url).is_simulator is simulator
 
 
 def test_a_contact_is_unique_per_campaign(campaign):

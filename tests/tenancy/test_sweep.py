@@ -145,8 +145,12 @@ class Acme:
         globex_ids = {row.pk for m in tenant_models() for row in rows_of(globex, m)}
         self.any_ids = sorted({pk for pks in self.ids.values() for pk in pks} - globex_ids)
         globex_test_token = stream_services.test_stream_token(globex)
+        # His own campaign's test-call token, re-pointed at acme's campaign.
+        globex_call_token = stream_services.test_call_url(other).rsplit("/", 1)[1]
         self.strings = [globex.webhook_token, f"{acme.pk}:{globex_test_token.partition(':')[2]}",
+                        f"{campaign.pk}:{globex_call_token.partition(':')[2]}",
                         str(self.call.pk), acme.slug, "caller", "bot"]
+        self.secrets.append(stream_services.test_call_url(campaign).rsplit("/", 1)[1])
         self.form = {  # every form and webhook field a route reads, naming acme's rows
             "workspace": acme.pk, "post": "yes", "role": "owner", "phone": "+919811100002",
             "CallSid": self.call.exotel_sid, "CustomField": self.call.token, "Status": "completed",
