@@ -1,8 +1,9 @@
 """A campaign cloned: its settings into a new draft, never its calls; or its contacts re-called by outcome
 (every "no answer" of yesterday) as a new draft campaign.
 
-The settings are what the campaign form edits (CampaignForm.Meta.fields, the caller-ID pool with them):
-what an operator chose, whatever is added to that form later. Counters, state and the dispatcher's
+The settings are what the campaign form edits (CampaignForm.Meta.fields, the caller-ID pool with them)
+and its A/B variants as their form edits them (VariantForm): what an operator chose, whatever is added
+to those forms later. Counters, state and the dispatcher's
 pacing start afresh, and schedule bounds already past are left out (a draft cannot start in the past).
 
 A re-call takes the contacts whose last call was placed within the days chosen (the workspace's zone)
@@ -20,8 +21,8 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from campaigns import donotcall, queries
-from campaigns.forms import CampaignForm
-from campaigns.models import Call, Campaign, CampaignEvent, Contact
+from campaigns.forms import CampaignForm, VariantForm
+from campaigns.models import Call, Campaign, CampaignEvent, Contact, Variant
 from campaigns.rollups import ANSWERED
 
 MACHINE = Q(answered_by="machine")
@@ -63,6 +64,10 @@ def clone_campaign(campaign: Campaign, *, name: str, by, now: datetime.datetime 
     for field in fields:
         if field.many_to_many:
             getattr(copy, field.name).set(getattr(campaign, field.name).all())
+    # Its A/B test's arms too, each as its form edits it, in the same order (the first is the control).
+    Variant.objects.bulk_create(
+        Variant(workspace_id=copy.workspace_id, campaign=copy, **values)
+        for values in campaign.variants.order_by("pk").values(*VariantForm.Meta.fields))
     CampaignEvent.objects.create(workspace_id=copy.workspace_id, campaign=copy, action="created", by=by,
                                  note=(note or f"Cloned from {campaign.name} (#{campaign.pk}).")[:500])
     return copy

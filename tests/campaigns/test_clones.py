@@ -7,8 +7,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
-from campaigns.forms import CampaignForm
-from campaigns.models import Campaign, CampaignEvent, Contact, DoNotCall
+from campaigns.forms import CampaignForm, VariantForm
+from campaigns.models import Campaign, CampaignEvent, Contact, DoNotCall, Variant
 from tenancy.models import Exophone, Role
 from tests.conftest import make_call, make_campaign, make_contact, make_user, signed_in
 
@@ -27,6 +27,9 @@ def configured(acme):
                              contacts_total=1, calls_total=1, calls_answered=1, pace_credit=3.5)
     campaign.exophones.add(Exophone.objects.create(workspace=acme, account=campaign.account, number="+918047491800"))
     make_call(campaign, state="completed")
+    for name, weight, greeting in [("control", 3, "Hello"), ("warmer", 1, "Namaste, a good day to you")]:
+        Variant.objects.create(workspace=acme, campaign=campaign, name=name, weight=weight, greeting_text=greeting,
+                               bot_kind="script", bot_settings={"steps": [{"say": name}]})
     return campaign
 
 
@@ -52,6 +55,9 @@ def test_a_clone_has_every_setting_of_the_form_and_nothing_of_the_run(alice_clie
         if name not in ("name", "exophones", "starts_at"):
             assert getattr(copy, name) == getattr(configured, name), name
     assert set(copy.exophones.all()) == set(configured.exophones.all()) and copy.exophones.count() == 2
+    fields = VariantForm.Meta.fields
+    assert list(copy.variants.values(*fields)) == list(configured.variants.values(*fields))
+    assert copy.variants.count() == 2 and not copy.variants.filter(pk__in=configured.variants.all()).exists()
     assert copy.starts_at is None and copy.ends_at == configured.ends_at
     assert (copy.state, copy.contacts_total, copy.calls_total, copy.calls_answered, copy.pace_credit) == (
         "draft", 0, 0, 0, 0)
