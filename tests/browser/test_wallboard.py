@@ -14,7 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 def test_the_board_follows_the_campaigns_and_says_when_it_is_stale(page, server, acme, alice):
     campaign = make_campaign(acme, name="Renewals", state=Campaign.State.RUNNING)
     sign_in(page, alice.email)
-    page.get_by_role("link", name="Wallboard").click()
+    page.get_by_role("link", name="Wallboard", exact=True).click()
     row = page.locator(f'tr[data-campaign="{campaign.pk}"]')
     expect(row.locator('[data-field="live"]')).to_have_text("0")
 
