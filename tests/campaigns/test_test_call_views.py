@@ -7,7 +7,7 @@ import httpx
 import pytest
 from django.urls import reverse
 
-from campaigns.models import Call, Campaign
+from campaigns.models import Call, Campaign, Variant
 from streams.models import StreamSession
 from tenancy.models import Exophone
 from tests import processes
@@ -22,6 +22,13 @@ def test_with_the_simulator_the_page_runs_the_bot_in_the_browser(alice_client, c
     assert f'data-path="/live/campaigns/{campaign.pk}/test-call"' in page and "js/testcall.js" in page
     detail = alice_client.get(campaign.get_absolute_url()).content.decode()
     assert reverse("campaigns:test_call", args=[campaign.pk]) in detail
+
+
+def test_a_campaign_with_variants_says_its_variants_are_not_what_is_played(alice_client, campaign):
+    url = reverse("campaigns:test_call", args=[campaign.pk])
+    assert 'id="variants-untested"' not in alice_client.get(url).content.decode()
+    Variant.objects.create(workspace=campaign.workspace, campaign=campaign, name="B", bot_kind=Campaign.BotKind.ECHO)
+    assert 'id="variants-untested"' in alice_client.get(url).content.decode()
 
 
 @pytest.fixture
