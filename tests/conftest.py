@@ -11,7 +11,7 @@ import redis
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connections
-from django.test import Client
+from django.test import Client, override_settings
 
 from campaigns import compliance, rollups, rules
 from campaigns.models import Call, Campaign, Contact
@@ -145,6 +145,14 @@ def namespace():
     else:
         for folder in ("data_folder_in", "control_folder"):
             shutil.rmtree(settings.CELERY_BROKER_TRANSPORT_OPTIONS[folder], ignore_errors=True)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def process_media(tmp_path_factory):
+    """Uploads and recordings in a folder of this test process (tests that look at their files use
+    one of their own): they are stored by row id, and every xdist worker's database counts from 1."""
+    with override_settings(MEDIA_ROOT=str(tmp_path_factory.mktemp("media"))):
+        yield
 
 
 @pytest.fixture(scope="session")
