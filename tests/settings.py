@@ -40,8 +40,11 @@ if worker and os.environ.get("REDIS_URL") and not os.environ.get("TESTS_REDIS_DE
 # a share of the tests, and PostgreSQL's max_connections (100 by default) is shared by every worker and
 # the processes its tests start, each with a pool of its own that opens one connection and grows only
 # as it is used: measured in a 4-worker run, a worker's peak was 19 (the scale-out test's dozen
-# processes) and a test process's 3, so 20 at most per process leaves room to spare.
-os.environ.setdefault("DATABASE_POOL_MAX", "20" if worker else "80")
+# processes) and a test process's 3, so 20 at most per process leaves room to spare. Unless the
+# environment gives one: xdist's controller imports these settings too (as no worker) and its workers
+# inherit its environment, where its own 80 must not pass for a given figure.
+if "DATABASE_POOL_MAX" not in os.environ or os.environ.get("TESTS_POOL_DEFAULT"):
+    os.environ.update(DATABASE_POOL_MAX="20" if worker else "80", TESTS_POOL_DEFAULT="1")
 if worker:
     os.environ.setdefault("DATABASE_POOL_MIN", "1")
 
