@@ -39,14 +39,14 @@ def bot_settings_object(value) -> dict:
     return value
 
 
-def check_bot_settings(form: forms.ModelForm, data: dict) -> None:
-    """The chosen bot's own check of its settings, as an error on the form's bot_settings field."""
+def check_bot_settings(form: forms.ModelForm, data: dict, *, field: str = "bot_settings") -> None:
+    """The chosen bot's own check of its settings, as an error on the form's `field` (where they were typed)."""
     validate = BOT_VALIDATORS.get(data.get("bot_kind"))
     if validate and "bot_settings" in data:
         try:
             validate(data["bot_settings"])
         except forms.ValidationError as exc:
-            form.add_error("bot_settings", exc)
+            form.add_error(field, exc)
 
 
 def bot_settings_field() -> forms.JSONField:
@@ -66,6 +66,17 @@ class CampaignForm(forms.ModelForm):
     )
     bot_settings = bot_settings_field()
     time_zone = forms.CharField(max_length=64, help_text="IANA name, e.g. Asia/Kolkata.")
+    # The relay bot's settings as fields (stored in bot_settings); the API sends bot_settings itself.
+    relay_url = forms.CharField(
+        max_length=2000, required=False, label="Your bot's address",
+        widget=forms.URLInput(attrs={"placeholder": "wss://bot.example.com/agent", "spellcheck": "false"}),
+        help_text="A ws:// or wss:// URL, connected to from this server for every call. A token your bot checks "
+                  "may go in its query (…/agent?token=…).",
+    )
+    relay_fallback_prompt = forms.ChoiceField(
+        required=False, label="Fallback prompt",
+        help_text="Played to the caller when your bot cannot be reached or drops mid-call, before hanging up.",
+    )
 
     class Meta:
         model = Campaign
@@ -108,6 +119,11 @@ class CampaignForm(forms.ModelForm):
         self.fields["exophones"].queryset = Exophone.objects.filter(workspace=workspace).select_related("account")
         self.fields["transfer_group"].queryset = AgentGroup.objects.filter(workspace=workspace)
         self.fields["bot_settings"].widget.attrs["aria-describedby"] = "bot-settings-format"
+        prompt_names = Prompt.objects.filter(workspace=workspace).values_list("name", flat=True)
+        self.fields["relay_fallback_prompt"].choices = [("", "None: hang up at once"), *((n, n) for n in prompt_names)]
+        if self.instance.bot_kind == Campaign.BotKind.RELAY:
+            self.initial["relay_url"] = self.instance.bot_settings.get("url", "")
+            self.initial["relay_fallback_prompt"] = self.instance.bot_settings.get("fallback_prompt", "")
         zone = zoneinfo.ZoneInfo(self.instance.time_zone)
         # Show stored UTC instants as wall-clock time in the campaign's zone, as they were typed.
         for name in ("starts_at", "ends_at"):
@@ -142,7 +158,14 @@ class CampaignForm(forms.ModelForm):
                 pools.check_pool(data["account"], data.get("exophones", ()))
             except forms.ValidationError as exc:
                 self.add_error(None, exc)
-        check_bot_settings(self, data)
+        settings_field = "bot_settings"
+        if data.get("bot_kind") == Campaign.BotKind.RELAY and "relay_url" in self.data:
+            settings_field = "relay_url"
+            fallback = data.get("relay_fallback_prompt")
+            data["bot_settings"] = {"url": data.get("relay_url", "").strip(),
+                                    **({"fallback_prompt": fallback} if fallback else {})}
+            self.errors.pop("bot_settings", None)  # the JSON box is not what a relay is set with here
+        check_bot_settings(self, data, field=settings_field)
         zone = data.get("time_zone")
         if zone:
             for name in ("starts_at", "ends_at"):

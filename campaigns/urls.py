@@ -14,6 +14,7 @@ urlpatterns = [
     path("campaigns/<int:pk>/edit/", campaigns.campaign_edit, name="edit"),
     path("campaigns/<int:pk>/clone/", campaigns.campaign_clone, name="clone"),
     path("campaigns/<int:pk>/recall/", campaigns.campaign_recall, name="recall"),
+    path("campaigns/relay-test/", campaigns.relay_test, name="relay_test"),
     path("campaigns/<int:pk>/charts/", campaigns.campaign_charts, name="charts"),
     path("campaigns/<int:pk>/counters.json", campaigns.campaign_counters, name="counters"),
     path("campaigns/<int:pk>/experiment/", variants.experiment, name="experiment"),

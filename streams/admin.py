@@ -1,12 +1,14 @@
+from pathlib import Path
+
 from django.contrib import admin
-from django.http import FileResponse
+from django.core.files.base import ContentFile
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
 from django.utils.html import format_html
 
 from streams import prompts
 from streams.models import Prompt, StreamSession
-from streams.views import recording_response
+from streams.views import prompt_response, recording_response
 from tenancy.admin import RecordAdmin, SameWorkspaceForm, WorkspaceScopedAdmin
 
 
@@ -53,8 +55,11 @@ class PromptForm(SameWorkspaceForm):
 
     def clean_audio(self):
         audio = self.cleaned_data["audio"]
-        self.instance.sample_rate, self.instance.duration_ms = prompts.describe(audio)
-        return audio
+        if "audio" not in self.changed_data:
+            return audio  # the stored file, converted when it was uploaded
+        converted = prompts.convert(audio)
+        self.instance.sample_rate, self.instance.duration_ms = converted.sample_rate, converted.duration_ms
+        return ContentFile(converted.wav, name=f"{Path(audio.name).stem}.wav")
 
 
 @admin.register(Prompt)
@@ -69,8 +74,7 @@ class PromptAdmin(WorkspaceScopedAdmin):
         return [path("<int:pk>/audio.wav", listen, name="streams_prompt_audio"), *super().get_urls()]
 
     def audio(self, request, pk: int):
-        prompt = get_object_or_404(self.get_queryset(request), pk=pk)
-        return FileResponse(prompt.audio.open("rb"), content_type="audio/wav", filename=f"{prompt.name}.wav")
+        return prompt_response(get_object_or_404(self.get_queryset(request), pk=pk))
 
     @admin.display(description="Listen")
     def player(self, prompt):

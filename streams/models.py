@@ -71,6 +71,10 @@ class Prompt(models.Model):
     def __str__(self):
         return self.name
 
+    @property
+    def seconds(self) -> float:
+        return self.duration_ms / 1000
+
 
 class StreamServer(models.Model):
     """A stream server's heartbeat (streams/heartbeat.py): the dispatcher dials only while one is fresh."""

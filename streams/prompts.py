@@ -1,50 +1,154 @@
-"""Prompts: WAVs uploaded per workspace (`Prompt`, stored through Django's storage), read and
-resampled once per process and stream rate, and handed to a stream at its `start`, so playing one
-never touches the database or the disk on the media path.
+"""Prompts: WAV or MP3 files uploaded per workspace, converted on upload to mono 16-bit PCM WAVs
+(`Prompt`, stored through Django's storage), read and resampled once per process and stream rate,
+and handed to a stream at its `start`, so playing one never touches the database or the disk on the
+media path. A prompt is deleted only when no campaign that may still run names it (`uses`).
 """
 
 from __future__ import annotations
 
+import io
+import re
+import string
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 
+import numpy as np
+import soundfile
+import soxr
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db import transaction
 
-from exotel.audio import bytes_per_ms, resample, wav_to_pcm
+from campaigns.models import Campaign
+from exotel.audio import bytes_per_ms, pcm_to_wav, resample, wav_to_pcm
 from streams.models import Prompt
 from streams.runtime import Binding
 
 MAX_PROMPT_BYTES = 20 * 1024 * 1024
+MAX_PROMPT_SECONDS = 600
+STORED_RATE_MAX = max(rate for rate, _ in Campaign.SAMPLE_RATES)  # the highest rate a stream plays at
+FORMATS = {"WAV": "WAV", "WAVEX": "WAV", "RF64": "WAV", "MP3": "MP3"}  # libsndfile's names -> what we accept
 CACHE_BYTES = 64 * 1024 * 1024  # resampled audio kept in memory per process
 
 
-def describe(upload) -> tuple[int, int]:
-    """(sample rate, duration in ms) of an uploaded WAV; ValidationError saying what is wrong."""
+@dataclass(frozen=True)
+class Converted:
+    """An upload decoded and made what streams play: mono 16-bit PCM, in a WAV file."""
+
+    wav: bytes
+    sample_rate: int
+    duration_ms: int
+
+
+def convert(upload) -> Converted:
+    """Decode an uploaded WAV (any PCM width, float, A-law/μ-law, any channels) or MP3 into mono 16-bit
+    PCM at its own rate, capped at the highest stream rate (each stream resamples it once to its own,
+    `_pcm`); ValidationError saying what is wrong with the file."""
     if upload.size > MAX_PROMPT_BYTES:
         raise ValidationError(f"A prompt may be at most {MAX_PROMPT_BYTES // 1024 // 1024} MB.")
     upload.seek(0)
     try:
-        pcm, rate = wav_to_pcm(upload.read())
-    except ValueError as exc:
-        raise ValidationError(f"The prompt must be a mono 16-bit PCM WAV file ({exc}).") from exc
+        with soundfile.SoundFile(io.BytesIO(upload.read())) as audio:
+            kind = FORMATS.get(audio.format)
+            if kind is None:
+                raise ValidationError(f"The file is {audio.format_info}; upload a WAV or MP3 file.")
+            rate = audio.samplerate
+            # Read at most one frame past the limit: a long file is refused without decoding it whole.
+            frames = audio.read(frames=MAX_PROMPT_SECONDS * rate + 1, dtype="float32", always_2d=True)
+    except soundfile.LibsndfileError as exc:
+        raise ValidationError(f"The file is not a WAV or MP3 file that can be decoded ({exc.error_string}).") from exc
     finally:
         upload.seek(0)
-    if not pcm:
-        raise ValidationError("The prompt's WAV file holds no audio.")
-    return rate, round(len(pcm) / bytes_per_ms(rate))
+    if len(frames) > MAX_PROMPT_SECONDS * rate:
+        raise ValidationError(f"A prompt may last at most {MAX_PROMPT_SECONDS // 60} minutes.")
+    if not len(frames):
+        raise ValidationError(f"The {kind} file holds no audio.")
+    mono = frames.mean(axis=1)
+    if rate > STORED_RATE_MAX:
+        mono, rate = soxr.resample(mono, rate, STORED_RATE_MAX, quality="HQ"), STORED_RATE_MAX
+    pcm = (np.clip(mono, -1.0, 1.0) * 32767).astype("<i2").tobytes()
+    return Converted(pcm_to_wav(pcm, rate), rate, round(len(pcm) / bytes_per_ms(rate)))
 
 
 def save_prompt(workspace, name: str, upload) -> Prompt:
-    """Add or replace the workspace's prompt `name` with an uploaded WAV (validated first)."""
-    rate, duration_ms = describe(upload)
+    """Add or replace the workspace's prompt `name` with an uploaded WAV or MP3, converted first."""
+    converted = convert(upload)
     prompt = Prompt.objects.filter(workspace=workspace, name=name).first() or Prompt(workspace=workspace, name=name)
-    prompt.sample_rate, prompt.duration_ms = rate, duration_ms
-    prompt.audio.save(upload.name, upload, save=False)
+    replaced = prompt.audio.name
+    prompt.sample_rate, prompt.duration_ms = converted.sample_rate, converted.duration_ms
+    prompt.audio.save(f"{name}.wav", ContentFile(converted.wav), save=False)
     prompt.full_clean()
     prompt.save()
+    if replaced:
+        # A new file under a new name (the cache is keyed by it); streams that hold the old audio keep it in memory.
+        transaction.on_commit(lambda: default_storage.delete(replaced))
     return prompt
+
+
+class InUse(Exception):
+    """The prompt is named by a campaign that may still play it; the message says which."""
+
+
+@dataclass(frozen=True)
+class Use:
+    campaign_id: int
+    campaign_name: str
+    finished: bool
+    where: str  # e.g. "script step 3 (say greeting-{language})"
+
+
+def _pattern(template: str) -> re.Pattern:
+    """A name template of a script ("greeting-{language}") as the names it can become."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError:
+        return re.compile(re.escape(template))
+    return re.compile("".join(re.escape(text) + (".*" if field is not None else "") for text, field, _, _ in parts))
+
+
+def references(campaign: Campaign) -> list[tuple[str, str]]:
+    """(name or name template, where) for every prompt the campaign's settings name."""
+    from streams.bots import script
+
+    found = []
+    if campaign.voicemail_prompt:
+        found.append((campaign.voicemail_prompt, "answering-machine message"))
+    settings = campaign.bot_settings or {}
+    if campaign.bot_kind == Campaign.BotKind.SCRIPT:
+        found += [(template, f"script {where}") for template, where in script.prompt_templates(settings)]
+    elif campaign.bot_kind == Campaign.BotKind.RELAY and settings.get("fallback_prompt"):
+        found.append((settings["fallback_prompt"], "relay fallback"))
+    return found
+
+
+def uses(workspace) -> dict[str, list[Use]]:
+    """Where each of the workspace's prompts is named, by prompt name (prompts named nowhere are left out)."""
+    names = list(Prompt.objects.filter(workspace=workspace).values_list("name", flat=True))
+    found: dict[str, list[Use]] = {}
+    campaigns = Campaign.objects.filter(workspace=workspace).only(
+        "name", "state", "bot_kind", "bot_settings", "voicemail_prompt").order_by("name", "pk")
+    for campaign in campaigns:
+        finished = campaign.state in (Campaign.State.COMPLETED, Campaign.State.CANCELLED)
+        for template, where in references(campaign):
+            pattern = _pattern(template)
+            for name in names:
+                if pattern.fullmatch(name):
+                    found.setdefault(name, []).append(Use(campaign.pk, campaign.name, finished, where))
+    return found
+
+
+def delete_prompt(prompt: Prompt) -> None:
+    """Delete a prompt and its file; InUse while a campaign that is not finished names it."""
+    blocking = [use for use in uses(prompt.workspace).get(prompt.name, []) if not use.finished]
+    if blocking:
+        raise InUse(f"Prompt {prompt.name} is in use by " + "; ".join(
+            f"campaign {use.campaign_name} ({use.where})" for use in blocking) + ". Change those first.")
+    file_name = prompt.audio.name
+    prompt.delete()
+    transaction.on_commit(lambda: default_storage.delete(file_name))
 
 
 class PcmCache:

@@ -5,4 +5,8 @@ from streams import views
 app_name = "streams"
 urlpatterns = [
     path("recordings/<int:pk>/<str:track>.wav", views.recording, name="recording"),
+    path("prompts/", views.prompt_list, name="prompts"),
+    path("prompts/upload/", views.prompt_upload, name="prompt_upload"),
+    path("prompts/<int:pk>/audio.wav", views.prompt_audio, name="prompt_audio"),
+    path("prompts/<int:pk>/delete/", views.prompt_delete, name="prompt_delete"),
 ]

@@ -1,6 +1,13 @@
+from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
 
-from streams.models import StreamSession
+from campaigns import uploads
+from streams import prompts
+from streams.forms import PromptUploadForm
+from streams.models import Prompt, StreamSession
 from tenancy.access import role_required, scoped
 from tenancy.models import Role
 
@@ -15,6 +22,11 @@ def recording_response(session: StreamSession, track: str) -> FileResponse:
     return FileResponse(field.open("rb"), content_type="audio/wav", filename=f"{session}-{track}.wav")
 
 
+def prompt_response(prompt: Prompt) -> FileResponse:
+    """A prompt's audio as stored (converted on upload: mono 16-bit PCM WAV), for an <audio> element."""
+    return FileResponse(prompt.audio.open("rb"), content_type="audio/wav", filename=f"{prompt.name}.wav")
+
+
 @role_required(Role.VIEWER)
 def recording(request, pk: int, track: str):
     try:
@@ -22,3 +34,47 @@ def recording(request, pk: int, track: str):
     except StreamSession.DoesNotExist:
         raise Http404("No such stream.") from None
     return recording_response(session, track)
+
+
+def _prompts_page(request, form: PromptUploadForm):
+    uses = prompts.uses(request.workspace)
+    rows = [(prompt, uses.get(prompt.name, [])) for prompt in scoped(request, Prompt)]
+    return render(request, "streams/prompts.html", {"form": form, "rows": rows})
+
+
+@role_required(Role.VIEWER)
+def prompt_list(request):
+    return _prompts_page(request, PromptUploadForm())
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def prompt_upload(request):
+    form = PromptUploadForm(request.POST, request.FILES, refused=uploads.refusal(request))
+    if form.is_valid():
+        try:
+            prompt = prompts.save_prompt(request.workspace, form.cleaned_data["name"], form.cleaned_data["file"])
+        except ValidationError as exc:
+            form.add_error("file", exc)
+        else:
+            messages.success(request, f"Prompt {prompt.name} saved ({prompt.duration_ms / 1000:.1f} s).")
+            return redirect("streams:prompts")
+    return _prompts_page(request, form)
+
+
+@role_required(Role.VIEWER)
+def prompt_audio(request, pk: int):
+    return prompt_response(get_object_or_404(scoped(request, Prompt), pk=pk))
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def prompt_delete(request, pk: int):
+    prompt = get_object_or_404(scoped(request, Prompt), pk=pk)
+    try:
+        prompts.delete_prompt(prompt)
+    except prompts.InUse as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Prompt {prompt.name} deleted.")
+    return redirect("streams:prompts")

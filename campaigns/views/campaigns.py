@@ -9,6 +9,7 @@ from django.views.decorators.http import require_POST
 from campaigns import clones, estimate, export, forecast, health, lifecycle, queries, testcalls
 from campaigns.forms import CampaignForm, CloneForm, RecallForm, TestCallForm
 from campaigns.models import Call, Campaign, InvalidTransition
+from streams.bots import relay
 from tenancy.access import role_required, scoped
 from tenancy.models import Role
 from tenancy.templatetags.phones import grouped
@@ -80,6 +81,14 @@ def campaign_recall(request, pk):
                                       f"{recall.contacts} contact{'s' if recall.contacts != 1 else ''}{left_out}.")
             return redirect(recall.campaign)
     return render(request, "campaigns/clone.html", {"form": form, "campaign": campaign, "recall": True})
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def relay_test(request):
+    """The campaign form's "Test the connection": a WebSocket to the relay address typed, opened from here."""
+    ok, message = relay.test_connection(request.POST.get("url", "").strip())
+    return JsonResponse({"ok": ok, "message": message})
 
 
 @role_required(Role.VIEWER)

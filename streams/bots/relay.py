@@ -58,8 +58,12 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
+import ssl
+from urllib.parse import urlsplit
 
 import websockets
+import websockets.sync.client
 from django.core.exceptions import ValidationError
 
 from campaigns.models import DoNotCall
@@ -95,6 +99,37 @@ def validate_relay(spec: dict) -> None:
     prompt = spec.get("fallback_prompt", "")
     if not isinstance(prompt, str):
         raise ValidationError("fallback_prompt is the name of a prompt.")
+
+
+def test_connection(url: str) -> tuple[bool, str]:
+    """Open a WebSocket to a relay URL from this server as a call would (the outbound rules, the checked
+    address) and close it: (True, what answered) or (False, why not, in words the operator can act on)."""
+    try:
+        address, port = weburls.check_outbound(url, weburls.STREAM)
+    except weburls.Refused as exc:
+        return False, f"Refused by the outbound rules: {exc}"
+    where = f"{urlsplit(url).hostname}:{port}"
+    try:
+        with (socket.create_connection((address, port), timeout=CONNECT_TIMEOUT) as sock,
+              websockets.sync.client.connect(url, sock=sock, proxy=None, open_timeout=CONNECT_TIMEOUT,
+                                             close_timeout=1)):
+            pass
+    except ConnectionRefusedError:
+        return False, f"Connection refused: nothing accepts connections at {where}."
+    except TimeoutError:
+        return False, f"Timed out: {where} did not complete the handshake within {CONNECT_TIMEOUT:g} s."
+    except ssl.SSLCertVerificationError as exc:
+        return False, f"TLS failed: the certificate of {where} is not trusted ({exc.verify_message})."
+    except ssl.SSLError as exc:
+        return False, f"TLS failed with {where}: {exc.reason or exc}."
+    except websockets.InvalidStatus as exc:
+        return False, (f"Bad handshake: {where} answered HTTP {exc.response.status_code} instead of accepting "
+                       "the WebSocket.")
+    except websockets.InvalidHandshake as exc:
+        return False, f"Bad handshake: {where} is not a WebSocket server ({exc})."
+    except OSError as exc:
+        return False, f"Could not connect to {where}: {exc.strerror or exc}."
+    return True, f"Connected: {where} accepted the WebSocket handshake."
 
 
 class RelayBot(Bot):

@@ -198,12 +198,23 @@ def _fill(template: str, variables: dict) -> str | None:
         return None
 
 
+def prompt_templates(spec: dict) -> list[tuple[str, str]]:
+    """(prompt name template, where) for each prompt the script names: say steps and transfer messages."""
+    found = []
+    for number, step in enumerate(spec.get("steps", []), 1):
+        if not isinstance(step, dict):
+            continue
+        if isinstance(step.get("say"), str):
+            found.append((step["say"], f"step {number} (say)"))
+        transfer = step.get("transfer")
+        if isinstance(transfer, dict) and isinstance(transfer.get("message"), str) and transfer["message"]:
+            found.append((transfer["message"], f"step {number} (transfer message)"))
+    return found
+
+
 def prompt_names(spec: dict, variables: dict) -> set[str]:
     """The prompts this script may play for a contact with these variables."""
-    steps = [step for step in spec.get("steps", []) if isinstance(step, dict)]
-    names = {_fill(step["say"], variables) for step in steps if "say" in step}
-    names |= {_fill(step["transfer"]["message"], variables) for step in steps
-              if isinstance(step.get("transfer"), dict) and step["transfer"].get("message")}
+    names = {_fill(template, variables) for template, _ in prompt_templates(spec)}
     return {name for name in names if name}
 
 
