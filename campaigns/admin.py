@@ -54,6 +54,7 @@ class CampaignAdmin(WorkspaceScopedAdmin):
     list_display = ["name", "workspace", "state", "connect_mode", "bot_kind", "contacts_total", "contacts_done"]
     list_filter = ["state", "connect_mode", "bot_kind", "workspace"]
     search_fields = ["name"]
+    exclude = ["relay_token"]  # a secret: set on the campaign's form, never shown back
     # State changes only through the lifecycle (the actions); counters and pacing are the engine's.
     readonly_fields = [
         "state", "last_error", "created_by", "contacts_total", "contacts_done", "calls_total", "calls_live",

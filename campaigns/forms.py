@@ -9,6 +9,7 @@ from campaigns import csvfile, pools
 from campaigns.models import Call, Campaign, Variant
 from streams.bots import relay, script
 from streams.models import Prompt
+from tenancy.crypto import masked
 from tenancy.models import Exophone, ExotelAccount
 from transfers.models import AgentGroup
 
@@ -70,9 +71,14 @@ class CampaignForm(forms.ModelForm):
     relay_url = forms.CharField(
         max_length=2000, required=False, label="Your bot's address",
         widget=forms.URLInput(attrs={"placeholder": "wss://bot.example.com/agent", "spellcheck": "false"}),
-        help_text="A ws:// or wss:// URL, connected to from this server for every call. A token your bot checks "
-                  "may go in its query (…/agent?token=…).",
+        help_text="A ws:// or wss:// URL, connected to from this server for every call.",
     )
+    relay_token = forms.CharField(
+        max_length=2000, required=False, label="Bearer token", strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Optional: sent to your bot as Authorization: Bearer <token>; stored encrypted, never shown again.",
+    )
+    forget_relay_token = forms.BooleanField(required=False, label="Remove the stored token")
     relay_fallback_prompt = forms.ChoiceField(
         required=False, label="Fallback prompt",
         help_text="Played to the caller when your bot cannot be reached or drops mid-call, before hanging up.",
@@ -82,7 +88,7 @@ class CampaignForm(forms.ModelForm):
         model = Campaign
         fields = [
             "name", "account", "exophones", "prefer_local_caller_id", "connect_mode", "flow_url", "greeting_text",
-            "transfer_group", "bot_kind", "bot_settings",
+            "transfer_group", "bot_kind", "bot_settings", "relay_token",
             "sample_rate", "recording", "time_limit", "starts_at", "ends_at", "time_zone", "window_start",
             "window_end", "weekdays", "calls_per_minute", "max_concurrent", "max_attempts", "retry_after_minutes",
             "retry_on", "scrub_max_age_days", "machine_detection", "on_machine", "voicemail_prompt",
@@ -124,6 +130,9 @@ class CampaignForm(forms.ModelForm):
         if self.instance.bot_kind == Campaign.BotKind.RELAY:
             self.initial["relay_url"] = self.instance.bot_settings.get("url", "")
             self.initial["relay_fallback_prompt"] = self.instance.bot_settings.get("fallback_prompt", "")
+        if self.instance.relay_token:
+            self.fields["relay_token"].help_text = (f"Stored: {masked(self.instance.relay_token)}. Leave blank to "
+                                                    "keep it.")
         zone = zoneinfo.ZoneInfo(self.instance.time_zone)
         # Show stored UTC instants as wall-clock time in the campaign's zone, as they were typed.
         for name in ("starts_at", "ends_at"):
@@ -148,6 +157,12 @@ class CampaignForm(forms.ModelForm):
             raise forms.ValidationError(f"There is no prompt named {name!r}; upload it on the Prompts page first.")
         return name
 
+    def clean_relay_token(self):
+        token = self.cleaned_data["relay_token"]
+        relay.check_token(token)
+        # Blank keeps the stored token: it never travels to the browser and back.
+        return token or self.instance.relay_token
+
     def clean_bot_settings(self):
         return bot_settings_object(self.cleaned_data["bot_settings"])
 
@@ -165,6 +180,8 @@ class CampaignForm(forms.ModelForm):
             data["bot_settings"] = {"url": data.get("relay_url", "").strip(),
                                     **({"fallback_prompt": fallback} if fallback else {})}
             self.errors.pop("bot_settings", None)  # the JSON box is not what a relay is set with here
+        if data.get("bot_kind") != Campaign.BotKind.RELAY or data.get("forget_relay_token"):
+            data["relay_token"] = ""  # no secret kept for a bot that does not use it
         check_bot_settings(self, data, field=settings_field)
         zone = data.get("time_zone")
         if zone:

@@ -7,6 +7,7 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from tenancy.crypto import EncryptedTextField
 from tenancy.models import Exophone, ExotelAccount, Workspace, new_token, validate_e164
 
 
@@ -95,6 +96,8 @@ class Campaign(models.Model):
                                        related_name="campaigns")
     bot_kind = models.CharField(max_length=10, choices=BotKind.choices, default=BotKind.ECHO)
     bot_settings = models.JSONField(default=dict, blank=True)
+    # A secret of the customer's relay bot, kept out of bot_settings (shown in the API and the admin).
+    relay_token = EncryptedTextField(blank=True, verbose_name="Relay bearer token")
     sample_rate = models.PositiveIntegerField(choices=SAMPLE_RATES, default=8000)
     # Answering machines (campaigns/machines.py): Exotel's verdict and our own ear on the stream.
     machine_detection = models.CharField(max_length=5, choices=MachineDetection.choices,

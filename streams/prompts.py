@@ -59,11 +59,12 @@ def convert(upload) -> Converted:
             # Read at most one frame past the limit: a long file is refused without decoding it whole.
             frames = audio.read(frames=MAX_PROMPT_SECONDS * rate + 1, dtype="float32", always_2d=True)
     except soundfile.LibsndfileError as exc:
-        raise ValidationError(f"The file is not a WAV or MP3 file that can be decoded ({exc.error_string}).") from exc
+        reason = exc.error_string.rstrip(".")
+        raise ValidationError(f"The file is not a WAV or MP3 file that can be decoded ({reason}).") from exc
     finally:
         upload.seek(0)
     if len(frames) > MAX_PROMPT_SECONDS * rate:
-        raise ValidationError(f"A prompt may last at most {MAX_PROMPT_SECONDS // 60} minutes.")
+        raise ValidationError(f"A prompt may last at most {MAX_PROMPT_SECONDS / 60:g} minutes.")
     if not len(frames):
         raise ValidationError(f"The {kind} file holds no audio.")
     mono = frames.mean(axis=1)

@@ -68,6 +68,7 @@ class Binding:
     campaign_id: int | None = None
     phone: str = ""
     bot_settings: dict = field(default_factory=dict)
+    relay_token: str = ""  # sent to the relay bot as a bearer token
     variables: dict = field(default_factory=dict)  # the contact's, with name and phone
     receive_only: bool = False
     machine_detection: bool = False  # listen for answering machines (streams.machine)

@@ -50,6 +50,7 @@ def bind_call(token: str, *, receive_only: bool, authorization: bytes | None) ->
     return Binding(
         workspace_id=call.workspace_id, call_id=call.pk, campaign_id=campaign.pk, phone=call.phone,
         bot_kind="" if receive_only else call.bot.bot_kind, bot_settings=call.bot.bot_settings or {},
+        relay_token=campaign.relay_token,
         variables={**(contact.variables or {}), "name": contact.name, "phone": contact.phone},
         receive_only=receive_only, account_sids=frozenset(accounts),
         machine_detection=campaign.machine_detection != campaign.MachineDetection.OFF, answered_at=call.answered_at,

@@ -86,8 +86,13 @@ def campaign_recall(request, pk):
 @require_POST
 @role_required(Role.OPERATOR)
 def relay_test(request):
-    """The campaign form's "Test the connection": a WebSocket to the relay address typed, opened from here."""
-    ok, message = relay.test_connection(request.POST.get("url", "").strip())
+    """The campaign form's "Test the connection": a WebSocket to the relay address typed, opened from here
+    with the token typed, else the campaign's stored one."""
+    token = request.POST.get("token", "").strip()
+    if not token and request.POST.get("campaign", "").isdigit():
+        stored = scoped(request, Campaign).filter(pk=request.POST["campaign"]).values_list("relay_token", flat=True)
+        token = next(iter(stored), "")
+    ok, message = relay.test_connection(request.POST.get("url", "").strip(), token)
     return JsonResponse({"ok": ok, "message": message})
 
 

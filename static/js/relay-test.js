@@ -16,6 +16,8 @@
   button.addEventListener("click", function () {
     var body = new FormData();
     body.append("url", document.getElementById("id_relay_url").value);
+    body.append("token", document.getElementById("id_relay_token").value);
+    if (button.dataset.campaign) body.append("campaign", button.dataset.campaign);  // its stored token, if none typed
     button.disabled = true;
     result.className = "";
     result.textContent = "Connecting…";

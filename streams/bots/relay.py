@@ -1,7 +1,8 @@
 """The relay bot: the customer's own bot (a WebSocket speaking this same AgentStream protocol) talks
 to the caller through us, while we keep recording and counting.
 
-Settings (`Campaign.bot_settings`): `{"url": "wss://bot.example.com/agent", "fallback_prompt": "sorry"}`.
+Settings (`Campaign.bot_settings`): `{"url": "wss://bot.example.com/agent", "fallback_prompt": "sorry"}`;
+the campaign's `relay_token`, if set, goes in the handshake as `Authorization: Bearer <token>`.
 We play Exotel's part towards the external bot: `connected`, then `start` with our stream SID and
 the call's variables (the contact's, plus `name` and `phone`) as custom parameters, then the
 caller's media, DTMF, the marks Exotel returns, and `stop`. The external bot's media is re-chunked
@@ -101,18 +102,36 @@ def validate_relay(spec: dict) -> None:
         raise ValidationError("fallback_prompt is the name of a prompt.")
 
 
-def test_connection(url: str) -> tuple[bool, str]:
+TOKEN_REFUSED = "A token is printable ASCII without spaces, as an HTTP header carries it."
+
+
+def check_token(token: str) -> None:
+    """ValidationError unless `token` can travel in a header (no spaces, line breaks or other controls)."""
+    if any(not "!" <= char <= "~" for char in token):
+        raise ValidationError(TOKEN_REFUSED)
+
+
+def authorization(token: str) -> dict[str, str]:
+    """The handshake's headers for the campaign's relay token (none without one)."""
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def test_connection(url: str, token: str = "") -> tuple[bool, str]:
     """Open a WebSocket to a relay URL from this server as a call would (the outbound rules, the checked
-    address) and close it: (True, what answered) or (False, why not, in words the operator can act on)."""
+    address, the token) and close it: (True, what answered) or (False, why not, in words the operator
+    can act on)."""
     try:
+        check_token(token)
         address, port = weburls.check_outbound(url, weburls.STREAM)
+    except ValidationError:
+        return False, TOKEN_REFUSED
     except weburls.Refused as exc:
         return False, f"Refused by the outbound rules: {exc}"
     where = f"{urlsplit(url).hostname}:{port}"
     try:
         with (socket.create_connection((address, port), timeout=CONNECT_TIMEOUT) as sock,
               websockets.sync.client.connect(url, sock=sock, proxy=None, open_timeout=CONNECT_TIMEOUT,
-                                             close_timeout=1)):
+                                             close_timeout=1, additional_headers=authorization(token))):
             pass
     except ConnectionRefusedError:
         return False, f"Connection refused: nothing accepts connections at {where}."
@@ -181,6 +200,7 @@ class RelayBot(Bot):
         """Connect to the address that was checked, not the name again: no rebinding, no redirect elsewhere."""
         address, port = await asyncio.to_thread(weburls.check_outbound, self.url, weburls.STREAM)
         return await websockets.connect(self.url, host=address, port=port, proxy=None,
+                                        additional_headers=authorization(self.stream.binding.relay_token),
                                         max_size=2**20, close_timeout=2, write_limit=2 * UNSENT_LIMIT)
 
     async def _from_bot(self, text: str | bytes) -> None:

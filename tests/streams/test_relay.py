@@ -3,13 +3,14 @@
 import asyncio
 import contextlib
 import json
+from http import HTTPStatus
 
 import pytest
 import websockets
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 
-from campaigns.models import Call, DoNotCall
+from campaigns.models import Call, Campaign, DoNotCall
 from exotel import protocol
 from streams import prompts
 from streams.bots.relay import validate_relay
@@ -97,6 +98,28 @@ async def test_it_relays_both_ways_with_the_calls_variables(external_bot, relay_
     assert len(external_bot.of(protocol.Stop)) == 1
     session = await StreamSession.objects.aget(call=call)
     assert session.caller_recording and session.bot_recording and session.disposition == ""
+
+
+async def test_the_campaigns_token_opens_a_bot_that_wants_one(relay_campaign):
+    bot, tokens = ExternalBot(), []
+
+    def authorize(connection, request):
+        tokens.append(request.headers.get("Authorization"))
+        if request.headers.get("Authorization") != "Bearer s3cret-relay":
+            return connection.respond(HTTPStatus.UNAUTHORIZED, "token please\n")
+        return None
+
+    async with websockets.serve(bot.handle, "127.0.0.1", bot.port, process_request=authorize):
+        call = await asyncio.to_thread(relay_campaign, bot.url)
+        await Campaign.objects.filter(pk=call.campaign_id).aupdate(relay_token="s3cret-relay")
+        exotel = Exotel(f"/streams/{call.token}")
+        assert await exotel.connect()
+        await exotel.start()
+        await until(lambda: bot.of(protocol.Start), what="the relay to connect with its token")
+        await exotel.stop()
+        assert await exotel.frame() == ("close", 1000)
+        await exotel.hang_up()
+    assert tokens == ["Bearer s3cret-relay"]
 
 
 async def fallback_heard(exotel: Exotel) -> int:

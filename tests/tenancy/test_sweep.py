@@ -135,7 +135,7 @@ class Acme:
         agent = Agent.objects.create(workspace=acme, name="Xanthe Relay", phone="+919900044455")
         group = AgentGroup.objects.create(workspace=acme, name="Acme Escalations Desk")
         GroupMember.objects.create(workspace=acme, group=group, agent=agent, position=1)
-        self.secrets += [agent.name, agent.phone, group.name]
+        self.secrets += [agent.name, agent.phone, group.name, "acme-greeting"]
         # What globex holds, so charlie's pages have rows of their own to show, and his API key: made
         # before the ids are drawn, so that none of his own rows is taken for one of acme's.
         other = make_campaign(globex, name="Globex winback")
