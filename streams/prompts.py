@@ -98,16 +98,19 @@ class Use:
     campaign_id: int
     campaign_name: str
     finished: bool
-    where: str  # e.g. "script step 3 (say greeting-{language})"
+    where: str  # e.g. "script step 3 (say)"
 
 
-def _pattern(template: str) -> re.Pattern:
-    """A name template of a script ("greeting-{language}") as the names it can become."""
+def _named(template: str, names: set[str]) -> list[str]:
+    """Which of `names` a script's name template ("greeting-{language}") can become."""
     try:
         parts = list(string.Formatter().parse(template))
     except ValueError:
-        return re.compile(re.escape(template))
-    return re.compile("".join(re.escape(text) + (".*" if field is not None else "") for text, field, _, _ in parts))
+        parts = [(template, None, None, None)]
+    if all(field is None for _, field, _, _ in parts):
+        return [template] if template in names else []
+    pattern = re.compile("".join(re.escape(text) + (".*" if field is not None else "") for text, field, _, _ in parts))
+    return [name for name in names if pattern.fullmatch(name)]
 
 
 def references(campaign: Campaign) -> list[tuple[str, str]]:
@@ -127,17 +130,15 @@ def references(campaign: Campaign) -> list[tuple[str, str]]:
 
 def uses(workspace) -> dict[str, list[Use]]:
     """Where each of the workspace's prompts is named, by prompt name (prompts named nowhere are left out)."""
-    names = list(Prompt.objects.filter(workspace=workspace).values_list("name", flat=True))
+    names = set(Prompt.objects.filter(workspace=workspace).values_list("name", flat=True))
     found: dict[str, list[Use]] = {}
     campaigns = Campaign.objects.filter(workspace=workspace).only(
         "name", "state", "bot_kind", "bot_settings", "voicemail_prompt").order_by("name", "pk")
     for campaign in campaigns:
         finished = campaign.state in (Campaign.State.COMPLETED, Campaign.State.CANCELLED)
         for template, where in references(campaign):
-            pattern = _pattern(template)
-            for name in names:
-                if pattern.fullmatch(name):
-                    found.setdefault(name, []).append(Use(campaign.pk, campaign.name, finished, where))
+            for name in _named(template, names):
+                found.setdefault(name, []).append(Use(campaign.pk, campaign.name, finished, where))
     return found
 
 
