@@ -2,6 +2,7 @@ from django.conf import settings
 from django.db import models
 
 from campaigns.models import Call
+from tenancy.crypto import EncryptedTextField
 from tenancy.models import Workspace
 
 
@@ -49,18 +50,40 @@ class StreamSession(models.Model):
         return self.stream_sid or f"stream {self.pk}"
 
 
+class Voice(models.Model):
+    """A text-to-speech voice of the workspace: its own TTS service, asked once per text prompt (streams/tts.py)."""
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="voices")
+    name = models.CharField(max_length=100, help_text="What operators pick, e.g. Hindi, female.")
+    url = models.URLField(max_length=500, verbose_name="URL", help_text="Your TTS service's https:// address.")
+    voice_id = models.CharField(max_length=200, blank=True, verbose_name="Voice ID",
+                                help_text="Sent as \"voice\": the service's name for this voice.")
+    token = EncryptedTextField(blank=True, help_text="Sent as Authorization: Bearer <token>.")
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["workspace", "name"], name="one_voice_name_per_workspace")]
+
+    def __str__(self):
+        return self.name
+
+
 def prompt_path(prompt: "Prompt", filename: str) -> str:
     return f"prompts/{prompt.workspace_id}/{filename}"
 
 
 class Prompt(models.Model):
-    """A recorded message a script bot plays: a mono 16-bit PCM WAV of any rate, named per workspace."""
+    """A recorded message a script bot plays: a mono 16-bit PCM WAV of any rate, named per workspace; made
+    from an upload, or from `text` by one of the workspace's voices."""
 
     workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="prompts")
     name = models.SlugField(max_length=50, help_text="What scripts call it, e.g. greeting-hi.")
     audio = models.FileField(upload_to=prompt_path, help_text="WAV, mono, 16-bit PCM, any sample rate.")
     sample_rate = models.PositiveIntegerField(default=0, editable=False)
     duration_ms = models.PositiveIntegerField(default=0, editable=False)
+    text = models.TextField(blank=True, editable=False, help_text="What the voice was asked to say, if a voice made it.")
+    voice = models.ForeignKey(Voice, on_delete=models.SET_NULL, null=True, blank=True, editable=False,
+                              related_name="prompts")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

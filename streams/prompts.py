@@ -74,12 +74,14 @@ def convert(upload) -> Converted:
     return Converted(pcm_to_wav(pcm, rate), rate, round(len(pcm) / bytes_per_ms(rate)))
 
 
-def save_prompt(workspace, name: str, upload) -> Prompt:
-    """Add or replace the workspace's prompt `name` with an uploaded WAV or MP3, converted first."""
+def save_prompt(workspace, name: str, upload, *, text: str = "", voice=None) -> Prompt:
+    """Add or replace the workspace's prompt `name` with an uploaded WAV or MP3, converted first (`text`
+    and `voice`: what a voice of the workspace was asked to say, when it made the audio)."""
     converted = convert(upload)
     prompt = Prompt.objects.filter(workspace=workspace, name=name).first() or Prompt(workspace=workspace, name=name)
     replaced = prompt.audio.name
     prompt.sample_rate, prompt.duration_ms = converted.sample_rate, converted.duration_ms
+    prompt.text, prompt.voice = text, voice
     prompt.audio.save(f"{name}.wav", ContentFile(converted.wav), save=False)
     prompt.full_clean()
     prompt.save()

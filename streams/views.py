@@ -5,9 +5,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
 from campaigns import uploads
-from streams import prompts
-from streams.forms import PromptUploadForm
-from streams.models import Prompt, StreamSession
+from streams import prompts, tts
+from streams.forms import PromptUploadForm, TextPromptForm, VoiceForm
+from streams.models import Prompt, StreamSession, Voice
 from tenancy.access import role_required, scoped
 from tenancy.models import Role
 
@@ -36,15 +36,21 @@ def recording(request, pk: int, track: str):
     return recording_response(session, track)
 
 
-def _prompts_page(request, form: PromptUploadForm):
+def _prompts_page(request, *, form=None, text_form=None, voice_form=None):
+    """The page with its three forms, the one that was sent bound (with its errors)."""
     uses = prompts.uses(request.workspace)
-    rows = [(prompt, uses.get(prompt.name, [])) for prompt in scoped(request, Prompt)]
-    return render(request, "streams/prompts.html", {"form": form, "rows": rows})
+    rows = [(prompt, uses.get(prompt.name, [])) for prompt in scoped(request, Prompt).select_related("voice")]
+    return render(request, "streams/prompts.html", {
+        "rows": rows, "voices": scoped(request, Voice),
+        "form": form or PromptUploadForm(),
+        "text_form": text_form or TextPromptForm(workspace=request.workspace),
+        "voice_form": voice_form or VoiceForm(workspace=request.workspace),
+    })
 
 
 @role_required(Role.VIEWER)
 def prompt_list(request):
-    return _prompts_page(request, PromptUploadForm())
+    return _prompts_page(request)
 
 
 @require_POST
@@ -59,7 +65,45 @@ def prompt_upload(request):
         else:
             messages.success(request, f"Prompt {prompt.name} saved ({prompt.duration_ms / 1000:.1f} s).")
             return redirect("streams:prompts")
-    return _prompts_page(request, form)
+    return _prompts_page(request, form=form)
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def prompt_speak(request):
+    """A prompt made from text by one of the workspace's voices (streams/tts.py)."""
+    form = TextPromptForm(request.POST, workspace=request.workspace)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            prompt = tts.save_text_prompt(request.workspace, data["name"], data["voice"], data["text"])
+        except tts.SynthesisFailed as exc:
+            form.add_error("text", str(exc))
+        else:
+            messages.success(request, f"Prompt {prompt.name} saved ({prompt.duration_ms / 1000:.1f} s) from "
+                                      f"{prompt.voice.name}.")
+            return redirect("streams:prompts")
+    return _prompts_page(request, text_form=form)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def voice_add(request):
+    form = VoiceForm(request.POST, workspace=request.workspace)
+    if form.is_valid():
+        voice = form.save()
+        messages.success(request, f"Voice {voice.name} added.")
+        return redirect("streams:prompts")
+    return _prompts_page(request, voice_form=form)
+
+
+@require_POST
+@role_required(Role.ADMIN)
+def voice_delete(request, pk: int):
+    voice = get_object_or_404(scoped(request, Voice), pk=pk)
+    voice.delete()
+    messages.success(request, f"Voice {voice.name} removed; the prompts it made keep their audio.")
+    return redirect("streams:prompts")
 
 
 @role_required(Role.VIEWER)

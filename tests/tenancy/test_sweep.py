@@ -30,7 +30,7 @@ from config.asgi import application
 from integrations import keys, outbox
 from integrations.models import WebhookEndpoint
 from streams import services as stream_services
-from streams.models import Prompt, StreamServer, StreamSession
+from streams.models import Prompt, StreamServer, StreamSession, Voice
 from streams.routing import websocket_urlpatterns
 from tenancy.models import Exophone, Membership, Role, Workspace
 from tests.campaigns.conftest import private_media  # noqa: F401 (a fixture: the upload's files)
@@ -135,7 +135,10 @@ class Acme:
         agent = Agent.objects.create(workspace=acme, name="Xanthe Relay", phone="+919900044455")
         group = AgentGroup.objects.create(workspace=acme, name="Acme Escalations Desk")
         GroupMember.objects.create(workspace=acme, group=group, agent=agent, position=1)
-        self.secrets += [agent.name, agent.phone, group.name, "acme-greeting"]
+        voice = Voice.objects.create(workspace=acme, name="Acme Vault Voice", url="https://tts.acme-vault.example.com/say",
+                                     voice_id="acme-vault-hi", token="acme-vault-tts-token")
+        self.secrets += [agent.name, agent.phone, group.name, "acme-greeting", voice.name, voice.url, voice.voice_id,
+                         voice.token]
         # What globex holds, so charlie's pages have rows of their own to show, and his API key: made
         # before the ids are drawn, so that none of his own rows is taken for one of acme's.
         other = make_campaign(globex, name="Globex winback")
