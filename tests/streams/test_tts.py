@@ -87,12 +87,12 @@ def test_an_admin_adds_a_voice_and_an_operator_makes_a_prompt_from_text(alice_cl
 
     operator = signed_in(make_user("olga@example.org", acme, Role.OPERATOR))
     response = speak(operator, "renewal-due", voice, "Your renewal is due this week")
-    assert "Prompt renewal-due saved (0.5 s) from Hindi." in response.content.decode()
+    assert "Prompt renewal-due saved (0.6 s) from Hindi." in response.content.decode()
     assert fake_tts.requests == [("/v1/say", f"Bearer {fake_tts.token}",
                                   {"text": "Your renewal is due this week", "voice": "hi-IN-1", "sample_rate": 24000})]
     prompt = Prompt.objects.get(workspace=acme, name="renewal-due")
     assert (prompt.sample_rate, prompt.duration_ms, prompt.text, prompt.voice) == (
-        16000, 500, "Your renewal is due this week", voice)
+        16000, 600, "Your renewal is due this week", voice)
     assert "“Your renewal is due this week” · Hindi" in response.content.decode()
 
 
