@@ -40,6 +40,8 @@ class TextPromptForm(forms.Form):
 class VoiceForm(forms.ModelForm):
     """The token is write-only, as every secret: never rendered back."""
 
+    url = forms.URLField(max_length=500, label="URL", assume_scheme="https",
+                         help_text=Voice._meta.get_field("url").help_text)
     token = forms.CharField(required=False, widget=forms.PasswordInput(render_value=False),
                             help_text=Voice._meta.get_field("token").help_text + " Optional.")
 

@@ -129,10 +129,13 @@ def test_connection(url: str, token: str = "") -> tuple[bool, str]:
         return False, f"Refused by the outbound rules: {exc}"
     where = f"{urlsplit(url).hostname}:{port}"
     try:
-        with (socket.create_connection((address, port), timeout=CONNECT_TIMEOUT) as sock,
-              websockets.sync.client.connect(url, sock=sock, proxy=None, open_timeout=CONNECT_TIMEOUT,
-                                             close_timeout=1, additional_headers=authorization(token))):
-            pass
+        with socket.create_connection((address, port), timeout=CONNECT_TIMEOUT) as sock:
+            # As websockets does with a socket of its own: open_timeout bounds the handshake, and a timeout
+            # left on the socket would end its reading thread first, passing for a bad handshake.
+            sock.settimeout(None)
+            with websockets.sync.client.connect(url, sock=sock, proxy=None, open_timeout=CONNECT_TIMEOUT,
+                                                close_timeout=1, additional_headers=authorization(token)):
+                pass
     except ConnectionRefusedError:
         return False, f"Connection refused: nothing accepts connections at {where}."
     except TimeoutError:
