@@ -74,7 +74,7 @@ class PromptAdmin(WorkspaceScopedAdmin):
         return [path("<int:pk>/audio.wav", listen, name="streams_prompt_audio"), *super().get_urls()]
 
     def audio(self, request, pk: int):
-        return prompt_response(get_object_or_404(self.get_queryset(request), pk=pk))
+        return prompt_response(request, get_object_or_404(self.get_queryset(request), pk=pk))
 
     @admin.display(description="Listen")
     def player(self, prompt):

@@ -1,6 +1,8 @@
+import re
+
 from django.contrib import messages
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
@@ -22,9 +24,43 @@ def recording_response(session: StreamSession, track: str) -> FileResponse:
     return FileResponse(field.open("rb"), content_type="audio/wav", filename=f"{session}-{track}.wav")
 
 
-def prompt_response(prompt: Prompt) -> FileResponse:
-    """A prompt's audio as stored (converted on upload: mono 16-bit PCM WAV), for an <audio> element."""
-    return FileResponse(prompt.audio.open("rb"), content_type="audio/wav", filename=f"{prompt.name}.wav")
+BYTE_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+
+
+class FilePart:
+    """`length` bytes of an open file from where it stands: what FileResponse streams for a byte range."""
+
+    def __init__(self, file, length: int) -> None:
+        self.file, self.left = file, length
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.file.read(self.left if size < 0 else min(size, self.left))
+        self.left -= len(data)
+        return data
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def prompt_response(request, prompt: Prompt) -> HttpResponse:
+    """A prompt's audio as stored (converted on upload: mono 16-bit PCM WAV), for an <audio> element, in the
+    byte ranges players ask for (without them Chromium fetches the file again and again, and cannot seek)."""
+    size = prompt.audio.size
+    match = BYTE_RANGE.fullmatch(request.headers.get("Range", "").strip())
+    if not match or match.groups() == ("", ""):
+        response = FileResponse(prompt.audio.open("rb"), content_type="audio/wav", filename=f"{prompt.name}.wav")
+        response["Accept-Ranges"] = "bytes"
+        return response
+    first, last = match.groups()
+    start, end = (int(first), min(int(last or size - 1), size - 1)) if first else (max(size - int(last), 0), size - 1)
+    if start > end:
+        return HttpResponse(status=416, headers={"Content-Range": f"bytes */{size}"})
+    audio = prompt.audio.open("rb")
+    audio.seek(start)
+    response = FileResponse(FilePart(audio, end - start + 1), status=206, content_type="audio/wav")
+    response["Content-Range"], response["Content-Length"] = f"bytes {start}-{end}/{size}", str(end - start + 1)
+    response["Accept-Ranges"] = "bytes"
+    return response
 
 
 @role_required(Role.VIEWER)
@@ -108,7 +144,7 @@ def voice_delete(request, pk: int):
 
 @role_required(Role.VIEWER)
 def prompt_audio(request, pk: int):
-    return prompt_response(get_object_or_404(scoped(request, Prompt), pk=pk))
+    return prompt_response(request, get_object_or_404(scoped(request, Prompt), pk=pk))
 
 
 @require_POST

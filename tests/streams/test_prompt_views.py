@@ -113,6 +113,21 @@ def test_the_player_gets_the_stored_wav(bob_client, acme):
     assert wav_to_pcm(b"".join(response.streaming_content)) == stored_pcm(prompt)
 
 
+def test_the_player_gets_the_byte_ranges_it_asks_for(bob_client, acme):
+    prompt = prompts.save_prompt(acme, "hello", ContentFile(wav(400, 8000), name="hello.wav"))
+    url = reverse("streams:prompt_audio", args=[prompt.pk])
+    with default_storage.open(prompt.audio.name, "rb") as stored:
+        whole = stored.read()
+    for asked, first, last in [("bytes=0-", 0, len(whole) - 1), ("bytes=100-199", 100, 199), ("bytes=-44", len(whole) - 44,
+                                                                                             len(whole) - 1)]:
+        response = bob_client.get(url, headers={"Range": asked})
+        assert response.status_code == 206 and response["Content-Range"] == f"bytes {first}-{last}/{len(whole)}"
+        assert b"".join(response.streaming_content) == whole[first:last + 1]
+    beyond = bob_client.get(url, headers={"Range": f"bytes={len(whole)}-"})
+    assert beyond.status_code == 416 and beyond["Content-Range"] == f"bytes */{len(whole)}"
+    assert bob_client.get(url)["Accept-Ranges"] == "bytes"
+
+
 def uses_everything(acme) -> dict[str, Campaign]:
     """Campaigns naming prompts in each way a campaign can."""
     script = {"steps": [{"say": "greeting-{language}"}, {"transfer": {"message": "hold"}}]}
