@@ -115,18 +115,26 @@ def _named(template: str, names: set[str]) -> list[str]:
     return [name for name in names if pattern.fullmatch(name)]
 
 
-def references(campaign: Campaign) -> list[tuple[str, str]]:
-    """(name or name template, where) for every prompt the campaign's settings name."""
+def bot_references(bot_kind: str, settings: dict) -> list[tuple[str, str]]:
+    """(name or name template, where) for every prompt a bot's settings name."""
     from streams.bots import script
 
-    found = []
-    if campaign.voicemail_prompt:
-        found.append((campaign.voicemail_prompt, "answering-machine message"))
-    settings = campaign.bot_settings or {}
-    if campaign.bot_kind == Campaign.BotKind.SCRIPT:
-        found += [(template, f"script {where}") for template, where in script.prompt_templates(settings)]
-    elif campaign.bot_kind == Campaign.BotKind.RELAY and settings.get("fallback_prompt"):
-        found.append((settings["fallback_prompt"], "relay fallback"))
+    settings = settings or {}
+    if bot_kind == Campaign.BotKind.SCRIPT:
+        return [(template, f"script {where}") for template, where in script.prompt_templates(settings)]
+    if bot_kind == Campaign.BotKind.RELAY and settings.get("fallback_prompt"):
+        return [(settings["fallback_prompt"], "relay fallback")]
+    return []
+
+
+def references(campaign: Campaign) -> list[tuple[str, str]]:
+    """(name or name template, where) for every prompt the campaign names: its bot, its A/B variants' bots
+    (prefetch `variants`) and its answering-machine message."""
+    found = [(campaign.voicemail_prompt, "answering-machine message")] if campaign.voicemail_prompt else []
+    found += bot_references(campaign.bot_kind, campaign.bot_settings)
+    for variant in campaign.variants.all():
+        found += [(template, f"variant {variant.name}: {where}")
+                  for template, where in bot_references(variant.bot_kind, variant.bot_settings)]
     return found
 
 
@@ -135,7 +143,8 @@ def uses(workspace) -> dict[str, list[Use]]:
     names = set(Prompt.objects.filter(workspace=workspace).values_list("name", flat=True))
     found: dict[str, list[Use]] = {}
     campaigns = Campaign.objects.filter(workspace=workspace).only(
-        "name", "state", "bot_kind", "bot_settings", "voicemail_prompt").order_by("name", "pk")
+        "name", "state", "bot_kind", "bot_settings", "voicemail_prompt").order_by("name", "pk").prefetch_related(
+        "variants")
     for campaign in campaigns:
         finished = campaign.state in (Campaign.State.COMPLETED, Campaign.State.CANCELLED)
         for template, where in references(campaign):

@@ -12,7 +12,7 @@ from django.core.files.storage import default_storage
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from campaigns.models import Campaign
+from campaigns.models import Campaign, Variant
 from exotel.audio import rms_dbfs, wav_to_pcm
 from streams import prompts
 from streams.models import Prompt
@@ -155,6 +155,16 @@ def test_the_page_says_where_each_prompt_is_used(bob_client, acme):
     assert page.count("not used") == 1  # spare
     assert f'<a href="{campaigns["relay"].get_absolute_url()}">Relay run</a>: relay fallback' in page
     assert 'Machines run</a>: answering-machine message <span class="muted">(finished)</span>' in page
+
+
+def test_an_ab_variants_bot_uses_prompts_too(alice_client, acme, campaign):
+    prompt = prompts.save_prompt(acme, "variant-hello", ContentFile(wav(100, 8000), name="v.wav"))
+    Variant.objects.create(workspace=acme, campaign=campaign, name="B", bot_kind="script",
+                           bot_settings={"steps": [{"say": "variant-hello"}]})
+    assert [u.where for u in prompts.uses(acme)["variant-hello"]] == ["variant B: script step 1 (say)"]
+    response = alice_client.post(reverse("streams:prompt_delete", args=[prompt.pk]), follow=True)
+    assert "is in use by campaign Renewals (variant B: script step 1 (say))" in response.content.decode()
+    assert Prompt.objects.filter(pk=prompt.pk).exists()
 
 
 def test_a_prompt_in_use_is_not_deleted_until_its_campaigns_finish(alice_client, acme,
