@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -91,6 +92,7 @@ class SimCall:
     last_event: asyncio.Task[None] | None = None   # leg events go out in order
     hangup_at: float | None = None  # loop time when the party hangs up (its plan's hangup_after)
     bridge: Any = None              # the SimBridge it joined (bridges.py)
+    nth_dial: int = 0               # how many dials of its number came before it (which plan it takes)
 
     def summary(self) -> dict[str, Any]:
         outcome = self.stream_outcome
@@ -108,6 +110,7 @@ class Simulator:
                  seed: int = 0, strict: bool = False) -> None:
         self.config, self.accounts, self.log, self.seed, self.strict = config, accounts, log, seed, strict
         self.calls: dict[str, SimCall] = {}
+        self.dials: Counter[str] = Counter()  # per number, for its plans' `then` (config.py)
         self.bridges: dict[str, Any] = {}  # bridge sid -> SimBridge (bridges.py)
         self.flows: dict[str, Flow] = dict(config.flows)
         self.faults: list[list[Any]] = [[fault, 0] for fault in config.faults]  # [fault, times used]
@@ -159,6 +162,8 @@ class Simulator:
         if self.live_streams(call.account_sid) >= self.config.max_streams_for(call.account_sid):
             raise StreamLimitReached(call.account_sid)
         self.calls[call.sid] = call
+        call.nth_dial = self.dials[call.number]
+        self.dials[call.number] += 1
         self.log.write("call", call_sid=call.sid, status=call.status, mode=call.mode, number=call.number)
         if call.mode == "leg":
             call.stream_request = asyncio.get_running_loop().create_future()
@@ -167,7 +172,7 @@ class Simulator:
         return call
 
     async def _run(self, call: SimCall) -> None:
-        plan = self.config.plan_for(call.number)
+        plan = self.config.plan_for(call.number, call.nth_dial)
         rng = rng_for(self.seed, call.number)
         self._set_status(call, "ringing", leg_state="ringing")
         self._notify(call, "ringing", "leg_ringing")

@@ -31,6 +31,10 @@ Format (every key optional; times in seconds; numbers keyed by E.164):
   answer when the caller hangs up; null means never (the bot or the time limit ends the call).
   Agents' numbers, rung as legs when a call is transferred, take plans too: each agent answers, is
   busy or does not answer, and hangs up `hangup_after` seconds after answering (bridges.py).
+- then: plans for the number's later dials, in turn (the last one for every dial after), each
+  written over the number's own plan: {"outcome": "answer", "then": [{"outcome": "no-answer",
+  "ring_seconds": 30}]} answers its first dial and lets every later one ring out. A number's dials
+  are counted in the order their requests reached the simulator.
 - machine: the number is answered by an answering machine instead of a person: {"greeting_seconds":
   4.0, "beep": true, "amd_result": "machine", "amd_delay": 3.0, "answered_by": "machine"} (every key
   optional, these are the defaults). The caller's side is then a greeting of words (speech with
@@ -69,7 +73,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -110,6 +114,11 @@ class NumberPlan:
     amd_result: str = "human"       # Exotel's verdict on a Legs AMD request; "" never sends one
     amd_delay: float = 0.0          # seconds after the answer
     answered_by: str = "human"      # Connect status callbacks' Legs[0][AnsweredBy]
+    then: tuple[NumberPlan, ...] = ()  # the plans of the number's later dials, in turn
+
+    def for_dial(self, nth: int) -> NumberPlan:
+        """The plan of the number's `nth` dial (0 for its first)."""
+        return self.then[min(nth, len(self.then)) - 1] if nth and self.then else self
 
 
 @dataclass(frozen=True)
@@ -150,8 +159,8 @@ class SimConfig:
     callback_retry_delay: float = 0.5
     grpc_event_target: str = ""
 
-    def plan_for(self, e164: str) -> NumberPlan:
-        return self.numbers.get(e164, self.default)
+    def plan_for(self, e164: str, nth_dial: int = 0) -> NumberPlan:
+        return self.numbers.get(e164, self.default).for_dial(nth_dial)
 
     def max_streams_for(self, account_sid: str) -> int:
         return self.max_allowed_streams.get(account_sid, self.default_max_allowed_streams)
@@ -176,7 +185,7 @@ def parse_plan(raw: Mapping[str, Any], base: NumberPlan | None = None) -> Number
     machine = _machine(raw["machine"]) if "machine" in raw else base.machine
     verdicts = raw.get("machine") or raw  # a machine's keys sit in its object, a person's beside outcome
     default_verdict = "machine" if machine else "human"
-    return NumberPlan(
+    plan = NumberPlan(
         machine=machine,
         amd_result=_choice(verdicts.get("amd_result", default_verdict), AMD_RESULTS, "amd_result"),
         amd_delay=float(verdicts.get("amd_delay", 3.0 if machine else 0.0)),
@@ -187,6 +196,10 @@ def parse_plan(raw: Mapping[str, Any], base: NumberPlan | None = None) -> Number
                       else float(raw.get("hangup_after", base.hangup_after))),
         script=tuple(_step(s) for s in script) if script is not None else base.script,
     )
+    later = raw.get("then", [])
+    if not isinstance(later, list):
+        raise ConfigError("then must be a list of plans")
+    return replace(plan, then=tuple(parse_plan(p, plan) for p in later))
 
 
 def _machine(raw: Mapping[str, Any] | None) -> Machine | None:

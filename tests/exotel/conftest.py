@@ -42,6 +42,7 @@ NUMBERS = {
     "dtmf": "+919800000006",          # presses 5 then 7
     "slow_ring": "+919800000007",     # rings 3 s (a shorter ring timeout makes it no-answer)
     "talk": "+919800000008",          # answers at once, speaks, hangs up after 3 s: a late stream still carries audio
+    "then_busy": "+919800000009",     # answers its first dial, is busy for the second, does not answer after
 }
 
 CONFIG = {
@@ -55,6 +56,7 @@ CONFIG = {
                                                          {"at": 0.1, "speech": 0.5}]},
         NUMBERS["slow_ring"]: {"ring_seconds": 3},
         NUMBERS["talk"]: {"hangup_after": 3},
+        NUMBERS["then_busy"]: {"then": [{"outcome": "busy"}, {"outcome": "no-answer"}]},
     },
     "max_allowed_streams": {SID_LIMITED: 1},
     "callback_retry_delay": 0.2,

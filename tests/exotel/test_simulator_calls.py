@@ -64,6 +64,15 @@ async def test_a_ring_timeout_shorter_than_the_ringing_is_no_answer(sim):
     assert (await wait_for_end(sim, info.sid))["status"] == "no-answer"
 
 
+async def test_a_number_takes_its_later_plans_on_later_dials_and_keeps_the_last(sim, bot_server):
+    url = await bot_server(echo_handler(BotLog()))
+    ends = []
+    for _ in range(4):
+        info = await dial(sim, url, number=NUMBERS["then_busy"])
+        ends.append((await wait_for_end(sim, info.sid))["status"])
+    assert ends == ["completed", "busy", "no-answer", "no-answer"]
+
+
 async def test_the_bot_hangs_up_by_closing_the_socket(sim, bot_server, receiver):
     url = await bot_server(echo_handler(BotLog(), close_after=0.3))
     info = await dial(sim, url, number=NUMBERS["silent"], status_callback=receiver.url + "/status")
