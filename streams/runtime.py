@@ -11,7 +11,7 @@ called again). Chunking, pacing and marks are `streams.playback`'s job,
 recording `streams.recorder`'s, the live view `streams.live`'s, supervision `streams.supervision`'s:
 while a supervisor holds the line the bot's audio, marks and clears are dropped and its hang-up
 waits for the hand-back; answering machines `streams.machine`'s (which may `mute()` the bot: it then
-hears and says nothing more).
+hears and says nothing more, and its hang-up is dropped: the machine watch ends the call).
 
 The media path touches neither the ORM nor a thread: the database is reached only through the
 `started` and `opted_out` hooks (run beside the media path) and by the consumer after `finish()`.
@@ -343,6 +343,8 @@ class Stream:
         await self.feed.event("clear")
 
     async def hang_up(self) -> None:
+        if self.muted:
+            return  # a machine answered: streams.machine ends the call, once its message is left if one is due
         await self.supervision.handed_back()  # a muted bot does not cut the supervisor off
         await self.feed.event("hangup")
         await self.end("hung_up", CloseCode.NORMAL)
