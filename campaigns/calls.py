@@ -8,10 +8,10 @@ the call ends.
 
 Counters: `calls_live` counts calls not yet final (queued through unknown): the dispatcher's
 concurrency cap; like busy / no-answer / failed, `calls_answered` counts calls that have ended (those
-that were answered), so answered over ended calls is the answer rate; `talk_seconds` adds the
-duration of completed calls; `calls_machine` counts ended calls that a machine answered (they
-count as answered too). A machine that got no message is a no-answer to the retry policy
-(campaigns/machines.py).
+that a person answered), so answered over ended calls is the answer rate; `talk_seconds` adds the
+duration of completed calls a person answered; `calls_machine` counts ended calls that a machine
+answered (they are neither answered calls nor talk: a machine that got no message is a no-answer to
+the retry policy, campaigns/machines.py).
 
 Stale calls (`reap_stale_calls`, on beat): a call still `queued` long after its task was sent
 (`enqueued_at`) lost that task (a worker died holding it, a broker restart dropped it) and is sent
@@ -136,14 +136,14 @@ def fill_blanks(call: Call, fields: dict) -> list[str]:
 
 def _final_counters(call: Call) -> dict:
     counters = {"calls_live": F("calls_live") - 1}
-    if call.was_answered:
+    if call.answered_by_a_person:
         counters["calls_answered"] = F("calls_answered") + 1
+        if call.state == State.COMPLETED and call.duration:
+            counters["talk_seconds"] = F("talk_seconds") + call.duration
+    elif call.answered_by == machines.MACHINE:
+        counters["calls_machine"] = F("calls_machine") + 1
     if call.state in OUTCOME_COUNTERS:
         counters[OUTCOME_COUNTERS[call.state]] = F(OUTCOME_COUNTERS[call.state]) + 1
-    if call.state == State.COMPLETED and call.duration:
-        counters["talk_seconds"] = F("talk_seconds") + call.duration
-    if call.answered_by == machines.MACHINE:
-        counters["calls_machine"] = F("calls_machine") + 1
     return counters
 
 

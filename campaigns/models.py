@@ -528,6 +528,11 @@ class Call(models.Model):
         return self.variant if self.variant_id else self.campaign
 
     @property
+    def answered_by_a_person(self) -> bool:
+        """What the answer rate counts: answered, and not by a machine (campaigns.machines)."""
+        return self.was_answered and self.answered_by != "machine"
+
+    @property
     def latest_moment(self) -> tuple[str, datetime.datetime]:
         """What last happened to the call on its way to the line, and when: the live list's "Last event"."""
         for field, what in (("answered_at", "answered"), ("ringing_at", "ringing"), ("dialed_at", "dialled")):

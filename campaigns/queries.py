@@ -98,7 +98,7 @@ def overview(workspace: Workspace) -> dict:
         total=Count("pk"),
         ended=Count("pk", filter=ENDED),
         answered=Count("pk", filter=ANSWERED),
-        talk=Avg("duration", filter=Q(answered_at__isnull=False)),
+        talk=Avg("duration", filter=ANSWERED),
     )
     return {
         "accounts": list(accounts),
@@ -116,12 +116,11 @@ def rate(part: int, whole: int) -> int | None:
 
 def outcomes(campaign: Campaign) -> list[tuple[str, str, int]]:
     """(label, counter column, value) of the campaign's outcome counters, as the engine keeps them."""
-    return [
-        (label, column, getattr(campaign, column))
-        for label, column in [("Answered", "calls_answered"), ("Busy", "calls_busy"),
-                              ("No answer", "calls_no_answer"), ("Failed", "calls_failed"),
-                              ("Live now", "calls_live")]
-    ]
+    columns = [("Answered", "calls_answered"), ("Busy", "calls_busy"), ("No answer", "calls_no_answer"),
+               ("Failed", "calls_failed"), ("Live now", "calls_live")]
+    if campaign.machine_detection != Campaign.MachineDetection.OFF or campaign.calls_machine:
+        columns.insert(1, ("Answering machine", "calls_machine"))
+    return [(label, column, getattr(campaign, column)) for label, column in columns]
 
 
 def dispositions(campaign: Campaign) -> list[dict]:

@@ -23,9 +23,9 @@ from django.db.models.functions import ExtractMinute, Floor, TruncHour
 from campaigns.models import Call, DispositionRollup, QuarterRollup
 
 QUARTER = datetime.timedelta(minutes=15)
-# A call counts as ended once final, and as answered if it ever was (see Call.was_answered).
+# A call counts as ended once final, and as answered if a person ever did (see Call.answered_by_a_person).
 ENDED = Q(state__in=Call.FINAL_STATES)
-ANSWERED = ENDED & (Q(answered_at__isnull=False) | Q(state=Call.State.COMPLETED))
+ANSWERED = ENDED & (Q(answered_at__isnull=False) | Q(state=Call.State.COMPLETED)) & ~Q(answered_by="machine")
 
 
 def quarter_of(moment: datetime.datetime) -> datetime.datetime:
@@ -41,7 +41,7 @@ def count_placed(workspace_id: int, campaign_id: int, placed: int, *, at: dateti
 def count_ended(call: Call) -> None:
     """`call` has just become final: one more ended (and perhaps answered) call where it was placed."""
     _add(QuarterRollup, call.workspace_id, call.campaign_id, {"starts_at": quarter_of(call.created_at)},
-         ended=1, answered=int(call.was_answered))
+         ended=1, answered=int(call.answered_by_a_person))
 
 
 def uncount_placed(campaign_id: int, placed_at: list[datetime.datetime]) -> None:

@@ -18,6 +18,7 @@ class Counters(Schema):
     calls_busy: int
     calls_no_answer: int
     calls_failed: int
+    calls_machine: int  # answered by a machine: not in calls_answered
     talk_seconds: int
 
 

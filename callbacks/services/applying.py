@@ -241,11 +241,12 @@ def _sids(match: parsing.Match) -> dict:
 
 
 def apply_status(call: Call, report: parsing.StatusReport, at) -> tuple[bool, Answer]:
+    if report.answered_by and machines.detects(call.campaign):
+        # Before the change, which may end the call: its counters and retry policy read the decision.
+        call.answered_by = machines.record_verdict(call.pk, source=machines.EXOTEL, result=report.answered_by, at=at)
     fields = {**_sids(report.match), "duration": report.duration, "recording_url": report.recording_url}
     changed = report.state is not None and calls.advance(call, report.state, at=at, held=True, **fields)
     changed = changed or calls.fill(call, held=True, **fields)
-    if report.answered_by and machines.detects(call.campaign):
-        machines.record_verdict(call.pk, source=machines.EXOTEL, result=report.answered_by, at=at)
     return changed, Answer()
 
 

@@ -2,19 +2,23 @@
 amd_result_success, Connect's AnsweredBy), the first verdict deciding, and the retry accounting."""
 
 import datetime
+import importlib
 
 import pytest
+from django.apps import apps
 from django.core.cache import cache
 from django.urls import reverse
+from django.utils import timezone
 
 from callbacks.models import WebhookEvent
 from callbacks.services import parsing
-from campaigns import calls, legs, machines
-from campaigns.models import Call, Campaign, Contact
+from campaigns import calls, legs, machines, queries, rollups
+from campaigns.models import Call, Campaign, Contact, QuarterRollup
 from streams.models import Prompt
 from tests.callbacks.conftest import dialled
 from tests.callbacks.replay import replay
 from tests.campaigns.test_campaign_views import form_data
+from tests.conftest import make_call
 
 pytestmark = pytest.mark.django_db
 
@@ -165,7 +169,22 @@ def test_a_machine_hung_up_on_is_dialled_again_as_a_no_answer(campaign):
     campaign.refresh_from_db()
     assert (contact.state, contact.attempts) == (Contact.State.PENDING, 1)
     assert contact.next_attempt_at > call.ended_at + datetime.timedelta(minutes=4)
-    assert (campaign.calls_machine, campaign.calls_answered, campaign.contacts_done) == (1, 1, 0)
+    # Not an answered call, nor talk: the answer rate and the talk per answered call are people's.
+    assert (campaign.calls_machine, campaign.calls_answered, campaign.talk_seconds, campaign.contacts_done) == (
+        1, 0, 0, 0)
+    assert queries.counters(campaign)["answer_rate"] == 0
+    assert (rollups.recount_quarters(Call.objects.filter(pk=call.pk))[0]["answered"],
+            QuarterRollup.objects.get(campaign=campaign).answered) == (0, 0)
+
+
+def test_a_machine_first_named_by_the_terminal_callback_is_counted_and_retried_as_one(acme, campaign):
+    call = dialled(detecting(campaign, retry_on=["no-answer"]))
+    replay(acme, "status_terminal_machine_form", call=call)
+    call.refresh_from_db()
+    campaign.refresh_from_db()
+    contact = Contact.objects.get(pk=call.contact_id)
+    assert (call.state, call.answered_by, contact.state) == ("completed", "machine", Contact.State.PENDING)
+    assert (campaign.calls_machine, campaign.calls_answered, campaign.talk_seconds) == (1, 0, 0)
 
 
 def test_a_machine_on_the_last_attempt_ends_the_contact_as_machine(campaign):
@@ -198,5 +217,25 @@ def test_a_message_left_ends_the_contact(campaign):
 def test_a_person_completes_as_before(campaign):
     call = dialled(detecting(campaign, retry_on=["no-answer"]))
     machines.record_verdict(call.pk, source="audio", result="human", at=answered(call))
-    calls.advance(call, Call.State.COMPLETED)
+    calls.advance(call, Call.State.COMPLETED, duration=30)
+    campaign.refresh_from_db()
     assert Contact.objects.get(pk=call.contact_id).outcome == "completed"
+    assert (campaign.calls_machine, campaign.calls_answered, campaign.talk_seconds) == (0, 1, 30)
+
+
+def test_the_migration_takes_machines_counted_as_answered_out_of_the_answered_calls_and_the_charts(campaign):
+    migration = importlib.import_module("campaigns.migrations.0016_machines_are_not_answered")
+    at = timezone.now()
+    for answered_by, duration in (("machine", 20), ("machine", None), ("human", 40), ("", 10)):
+        make_call(campaign, state=Call.State.COMPLETED, answered_at=at, ended_at=at, answered_by=answered_by,
+                  duration=duration)
+    # As the engine counted them before: every one answered, every duration talk, in the charts too.
+    Campaign.objects.filter(pk=campaign.pk).update(calls_answered=4, calls_machine=2, talk_seconds=70)
+    QuarterRollup.objects.filter(campaign=campaign).update(answered=4)
+
+    migration.uncount(apps, None)
+
+    campaign.refresh_from_db()
+    assert (campaign.calls_answered, campaign.calls_machine, campaign.talk_seconds) == (2, 2, 50)
+    assert [q.answered for q in QuarterRollup.objects.filter(campaign=campaign)] == [
+        r["answered"] for r in rollups.recount_quarters(Call.objects.filter(campaign=campaign))] == [2]
