@@ -16,11 +16,17 @@ def moments(call: Call) -> list[Moment]:
         return []
     group = transfer.group.name if transfer.group else "a removed group"
     found = [Moment(transfer.requested_at, "Transfer requested", f"to {group}", transfer.whisper)]
+    who = transfer.agent.name if transfer.agent else transfer.agent_phone or "an agent"
+    if call.campaign.connect_mode == Campaign.ConnectMode.FLOW:
+        # The flow's applet rang; its Passthru, at the call's end, named who answered: no wait or talk is known.
+        found.append(Moment(transfer.requested_at, "Handed to the flow's Transfer applet", "the stream closed"))
+        if transfer.bridged_at:
+            found.append(Moment(transfer.bridged_at, f"{who} took the call", "named by the flow's Passthru"))
+        return found
     for attempt in transfer.tried:
         found.append(Moment(_parse(attempt["at"]), f"Ringing agent {attempt['name']}",
                             f"{attempt['phone']}: {attempt['outcome']}"))
-    who = transfer.agent.name if transfer.agent else transfer.agent_phone or "an agent"
-    if transfer.answered_at and transfer.state != Transfer.State.HANDED_OVER:
+    if transfer.answered_at:
         found.append(Moment(transfer.answered_at, f"{who} answered", "hears the whisper"))
     if transfer.bridged_at:
         found.append(Moment(transfer.bridged_at, f"Caller connected to {who}",

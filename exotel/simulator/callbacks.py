@@ -206,17 +206,18 @@ def passthru_params(call: SimCall, style: str, recording_url: str) -> dict[str, 
     detailed = f"StreamEndedBy{side.title()}" if ended_by != "failed" else "StreamFailed"
     duration = str(int(outcome.duration)) if outcome else "0"
     error = outcome.reason if outcome and ended_by == "failed" else ""
+    dialled = {"DialWhomNumber": call.dial_whom_number} if call.dial_whom_number else {}
     if style == "flat":
         return {"callsid": call.sid, "streamsid": call.stream_sid, "streamurl": call.stream_url,
                 "status": status, "duration": duration, "recordingurl": recording_url, "error": error,
                 "disposition": disposition, "disconnectedby": side, "detailedstatus": detailed,
-                "customfield": call.custom_field}
+                "customfield": call.custom_field, **{k.lower(): v for k, v in dialled.items()}}
     stream = {"StreamSID": call.stream_sid, "Status": status, "Duration": duration,
               "RecordingUrl": recording_url, "StreamUrl": call.stream_url,
               "DisconnectedBy": "user" if side == "caller" else side, "DetailedStatus": detailed,
               "Error": error}
     params = {"CallSid": call.sid, "From": call.number, "To": call.caller_id, "Direction": "outbound-api",
-              "flow_id": call.flow_id, "CustomField": call.custom_field}
+              "flow_id": call.flow_id, "CustomField": call.custom_field, **dialled}
     if style == "nested":
         return params | {f"Stream[{k}]": v for k, v in stream.items()}
     return params | {"Stream": json.dumps(stream)}

@@ -93,6 +93,7 @@ class SimCall:
     hangup_at: float | None = None  # loop time when the party hangs up (its plan's hangup_after)
     bridge: Any = None              # the SimBridge it joined (bridges.py)
     nth_dial: int = 0               # how many dials of its number came before it (which plan it takes)
+    dial_whom_number: str = ""      # Flow: whom the Transfer applet connected the caller to
 
     def summary(self) -> dict[str, Any]:
         outcome = self.stream_outcome
@@ -219,7 +220,33 @@ class Simulator:
         call.stream_outcome = await call.session.run()
         if call.bridge:
             return await self._end_with_bridge(call)
+        if call.mode == "flow" and call.stream_outcome.ended_by == "bot":
+            await self._transfer_applet(call)
         self._end(call, "failed" if call.stream_outcome.ended_by == "failed" else "completed")
+
+    async def _transfer_applet(self, call: SimCall) -> None:
+        """The flow's Transfer applet after its Voicebot (config.py `transfer_to`): ring each number in turn;
+        the first to answer talks with the caller until one of them hangs up."""
+        flow = self.flows.get(call.flow_id)
+        for number in flow.transfer_to if flow else ():
+            plan = self.config.plan_for(number, self.dials[number])
+            self.dials[number] += 1
+            answers = plan.outcome == "answer" and plan.ring_seconds <= flow.transfer_ring_seconds
+            if not await self._caller_waits(call, min(plan.ring_seconds, flow.transfer_ring_seconds)):
+                return
+            outcome = "answer" if answers else "no-answer" if plan.outcome == "answer" else plan.outcome
+            self.log.write("transfer", call_sid=call.sid, number=number, outcome=outcome)
+            if answers:
+                call.dial_whom_number = number
+                talk = plan.hangup_after if plan.hangup_after is not None else float("inf")
+                await self._caller_waits(call, talk)
+                return
+
+    async def _caller_waits(self, call: SimCall, seconds: float) -> bool:
+        """Wait `seconds`, or until the caller hangs up (False then)."""
+        left = call.hangup_at - self._loop_time() if call.hangup_at is not None else float("inf")
+        await asyncio.sleep(max(0.0, min(seconds, left)))
+        return seconds < left
 
     async def _end_with_bridge(self, call: SimCall) -> None:
         """A bridged leg ends with its bridge (bridges.py): when one party hangs up, both legs end."""
@@ -246,7 +273,7 @@ class Simulator:
 
     def _amd_result(self, call: SimCall, verdict: str) -> None:
         if verdict and call.status not in TERMINAL:
-            self._leg_event(call, "amd_result_success", event_data={"answered_by": verdict})
+            self.leg_event(call, "amd_result_success", event_data={"answered_by": verdict})
 
     async def _amd_result_later(self, call: SimCall, verdict: str, at: float) -> None:
         await asyncio.sleep(max(0.0, at - self._loop_time()))

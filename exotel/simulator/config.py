@@ -59,7 +59,11 @@ Format (every key optional; times in seconds; numbers keyed by E.164):
 - max_allowed_streams: per account; a dial beyond it is refused with 429 (see calls.py).
 - flows: flow id -> its Voicebot URL (ws(s):// or http(s):// returning {"url": ...}) and Passthru;
   passthru_style "flat" | "nested" | "json"; applet "voicebot" (bidirectional, the default) or
-  "stream" (the Stream applet: unidirectional, receive-only). PUT /_sim/flows/{flow_id} adds one.
+  "stream" (the Stream applet: unidirectional, receive-only). `transfer_to` (E.164 numbers) puts a
+  Transfer (Connect) applet after the Voicebot, run when the bot closed the stream: each number is
+  rung in turn for `transfer_ring_seconds` (default 20) by its own plan (and `then`), the first to
+  answer talks with the caller until either hangs up (its `hangup_after` from its answer), and the
+  Passthru, sent at the end, names it in `DialWhomNumber`. PUT /_sim/flows/{flow_id} adds one.
 - stream: frame_ms of caller audio per media frame; ahead_limit_seconds of bot audio queued ahead
   of real time before it is a violation; max_session_seconds, the reference's 60-minute limit
   (the stream is then stopped with reason "stopped").
@@ -141,6 +145,8 @@ class Flow:
     passthru_style: str = "flat"
     record: bool = False
     applet: str = "voicebot"
+    transfer_to: tuple[str, ...] = ()  # the Transfer applet after the Voicebot: numbers rung in turn
+    transfer_ring_seconds: float = 20.0
 
 
 @dataclass(frozen=True)
@@ -222,7 +228,9 @@ def parse_flow(raw: Mapping[str, Any]) -> Flow:
     return Flow(voicebot_url=str(raw["voicebot_url"]), passthru_url=str(raw.get("passthru_url", "")),
                 passthru_style=_choice(raw.get("passthru_style", "flat"), PASSTHRU_STYLES, "passthru_style"),
                 record=bool(raw.get("record", False)),
-                applet=_choice(raw.get("applet", "voicebot"), APPLETS, "applet"))
+                applet=_choice(raw.get("applet", "voicebot"), APPLETS, "applet"),
+                transfer_to=tuple(str(number) for number in raw.get("transfer_to", ())),
+                transfer_ring_seconds=float(raw.get("transfer_ring_seconds", 20.0)))
 
 
 def parse_config(raw: Mapping[str, Any]) -> SimConfig:

@@ -21,6 +21,8 @@ Every record has `ts` (Unix seconds) and `kind`:
 - `clear`: the bot's `clear`: `dropped_chunks`, `dropped_marks` (names).
 - `control`: a control endpoint changed flows or faults.
 - `say`: Legs greeting: `leg_sid`, `action` "start" | "stop" | "interrupted" | "completed", `text`.
+- `transfer`: a flow's Transfer applet rang a number: `call_sid`, `number`, `outcome` ("answer",
+  "no-answer", "busy", "failed").
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ NUMBERS = {
     "slow_ring": "+919800000007",     # rings 3 s (a shorter ring timeout makes it no-answer)
     "talk": "+919800000008",          # answers at once, speaks, hangs up after 3 s: a late stream still carries audio
     "then_busy": "+919800000009",     # answers its first dial, is busy for the second, does not answer after
+    "machine": "+919800000010",       # an answering machine; Exotel's AMD says so 0.3 s after the answer
 }
 
 CONFIG = {
@@ -57,6 +58,7 @@ CONFIG = {
         NUMBERS["slow_ring"]: {"ring_seconds": 3},
         NUMBERS["talk"]: {"hangup_after": 3},
         NUMBERS["then_busy"]: {"then": [{"outcome": "busy"}, {"outcome": "no-answer"}]},
+        NUMBERS["machine"]: {"hangup_after": 1.5, "machine": {"greeting_seconds": 1.0, "amd_delay": 0.3}},
     },
     "max_allowed_streams": {SID_LIMITED: 1},
     "callback_retry_delay": 0.2,

@@ -142,6 +142,24 @@ async def test_a_flow_streams_to_its_voicebot_and_calls_passthru(sim, bot_server
         assert (stream["Status"], stream["DisconnectedBy"], stream["StreamUrl"]) == ("completed", "user", bot_url)
 
 
+async def test_a_flows_transfer_applet_rings_its_numbers_after_the_bot_and_passthru_names_who_answered(
+        sim, bot_server, receiver):
+    bot_url = await bot_server(echo_handler(BotLog(), close_after=0.3))  # the bot ends its part: the flow goes on
+    httpx.put(f"{sim.base_url}/_sim/flows/xfer", json={
+        "voicebot_url": bot_url, "passthru_url": receiver.url + "/passthru", "passthru_style": "nested",
+        "transfer_to": [NUMBERS["busy"], NUMBERS["slow_ring"], NUMBERS["answer"]], "transfer_ring_seconds": 1,
+    }).raise_for_status()
+    since = sim.log_position()
+    async with AsyncExotelClient(sim.account()) as client:
+        info = await client.connect_to_flow(FlowCall(number=NUMBERS["silent"], caller_id=EXOPHONE, custom_field="t",
+                                                     flow_url=f"https://my.exotel.com/{SID}/exoml/start_voice/xfer"))
+    assert (await wait_for_end(sim, info.sid))["status"] == "completed"  # the agent hung up after 0.7 s
+    (passthru,) = await until(lambda: receiver.at("/passthru"), what="passthru")
+    assert passthru["query"]["DialWhomNumber"] == NUMBERS["answer"]
+    assert [(r["number"], r["outcome"]) for r in sim.records("transfer", since=since)] == [
+        (NUMBERS["busy"], "busy"), (NUMBERS["slow_ring"], "no-answer"), (NUMBERS["answer"], "answer")]
+
+
 async def test_a_dynamic_voicebot_url_is_asked_for_the_websocket_url(sim, bot_server, receiver):
     bot_url = await bot_server(echo_handler(BotLog()))
     receiver.replies["/voicebot"] = {"url": bot_url}
@@ -186,6 +204,21 @@ async def test_leg_events_carry_headers_and_are_retried(sim, bot_server, receive
     assert next(e["body"] for e in events if e["body"]["event_name"] == "stream_started")["event_type"] == (
         "leg_action_event")
     assert [r["action"] for r in sim.records("say", leg_sid=leg.leg_sid)] in (["start", "stop"], ["start", "interrupted"])
+
+
+@pytest.mark.parametrize("amd_async", [False, True])
+async def test_a_leg_with_amd_hears_exotels_verdict_before_or_after_its_answer(sim, receiver, amd_async):
+    async with AsyncExotelClient(sim.account()) as client:
+        leg = await client.create_leg(NewLeg(number=NUMBERS["machine"], exophone=EXOPHONE, amd=True,
+                                             amd_async=amd_async, leg_event_endpoint=receiver.url + "/amd"))
+    await until(lambda: any(r["body"]["event_name"] == "leg_terminated" for r in receiver.at("/amd")),
+                what="leg_terminated")
+    events = [r["body"] for r in receiver.at("/amd") if r["body"]["data"]["leg_sid"] == leg.leg_sid]
+    names = [e["event_name"] for e in events]
+    verdict = next(e for e in events if e["event_name"] == "amd_result_success")
+    assert verdict["event_data"] == {"answered_by": "machine"}
+    # Held (amd_enable alone), the answer waits for the verdict; with async_amd it comes first.
+    assert (names.index("amd_result_success") > names.index("leg_answered")) == amd_async
 
 
 async def test_a_say_with_loops_completes_by_itself(sim, receiver):
