@@ -49,6 +49,7 @@ def test_an_operator_sets_machine_detection_and_sees_it_on_the_campaign(alice_cl
         "async", "leave_message", "sorry-we-missed-you")
     page = alice_client.get(created.get_absolute_url()).content.decode()
     assert "leave the message “sorry-we-missed-you”" in page
+    assert 'data-counter="calls_machine">0<' in page and "Answering machine" in page  # apart from the answered
 
 
 @pytest.mark.parametrize(("changes", "field"), [
