@@ -21,7 +21,7 @@ from transfers import queries as transfer_queries
 ON_BOARD = [Campaign.State.RUNNING, Campaign.State.PAUSED, Campaign.State.SCHEDULED]
 FINISHED_SHOWN = 10
 DISPOSITIONS_SHOWN = 3
-# Calls that reached nobody, by cause: the engine's counters (a machine's answer counts as answered there).
+# Calls that reached nobody, by cause: the engine's counters (a machine's answer is not an answered call).
 FAILURES = [("busy", "calls_busy"), ("no answer", "calls_no_answer"), ("failed", "calls_failed"),
             ("machine", "calls_machine")]
 
