@@ -26,6 +26,7 @@ import datetime
 import logging
 import secrets
 import zoneinfo
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
@@ -200,9 +201,10 @@ def on_agent_leg_event(transfer: Transfer, name: str, leg_sid: str, end_state: s
     return False, None
 
 
-def on_bridge_event(workspace_id: int, name: str, bridge_sid: str, at) -> bool:
+def on_bridge_event(workspace_id: int, name: str, bridge_sid: str, at, leg_sids: Sequence[str] = ()) -> bool:
     with transaction.atomic():
-        transfer = Transfer.objects.select_for_update().filter(workspace_id=workspace_id, bridge_sid=bridge_sid).first()
+        transfer = (Transfer.objects.select_for_update().filter(workspace_id=workspace_id, bridge_sid=bridge_sid).first()
+                    or _bridging(workspace_id, bridge_sid, leg_sids))
         if transfer is None:
             return False
         if name == "bridge_created" and transfer.state == State.WHISPERING:
@@ -220,6 +222,19 @@ def on_bridge_event(workspace_id: int, name: str, bridge_sid: str, at) -> bool:
             transaction.on_commit(lambda: ring_next(transfer.pk, after_leg=leg, outcome="bridge failed"))
             return True
     return False
+
+
+def _bridging(workspace_id: int, bridge_sid: str, leg_sids: Sequence[str]) -> Transfer | None:
+    """The transfer whose bridge this is when its event came before create_bridge's answer was saved
+    (`bridge`): the one whispering to an agent whose leg the event names."""
+    if not leg_sids:
+        return None
+    transfer = Transfer.objects.select_for_update().filter(
+        workspace_id=workspace_id, state=State.WHISPERING, bridge_sid="", agent_leg_sid__in=leg_sids).first()
+    if transfer is not None:
+        transfer.bridge_sid = bridge_sid
+        transfer.save(update_fields=["bridge_sid"])
+    return transfer
 
 
 def _end_conversation(transfer: Transfer, at) -> bool:

@@ -169,7 +169,10 @@ def apply_transfer_event(event: WebhookEvent, report: parsing.LegEvent) -> bool 
     """An agent's leg or a bridge of a transfer (transfers.engine), applied: whether it changed anything;
     None when it is a call's own leg event."""
     if report.name.startswith("bridge_"):
-        return engine.on_bridge_event(event.workspace_id, report.name, report.data["bridge_sid"], event.received_at)
+        legs = report.data.get("leg_sids")
+        legs = [sid for sid in legs if isinstance(sid, str)] if isinstance(legs, list) else []
+        return engine.on_bridge_event(event.workspace_id, report.name, report.data["bridge_sid"], event.received_at,
+                                      legs)
     transfer = engine.transfer_of_leg(event.workspace_id, report.match.token, report.match.leg_sid)
     if transfer is None:
         return None

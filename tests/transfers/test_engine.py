@@ -90,6 +90,17 @@ def test_bridge_events_are_read_by_their_bridge_and_late_ones_change_nothing(cam
     assert not engine.on_bridge_event(campaign.workspace_id + 1, "bridge_terminal", "br1", now)  # another tenant's
 
 
+def test_a_bridge_created_before_its_sid_was_saved_is_found_by_the_agents_leg(campaign):
+    call = transferable(campaign, Campaign.ConnectMode.LEGS)
+    transfer = Transfer.objects.create(workspace=campaign.workspace, call=call, token="t", requested_at=timezone.now(),
+                                       state=Transfer.State.WHISPERING, agent_leg_sid="agentleg")
+    now = timezone.now()
+    assert not engine.on_bridge_event(campaign.workspace_id + 1, "bridge_created", "br2", now, ["agentleg"])
+    assert engine.on_bridge_event(campaign.workspace_id, "bridge_created", "br2", now, [call.leg_sid, "agentleg"])
+    transfer.refresh_from_db()
+    assert (transfer.state, transfer.bridge_sid, transfer.bridged_at) == (Transfer.State.BRIDGED, "br2", now)
+
+
 @pytest.mark.parametrize(("step", "message"), [
     ({"transfer": {"whisper": 5}}, "whisper a text"),
     ({"transfer": {"whisper": "x" * 301}}, "at most 300"),
