@@ -16,12 +16,16 @@ come in a known order:
 Hanging up on a machine is the other choice of the same setting, so a second Legs campaign, beside the
 first, holds the answer for Exotel's verdict and hangs up: its number is a machine on the first dial,
 counted as a no-answer and dialled again, and a person on the second.
+
+A Flow campaign's script asks for a person in a test of its own: its stream closes and the flow's
+Transfer applet (the simulator's) rings the agents; the Passthru names who answered.
 """
 
 import datetime
 import json
 import zoneinfo
 
+import httpx
 import pytest
 from django.urls import reverse
 from django.utils import timezone
@@ -33,6 +37,7 @@ from tests import processes
 from tests.conftest import ANY_TIME, make_account, make_campaign, make_contact, signed_in
 from tests.e2e.test_campaign_run import ACCOUNT, wire_log
 from tests.e2e.test_machines import message_prompt
+from transfers import queries as transfer_queries
 from transfers import services
 from transfers.models import Agent, AgentGroup, Transfer
 
@@ -47,7 +52,9 @@ SCRIPT = {"steps": [
 ]}
 PERSON, MACHINE, FIRST, SECOND, NOBODY = (f"+91970000000{i}" for i in range(1, 6))
 MACHINE_THEN_PERSON = "+919700000006"  # the hang-up campaign's
-RAVI, MEENA = "+919811100001", "+919811100002"
+FLOWED = "+919700000008"  # the flow campaign's
+RAVI, MEENA, ARUN, SUNIL = "+919811100001", "+919811100002", "+919811100003", "+919811100004"
+FLOW_ID = "4321"
 HELLO = {"at": 0.2, "speech": 0.6}  # a person's "Hello?"
 AGENT_TALKS = 12  # seconds from the agent's answer: the whisper (about 4 s), then the caller
 
@@ -74,6 +81,9 @@ def simulator_config(path) -> None:
                "then": [{"outcome": "answer", "ring_seconds": 30}]},
         MEENA: {"outcome": "answer", "ring_seconds": 0.5, "hangup_after": AGENT_TALKS, "script": [],
                 "then": [{"outcome": "busy", "ring_seconds": 0.3}]},
+        ARUN: {"outcome": "answer", "ring_seconds": 0.5, "hangup_after": AGENT_TALKS, "script": []},
+        FLOWED: caller((1.0, "0"), hangup_after=60),
+        SUNIL: {"outcome": "busy", "ring_seconds": 0.3},
     }
     path.write_text(json.dumps({"default": {"outcome": "answer", "ring_seconds": 0.2, "hangup_after": 5},
                                 "numbers": numbers, "callback_retry_delay": 0.3}))
@@ -96,10 +106,11 @@ def start(tmp_path) -> list[processes.Service]:
 
 
 def running_campaign(workspace, user, numbers: list[str], **fields) -> Campaign:
-    """A Legs campaign of the script bot dialling `numbers` in that order."""
-    campaign = make_campaign(workspace, connect_mode=Campaign.ConnectMode.LEGS, bot_kind=Campaign.BotKind.SCRIPT,
-                             bot_settings=SCRIPT, greeting_text="Hello", calls_per_minute=600,
-                             retry_on=["no-answer"], retry_after_minutes=0, **ANY_TIME, **fields)
+    """A campaign (Legs, of the script bot, unless told) dialling `numbers` in that order."""
+    fields = {"connect_mode": Campaign.ConnectMode.LEGS, "bot_kind": Campaign.BotKind.SCRIPT, "bot_settings": SCRIPT,
+              "greeting_text": "Hello", "calls_per_minute": 600, "retry_on": ["no-answer"], "retry_after_minutes": 0,
+              **ANY_TIME, **fields}
+    campaign = make_campaign(workspace, **fields)
     now = timezone.now()
     for i, number in enumerate(numbers):  # due one after another: the dialler takes the longest due first
         make_contact(campaign, phone=number, next_attempt_at=now - datetime.timedelta(minutes=len(numbers) - i))
@@ -203,12 +214,11 @@ def test_a_campaign_of_machines_people_and_transfers_ends_right_for_every_contac
 
         # Each call's timeline shows each step, in order (which of Exotel and the ear decides first is a race).
         client = signed_in(alice)
-        answered, streamed = ["Answered", "Decided: human"], ["Answered", "Stream started", "Stream ended",
-                                                              "Ended: Completed"]
+        answered, ended = ["Answered", "Decided: human"], ["Answered", "Ended: Completed"]
+        streamed = ["Answered", "Stream started", "Stream ended"]
         steps = {
-            (PERSON, 1): [answered, streamed],
-            (MACHINE, 1): [["Answered", "Decided: machine"],
-                           ["Stream started", "Stream ended · voicemail_left", "Ended: Completed"]],
+            (PERSON, 1): [answered, streamed, ended],
+            (MACHINE, 1): [["Answered", "Decided: machine"], ["Stream started", "Stream ended · voicemail_left"], ended],
             (FIRST, 1): [answered, ["Stream started", "Transfer requested", "Ringing agent Ravi · +919811100001: answered",
                                     "Ravi answered", "Caller connected to Ravi", "Conversation with Ravi ended"]],
             (SECOND, 1): [answered, ["Stream started", "Transfer requested",
@@ -220,7 +230,7 @@ def test_a_campaign_of_machines_people_and_transfers_ends_right_for_every_contac
                                      "Ringing agent Meena · +919811100002: busy",
                                      "Nobody answered: fallback and call-back offer", "Call-back scheduled"]],
             (MACHINE_THEN_PERSON, 1): [["Answered", "Decided: machine (Exotel)", "Ended: Completed"]],
-            (MACHINE_THEN_PERSON, 2): [answered, streamed],
+            (MACHINE_THEN_PERSON, 2): [answered, streamed, ended],
         }
         for key, chains in steps.items():
             lines = timeline(client, call[key])
@@ -230,7 +240,51 @@ def test_a_campaign_of_machines_people_and_transfers_ends_right_for_every_contac
         # The counters: machines are not answered calls; the transfer rate is over the people who answered.
         mixed.refresh_from_db()
         assert (mixed.calls_total, mixed.calls_live, mixed.calls_answered, mixed.calls_machine) == (5, 0, 4, 1)
+        assert transfer_queries.figures(mixed)["transfer_rate"] == "75%"  # 3 of the 4 people
         assert (hang_up.calls_total, hang_up.calls_answered, hang_up.calls_machine) == (2, 1, 1)
+    finally:
+        for service in reversed(started):
+            service.stop()
+
+
+def test_a_flow_calls_transfer_is_the_flows_and_passthru_names_the_agent_who_answered(transactional_db, tmp_path,
+                                                                                       acme, alice):
+    started = start(tmp_path)
+    sim, web = started[:2]
+    try:
+        make_account(acme, account_sid=ACCOUNT[0], api_key=ACCOUNT[1], api_token=ACCOUNT[2], api_base_url=sim.url)
+        desk = [Agent.objects.create(workspace=acme, name=name, phone=phone, active_from=datetime.time.min,
+                                     active_until=datetime.time.max) for name, phone in [("Sunil", SUNIL),
+                                                                                         ("Arun", ARUN)]]
+        group = services.save_group(AgentGroup(workspace=acme, name="Flow desk", ring_seconds=5), desk)
+        # The customer's flow in Exotel: Voicebot (our stream-URL endpoint), then Transfer to the desk's
+        # numbers, then Passthru to us.
+        hooks = {kind: web.url + reverse(f"callbacks:{kind}", args=[acme.webhook_token])
+                 for kind in ("stream_url", "passthru")}
+        httpx.put(f"{sim.url}/_sim/flows/{FLOW_ID}", json={
+            "voicebot_url": hooks["stream_url"], "passthru_url": hooks["passthru"], "passthru_style": "flat",
+            "transfer_to": [SUNIL, ARUN], "transfer_ring_seconds": 5}).raise_for_status()
+        campaign = running_campaign(acme, alice, [FLOWED], name="Flow", max_attempts=1, transfer_group=group,
+                                    connect_mode=Campaign.ConnectMode.FLOW,
+                                    flow_url=f"https://my.exotel.com/{ACCOUNT[0]}/exoml/start_voice/{FLOW_ID}")
+        try:
+            processes.wait_until(lambda: Transfer.objects.filter(state="bridged").exists()
+                                 and Call.objects.filter(state__in=Call.FINAL_STATES).exists(),
+                                 timeout=120, what="the flow to name the agent who answered")
+        except TimeoutError:
+            logs = "\n".join(f"--- {s.name}\n{s.output()[-4000:]}" for s in started)
+            raise AssertionError(f"transfers: {list(Transfer.objects.values())}\n{logs}") from None
+
+        call = Call.objects.select_related("transfer__agent").get(campaign=campaign)
+        assert (call.state, call.disposition, call.transfer.agent.name) == ("completed", "transferred", "Arun")
+        assert StreamSession.objects.get(call=call).stop_reason == "transferred"
+        contact = Contact.objects.get(campaign=campaign)
+        assert (contact.state, contact.outcome, contact.attempts) == ("done", "completed", 1)
+        rung = [(r["number"], r["outcome"]) for r in wire_log(sim) if r["kind"] == "transfer"]
+        assert rung == [(SUNIL, "busy"), (ARUN, "answer")]  # the flow rang, not us
+        lines = timeline(signed_in(alice), call)
+        assert in_order(lines, "Stream started", "Transfer requested", "Handed to the flow's Transfer applet",
+                        "Stream ended · transferred", "Arun took the call"), lines
     finally:
         for service in reversed(started):
             service.stop()
