@@ -1,4 +1,5 @@
 import datetime
+import json
 import zoneinfo
 
 import phonenumbers
@@ -7,6 +8,7 @@ from django.utils import timezone
 
 from campaigns import csvfile, pools
 from campaigns.models import Call, Campaign, Variant
+from streams import prompts
 from streams.bots import relay, script
 from streams.models import Prompt
 from tenancy.crypto import masked
@@ -41,17 +43,65 @@ def bot_settings_object(value) -> dict:
 
 
 def check_bot_settings(form: forms.ModelForm, data: dict, *, field: str = "bot_settings") -> None:
-    """The chosen bot's own check of its settings, as an error on the form's `field` (where they were typed)."""
+    """The chosen bot's own check of its settings, then that every prompt they name is one of the
+    workspace's, as an error on the form's `field` (where they were typed)."""
+    if "bot_settings" not in data:
+        return
     validate = BOT_VALIDATORS.get(data.get("bot_kind"))
-    if validate and "bot_settings" in data:
-        try:
+    try:
+        if validate:
             validate(data["bot_settings"])
-        except forms.ValidationError as exc:
-            form.add_error(field, exc)
+        prompts.check_named(form.instance.workspace_id,
+                            prompts.bot_references(data.get("bot_kind"), data["bot_settings"]))
+    except forms.ValidationError as exc:
+        form.add_error(field, exc)
+
+
+def _step_at(text: str, position: int) -> int | None:
+    """The number of the script step a broken JSON text is in at `position`, read from its brackets and
+    strings alone; None outside `"steps": [...]`."""
+    stack: list[list] = []  # per open bracket: [kind, the key being read, items before this one]
+    last_string, index = "", 0
+    while index < min(position, len(text)):
+        char = text[index]
+        if char == '"':
+            end = index + 1
+            while end < len(text) and text[end] != '"':
+                end += 2 if text[end] == "\\" else 1
+            last_string, index = text[index + 1:end], end
+        elif char in "{[":
+            stack.append([char, None, 0])
+        elif char in "}]" and stack:
+            stack.pop()
+        elif char == ":" and stack and stack[-1][0] == "{":
+            stack[-1][1] = last_string
+        elif char == "," and stack:
+            stack[-1][2] += 1
+        index += 1
+    if len(stack) >= 2 and stack[0][:2] == ["{", "steps"] and stack[1][0] == "[":
+        return stack[1][2] + 1
+    return None
+
+
+class BotSettingsField(forms.JSONField):
+    """A JSON object typed by hand: a text that does not parse is refused with where it breaks."""
+
+    def to_python(self, value):
+        if isinstance(value, str) and value.strip():
+            try:
+                json.loads(value)
+            except json.JSONDecodeError as exc:
+                step = _step_at(value, exc.pos)
+                lines = value.splitlines()
+                line = lines[exc.lineno - 1].strip()[:80] if exc.lineno <= len(lines) else ""
+                raise forms.ValidationError(
+                    f"The JSON breaks at line {exc.lineno}, column {exc.colno}" + (f", in step {step}" if step else "")
+                    + f": {exc.msg}." + (f" The line: {line}" if line else ""), code="invalid") from None
+        return super().to_python(value)
 
 
 def bot_settings_field() -> forms.JSONField:
-    return forms.JSONField(
+    return BotSettingsField(
         required=False, widget=forms.Textarea(attrs={"rows": 8, "spellcheck": "false"}),
         help_text="A JSON object; its format depends on the bot, see beside.",
     )

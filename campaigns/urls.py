@@ -10,6 +10,7 @@ urlpatterns = [
     path("wallboard/board/", wallboard.wallboard_board, name="wallboard_board"),
     path("campaigns/", campaigns.campaign_list, name="list"),
     path("campaigns/new/", campaigns.campaign_create, name="create"),
+    path("campaigns/script-preview/", campaigns.script_preview, name="script_preview"),
     path("campaigns/<int:pk>/", campaigns.campaign_detail, name="detail"),
     path("campaigns/<int:pk>/edit/", campaigns.campaign_edit, name="edit"),
     path("campaigns/<int:pk>/clone/", campaigns.campaign_clone, name="clone"),

@@ -164,6 +164,20 @@ def delete_prompt(prompt: Prompt) -> None:
     transaction.on_commit(lambda: default_storage.delete(file_name))
 
 
+def check_named(workspace_id: int, references: list[tuple[str, str]]) -> None:
+    """ValidationError naming each place whose prompt the workspace lacks, given (prompt name template,
+    where) pairs as `bot_references` makes them. A template with `{variable}` parts needs a prompt it
+    could become ("greeting-{language}": greeting-hi…); a contact whose own is missing is the call's to log."""
+    names = set(Prompt.objects.filter(workspace_id=workspace_id).values_list("name", flat=True))
+    missing = []
+    for template, where in references:
+        if not _named(template, names):
+            like = " like" if any(field is not None for _, field, _, _ in string.Formatter().parse(template)) else ""
+            missing.append(f"{where[:1].upper()}{where[1:]}: no prompt of this workspace is named{like} {template!r}.")
+    if missing:
+        raise ValidationError(missing)
+
+
 class PcmCache:
     """The most recently used prompts' audio, at most `max_bytes` in all: prompts are up to 20 MB
     each, so a count of them would not bound memory. Shared by the threads that start streams."""

@@ -60,14 +60,21 @@ class Plan:
     reason: str = ""
 
 
+def transfer_refusal(campaign: Campaign) -> str:
+    """Why none of the campaign's calls can be transferred ("" when they can): also the script editor's preview."""
+    if campaign.transfer_group is None:
+        return "the campaign names no agent group"
+    if campaign.connect_mode == Campaign.ConnectMode.VOICE_AI:
+        return "Voice AI (direct) calls have no transfer"
+    return ""
+
+
 def request_transfer(call_id: int, *, whisper: str) -> Plan:
     """The bot asked for a person. Records the transfer and, in Legs mode, rings the first agent."""
     call = Call.objects.select_related("campaign__transfer_group", "campaign__account").get(pk=call_id)
     campaign, group = call.campaign, call.campaign.transfer_group
-    if group is None:
-        return Plan("none", reason="the campaign names no agent group")
-    if campaign.connect_mode == Campaign.ConnectMode.VOICE_AI:
-        return Plan("none", reason="Voice AI (direct) calls have no transfer")
+    if refusal := transfer_refusal(campaign):
+        return Plan("none", reason=refusal)
     if campaign.connect_mode == Campaign.ConnectMode.LEGS and not call.leg_sid:
         return Plan("none", reason="the call's leg is not known yet")
     flow = campaign.connect_mode == Campaign.ConnectMode.FLOW

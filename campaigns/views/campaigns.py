@@ -1,4 +1,7 @@
+import json
+
 from django.contrib import messages
+from django.core.exceptions import ValidationError
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -6,10 +9,11 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
-from campaigns import clones, estimate, export, forecast, health, lifecycle, queries, testcalls
+from campaigns import clones, estimate, export, forecast, health, lifecycle, queries, scriptpreview, testcalls
 from campaigns.forms import CampaignForm, CloneForm, RecallForm, TestCallForm
 from campaigns.models import Call, Campaign, InvalidTransition
 from streams.bots import relay
+from streams.models import Prompt
 from tenancy.access import role_required, scoped
 from tenancy.models import Role
 from tenancy.templatetags.phones import grouped
@@ -38,7 +42,7 @@ def campaign_create(request):
         campaign = form.save()
         messages.success(request, f"Campaign {campaign.name} created. Next: upload its contacts.")
         return redirect("campaigns:upload", campaign.pk)
-    return render(request, "campaigns/form.html", {"form": form})
+    return _form_page(request, form)
 
 
 @role_required(Role.OPERATOR)
@@ -51,7 +55,33 @@ def campaign_edit(request, pk):
         form.save_m2m()
         messages.success(request, "Campaign saved.")
         return redirect(campaign)
-    return render(request, "campaigns/form.html", {"form": form, "campaign": campaign})
+    return _form_page(request, form, campaign)
+
+
+def _form_page(request, form, campaign=None):
+    # The script editor offers the workspace's prompts by name.
+    prompt_names = list(scoped(request, Prompt).values_list("name", flat=True))
+    return render(request, "campaigns/form.html", {"form": form, "campaign": campaign, "prompt_names": prompt_names})
+
+
+@require_POST
+@role_required(Role.OPERATOR)
+def script_preview(request):
+    """The campaign form's script preview (static/js/script-editor.js): the script as typed, walked."""
+    try:
+        body = json.loads(request.body)
+    except ValueError:
+        body = None
+    if not isinstance(body, dict):
+        return JsonResponse({"errors": ["The request must be a JSON object."]}, status=400)
+    try:
+        walk = scriptpreview.preview_script(
+            request.workspace, text=body.get("script", ""), variables=body.get("variables", {}),
+            answers=body.get("answers", []), connect_mode=body.get("connect_mode", ""),
+            transfer_group=body.get("transfer_group"))
+    except ValidationError as exc:
+        return JsonResponse({"errors": exc.messages}, status=400)
+    return JsonResponse(walk)
 
 
 @role_required(Role.OPERATOR)

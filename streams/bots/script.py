@@ -1,5 +1,6 @@
 """The script bot: a declarative call script, kept in `Campaign.bot_settings` and checked on save
-with `validate_script(spec)`.
+with `validate_script(spec)` (and `streams.prompts.check_named`: every prompt it names must exist).
+Which step runs next is `streams.bots.script_walk`'s, shared with the campaign form's preview.
 
 A script is a JSON object with a list of `steps` run in order; a step may carry an `id` that
 branches jump to, and holds exactly one action:
@@ -7,7 +8,8 @@ branches jump to, and holds exactly one action:
     {"say": "greeting-{language}", "barge_in": true}
         play a prompt (a `streams.models.Prompt` of the workspace: a WAV of any rate, resampled to
         the stream's). `{name}` parts are filled from the contact's variables (plus `name`, `phone`),
-        so per-contact variables choose prompts; a prompt that does not exist is skipped and logged.
+        so per-contact variables choose prompts; one a contact's variables name that does not exist
+        is skipped and logged.
         With barge-in (the default) the caller speaking (audio above `barge_in.threshold_dbfs` for
         `barge_in.min_ms`) or pressing a key sends `clear` and moves on; a key pressed is kept for
         the next gather. Without it the step waits until Exotel returns the prompt's mark.
@@ -38,7 +40,7 @@ running is cut short, a prompt cleared); while they hold the line the script wai
 step and goes on from there when they hand back.
 
 Optional top level: `"barge_in": {"threshold_dbfs": -35, "min_ms": 0}`. At most 200 steps, and at
-most `MAX_STEPS_RUN` steps run per call, so a loop cannot hold a line forever.
+most `script_walk.MAX_STEPS_RUN` steps run per call, so a loop cannot hold a line forever.
 
 Example:
     {"steps": [
@@ -63,16 +65,15 @@ from django.core.exceptions import ValidationError
 from campaigns.models import DoNotCall
 from exotel.audio import rms_dbfs
 from streams import handover
+from streams.bots.script_walk import ACTIONS, Keys, Walk, action_of, fill, gathered, transfer_parts
 from streams.runtime import Bot
 
 log = logging.getLogger(__name__)
 
-ACTIONS = {"say", "pause", "gather", "disposition", "set", "opt_out", "goto", "hangup", "transfer"}
 HANDED_OVER = object()  # a step's result that ends the script: the call is a person's now
 WHISPER_MAX = 300
 DIGITS = set("0123456789*#")
 MAX_STEPS = 200
-MAX_STEPS_RUN = 500
 MARK_GRACE = 5.0  # seconds past a prompt's length to wait for its mark before moving on
 
 
@@ -168,6 +169,12 @@ def _validate_step(step, where: str, ids: set[str]) -> None:
         raise ValidationError(f"{where}: {action} takes true.")
 
 
+def step_label(number: int, step) -> str:
+    """How messages name a step: its number, and its id when it has one."""
+    step_id = step.get("id") if isinstance(step, dict) else None
+    return f'Step {number} ("{step_id}")' if isinstance(step_id, str) and step_id else f"Step {number}"
+
+
 def validate_script(spec: dict) -> None:
     """Raise ValidationError with a message naming the step and what is wrong; None if the script is fine."""
     if not isinstance(spec, dict) or set(spec) - {"steps", "barge_in"}:
@@ -183,19 +190,12 @@ def validate_script(spec: dict) -> None:
                 raise ValidationError(f"Step {number}: id must be a unique, non-empty text.")
             ids.add(step_id)
     for number, step in enumerate(steps, 1):
-        _validate_step(step, f"Step {number}", ids)
+        _validate_step(step, step_label(number, step), ids)
     barge_in = spec.get("barge_in", {})
     if not isinstance(barge_in, dict) or set(barge_in) - {"threshold_dbfs", "min_ms"}:
         raise ValidationError('barge_in is an object with "threshold_dbfs" and "min_ms".')
     _number(barge_in.get("threshold_dbfs", -35), "barge_in.threshold_dbfs", -90, 0)
     _number(barge_in.get("min_ms", 0), "barge_in.min_ms", 0, 2000)
-
-
-def _fill(template: str, variables: dict) -> str | None:
-    try:
-        return template.format_map({k: str(v) for k, v in variables.items()})
-    except (KeyError, ValueError, IndexError):
-        return None
 
 
 def prompt_templates(spec: dict) -> list[tuple[str, str]]:
@@ -214,7 +214,7 @@ def prompt_templates(spec: dict) -> list[tuple[str, str]]:
 
 def prompt_names(spec: dict, variables: dict) -> set[str]:
     """The prompts this script may play for a contact with these variables."""
-    names = {_fill(template, variables) for template, _ in prompt_templates(spec)}
+    names = {fill(template, variables) for template, _ in prompt_templates(spec)}
     return {name for name in names if name}
 
 
@@ -238,7 +238,7 @@ class ScriptBot(Bot):
         self._loud_ms = 0
         self._said = 0
         self._chosen_by_keys = ""  # the keys whose branch the last gather took
-        self._index_of = {step["id"]: i for i, step in enumerate(self.spec.get("steps", [])) if "id" in step}
+        self.walk = Walk(self.spec.get("steps", []))
         self._resumed = asyncio.Event()  # cleared while a supervisor holds the line
         self._resumed.set()
         self._jump_to = ""  # a step a supervisor chose
@@ -283,7 +283,7 @@ class ScriptBot(Bot):
     async def on_whisper(self, text: str, step: str) -> None:
         if not step:
             return  # a script has no use for a hint; it is on the timeline all the same
-        if step not in self._index_of:
+        if step not in self.walk.index_of:
             raise ValueError(f"The script has no step {step!r}.")
         self._jump_to = step
         if self._step is not None and not self._step.done():
@@ -300,22 +300,21 @@ class ScriptBot(Bot):
         self._resumed.set()
 
     async def run(self) -> None:
-        steps = self.spec["steps"]
-        index = 0
-        for _ in range(MAX_STEPS_RUN):
+        while True:
             await self._resumed.wait()
             if self._jump_to:
-                index, self._jump_to = self._index_of[self._jump_to], ""
-            if index >= len(steps):
+                self.walk.jump(self._jump_to)
+                self._jump_to = ""
+            step = self.walk.next_step()
+            if step is None:
                 break
-            step = steps[index]
-            (action,) = set(step) & ACTIONS
+            action = action_of(step)
             target = await self._run_step(action, step)
             if (action == "hangup" and not self._jump_to) or target is HANDED_OVER:
                 return
-            index = self._index_of[target] if target else index + 1
-        else:
-            log.warning("stream %s: script ran %s steps; hanging up", self.stream.sid, MAX_STEPS_RUN)
+            self.walk.go_on(target)
+        if self.walk.ran_out:
+            log.warning("stream %s: script ran %s steps; hanging up", self.stream.sid, self.walk.runs)
         await self.stream.hang_up()
 
     async def _run_step(self, action: str, step: dict) -> str | None:
@@ -331,7 +330,7 @@ class ScriptBot(Bot):
             self._step = None
 
     async def _say(self, template: str, step: dict) -> None:
-        name = _fill(template, self.stream.binding.variables)
+        name = fill(template, self.stream.binding.variables)
         if name not in self.stream.prompts:
             log.warning("stream %s: no prompt %r (from %r); skipped", self.stream.sid, name, template)
             return None
@@ -353,23 +352,14 @@ class ScriptBot(Bot):
         await asyncio.sleep(seconds)
 
     async def _gather(self, gather: dict, step: dict) -> str | None:
-        digits, terminator = "", gather.get("terminator", "#")
-        while len(digits) < gather.get("max_digits", 1):
+        keys = Keys(gather)
+        while not keys.done:
             try:
-                key = await asyncio.wait_for(self.keys.get(), gather.get("timeout", 5))
+                keys.press(await asyncio.wait_for(self.keys.get(), gather.get("timeout", 5)))
             except TimeoutError:
                 break
-            if terminator and key == terminator:
-                break
-            digits += key
-        self.variables[gather.get("into", "digits")] = digits
-        branches = gather.get("branches", {})
-        self._chosen_by_keys = digits if digits in branches else ""
-        if digits in branches:
-            return branches[digits]
-        if not digits and "no_input" in gather:
-            return gather["no_input"]
-        return gather.get("default")
+        target, self._chosen_by_keys = gathered(gather, keys.digits, self.variables)
+        return target
 
     async def _disposition(self, value: str, step: dict) -> None:
         self.disposition = value
@@ -385,10 +375,9 @@ class ScriptBot(Bot):
             await self.stream.opt_out(DoNotCall.Source.SCRIPT, "the script's opt_out step")
 
     async def _transfer(self, value, step: dict):
-        value = value if isinstance(value, dict) else {}
-        if value.get("message"):
-            await self._say(value["message"], {"barge_in": False})
-        whisper = _fill(value.get("whisper", ""), {**self.stream.binding.variables, **self.variables}) or ""
+        message, whisper = transfer_parts(value, self.stream.binding.variables, self.variables)
+        if message:
+            await self._say(message, {"barge_in": False})
         return HANDED_OVER if await handover.transfer(self, whisper=whisper, keys=self.keys) else None
 
     async def _goto(self, target: str, step: dict) -> str:

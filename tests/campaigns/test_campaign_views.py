@@ -9,6 +9,7 @@ from django.urls import reverse
 
 from campaigns import imports
 from campaigns.models import Call, Campaign, CampaignEvent
+from streams.models import Prompt
 from tenancy.models import Workspace
 from tests.campaigns.conftest import private_media  # noqa: F401 (a fixture: the upload's files)
 from tests.conftest import make_call, make_campaign, make_contact
@@ -57,6 +58,7 @@ def test_a_script_is_checked_on_save(alice_client, campaign):
     bad = form_data(campaign, bot_kind="script", bot_settings='{"steps": [{"goto": "nowhere"}]}')
     errors = alice_client.post(reverse("campaigns:create"), bad).context["form"].errors
     assert "bot_settings" in errors
+    Prompt.objects.create(workspace=campaign.workspace, name="hello", audio="prompts/hello.wav")
     good = form_data(campaign, bot_kind="script", bot_settings='{"steps": [{"say": "hello"}, {"hangup": true}]}')
     assert alice_client.post(reverse("campaigns:create"), good).status_code == 302
 

@@ -33,6 +33,7 @@ MENU = {"steps": [
     ({"steps": [{"say": "a", "pause": 1}]}, "Step 1 needs exactly one action"),
     ({"steps": [{"shout": "a"}]}, "does not know shout"),
     ({"steps": [{"say": ""}]}, "Step 1: say takes a prompt name"),
+    ({"steps": [{"hangup": True}, {"id": "menu", "say": ""}]}, r'Step 2 \("menu"\): say takes a prompt name'),
     ({"steps": [{"say": "hi-{lang"}]}, "not a valid template"),
     ({"steps": [{"pause": 0}]}, "pause must be a number from 0.1 to 60"),
     ({"steps": [{"gather": {"max_digits": 0}}]}, "max_digits"),
