@@ -27,17 +27,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import secrets
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
 
 from exotel.simulator.callbacks import Deliveries, now, timestamp
 from exotel.simulator.caller import rng_for, script_for
-from exotel.simulator.config import Fault, Flow, SimConfig
+from exotel.simulator.config import Fault, Flow, Pricing, SimConfig
 from exotel.simulator.log import WireLog
 from exotel.simulator.recording import Recording
 from exotel.simulator.stream import StreamOutcome, StreamSession, StreamSpec
@@ -115,6 +117,7 @@ class Simulator:
         self.bridges: dict[str, Any] = {}  # bridge sid -> SimBridge (bridges.py)
         self.flows: dict[str, Flow] = dict(config.flows)
         self.faults: list[list[Any]] = [[fault, 0] for fault in config.faults]  # [fault, times used]
+        self.pricing: Pricing = config.price
         self.base_url = ""
         self.deliveries: Deliveries | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -152,6 +155,13 @@ class Simulator:
 
     def set_faults(self, faults: list[Fault]) -> None:
         self.faults = [[fault, 0] for fault in faults]
+
+    def price(self, call: SimCall) -> str | None:
+        """Call Details' `Price`: None until `pricing.delay` after the end, then per started minute on the call."""
+        if not call.ended_at or now() < call.ended_at + timedelta(seconds=self.pricing.delay):
+            return None
+        on_call = (call.ended_at - call.answered_at).total_seconds() if call.answered_at else 0.0
+        return str((self.pricing.per_minute * math.ceil(on_call / 60)).quantize(Decimal("0.0001")))
 
     def live_streams(self, account_sid: str) -> int:
         """Streams held or reserved (ringing calls reserve theirs): what ActiveStreams reports."""

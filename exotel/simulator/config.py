@@ -23,7 +23,8 @@ Format (every key optional; times in seconds; numbers keyed by E.164):
              "max_session_seconds": 3600},
   "active_streams_format": "json",
   "callback_retry_delay": 0.5,
-  "grpc_event_target": "https://app.example.com/exotel/leg-events"
+  "grpc_event_target": "https://app.example.com/exotel/leg-events",
+  "price": {"per_minute": "0.60", "delay": 120}
 }
 
 - outcome: "answer" | "busy" | "no-answer" | "failed". ring_seconds: ringing before the outcome (a
@@ -71,6 +72,9 @@ Format (every key optional; times in seconds; numbers keyed by E.164):
   reference's own example; the gRPC proto is not published, so they are POSTed here in the HTTPS
   JSON form). Without it such legs are still accepted and their events are logged as undelivered.
 - active_streams_format: "json" or "xml" (both are documented answers).
+- price: Call Details' `Price` of an ended call, as Exotel fills it in minutes after the end: empty
+  (null) until `delay` seconds after the call ended, then `per_minute` times the started minutes
+  on the call (60-second pulses; "0.0000" for a call never answered). PUT /_sim/price changes it.
 """
 
 from __future__ import annotations
@@ -78,6 +82,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
@@ -150,6 +155,12 @@ class Flow:
 
 
 @dataclass(frozen=True)
+class Pricing:
+    per_minute: Decimal = Decimal("0.60")
+    delay: float = 120.0  # seconds after the call's end before its Price is filled
+
+
+@dataclass(frozen=True)
 class SimConfig:
     default: NumberPlan = field(default_factory=NumberPlan)
     numbers: Mapping[str, NumberPlan] = field(default_factory=dict)
@@ -164,6 +175,7 @@ class SimConfig:
     active_streams_format: str = "json"
     callback_retry_delay: float = 0.5
     grpc_event_target: str = ""
+    price: Pricing = field(default_factory=Pricing)
 
     def plan_for(self, e164: str, nth_dial: int = 0) -> NumberPlan:
         return self.numbers.get(e164, self.default).for_dial(nth_dial)
@@ -233,6 +245,17 @@ def parse_flow(raw: Mapping[str, Any]) -> Flow:
                 transfer_ring_seconds=float(raw.get("transfer_ring_seconds", 20.0)))
 
 
+def parse_pricing(raw: Mapping[str, Any]) -> Pricing:
+    try:
+        per_minute = Decimal(str(raw.get("per_minute", "0.60")))
+    except InvalidOperation:
+        raise ConfigError(f"price per_minute must be a decimal number, not {raw.get('per_minute')!r}") from None
+    delay = float(raw.get("delay", 120.0))
+    if not per_minute.is_finite() or per_minute < 0 or delay < 0:
+        raise ConfigError("price per_minute and delay must not be negative")
+    return Pricing(per_minute=per_minute, delay=delay)
+
+
 def parse_config(raw: Mapping[str, Any]) -> SimConfig:
     try:
         default = parse_plan(raw.get("default", {}))
@@ -252,6 +275,7 @@ def parse_config(raw: Mapping[str, Any]) -> SimConfig:
                                           "active_streams_format"),
             callback_retry_delay=float(raw.get("callback_retry_delay", 0.5)),
             grpc_event_target=str(raw.get("grpc_event_target", "")),
+            price=parse_pricing(raw.get("price", {})),
         )
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise ConfigError(f"bad simulator config: {exc!r}") from exc

@@ -7,7 +7,8 @@ Routes (one server answers for both the api and cpaas-api hosts):
 - GET /v1/Accounts/{sid}/ActiveStreams (JSON, or XML per config) and /v1/accounts/{sid}/activestreams.
 - GET /v1/Accounts/{sid}/Calls/{call_sid}.json (Call Details) -> `{"Call": {...}}` as it stands now,
   with `Status`, `StartTime`, `EndTime`, `Duration` (seconds on the call after the answer; null while
-  live or when never answered), `RecordingUrl` and `AnsweredBy` (the plan's verdict once its
+  live or when never answered), `Price` (null until the config's price delay after the end),
+  `RecordingUrl` and `AnsweredBy` (the plan's verdict once its
   `amd_delay` has passed since the answer).
 - GET /v2/accounts/{sid}/legs/{leg} (Get Leg) -> the v2 envelope with `state`, `terminal_status`
   (the call status once terminated), `start_time`, `end_time` and `on_call_duration_ms`.
@@ -18,7 +19,8 @@ Routes (one server answers for both the api and cpaas-api hosts):
   with no body, `content_type: audio/x-mulaw;rate=8000` (a μ-law stream), `direction:
   unidirectional` (a receive-only stream).
 - POST /v2/accounts/{sid}/bridges: join answered legs (bridges.py), 202 with the bridge's sid.
-- Control: PUT /_sim/flows/{flow_id}, PUT /_sim/faults (a JSON list as in the config), GET
+- Control: PUT /_sim/flows/{flow_id}, PUT /_sim/faults (a JSON list as in the config), PUT
+  /_sim/price (the config's "price" object), GET
   /_sim/calls, GET /_sim/health, GET /_sim/recordings/{call_sid}.wav. No auth on these.
 
 Validation is `exotel.wire`'s, the same limits the client checks, answered with 400 and a
@@ -46,7 +48,7 @@ from exotel.errors import ValidationError
 from exotel.simulator import bridges
 from exotel.simulator.callbacks import answered_by, timestamp
 from exotel.simulator.calls import SimCall, Simulator, StreamLimitReached
-from exotel.simulator.config import ConfigError, parse_fault, parse_flow
+from exotel.simulator.config import ConfigError, parse_fault, parse_flow, parse_pricing
 from exotel.simulator.stream import stream_parameters
 from exotel.wire.requests import e164_from_dialled
 
@@ -269,8 +271,8 @@ async def call_details(request: web.Request, _: dict[str, Any]) -> web.Response:
         "DateUpdated": timestamp(call.ended_at or call.answered_at or call.created), "AccountSid": call.account_sid,
         "To": call.caller_id, "From": call.number, "PhoneNumberSid": call.caller_id, "Status": call.status,
         "StartTime": timestamp(call.created), "EndTime": timestamp(call.ended_at) or None,
-        "Duration": None if on_call is None else round(on_call), "Price": None, "Direction": "outbound-api",
-        "AnsweredBy": answered_by(call) or None,
+        "Duration": None if on_call is None else round(on_call), "Price": request.app[SIM].price(call),
+        "Direction": "outbound-api", "AnsweredBy": answered_by(call) or None,
         "Uri": f"/v1/Accounts/{call.account_sid}/Calls/{call.sid}.json", "RecordingUrl": call.recording_url or None,
     }})
 
@@ -392,6 +394,17 @@ async def put_faults(request: web.Request) -> web.Response:
     return web.json_response({"faults": len(faults)})
 
 
+async def put_price(request: web.Request) -> web.Response:
+    try:
+        pricing = parse_pricing(await request.json())
+    except (ValueError, ConfigError, TypeError, AttributeError) as exc:
+        return web.json_response({"error": str(exc)}, status=400)
+    request.app[SIM].pricing = pricing
+    request.app[SIM].log.write("control", action="put_price", per_minute=str(pricing.per_minute),
+                               delay=pricing.delay)
+    return web.json_response({"per_minute": str(pricing.per_minute), "delay": pricing.delay})
+
+
 async def list_calls(request: web.Request) -> web.Response:
     return web.json_response([call.summary() for call in request.app[SIM].calls.values()])
 
@@ -427,6 +440,7 @@ def build_app(sim: Simulator) -> web.Application:
     app.router.add_post("/v2/accounts/{sid}/bridges", api("bridges", "v2", create_bridge))
     app.router.add_put("/_sim/flows/{flow_id}", put_flow)
     app.router.add_put("/_sim/faults", put_faults)
+    app.router.add_put("/_sim/price", put_price)
     app.router.add_get("/_sim/calls", list_calls)
     app.router.add_get("/_sim/health", health)
     app.router.add_get("/_sim/recordings/{call_sid}.wav", recording)

@@ -15,14 +15,20 @@ Leg's `state` and `terminal_status` values are not published: a leg in `connecti
 `ringing` is `ringing`, `answered` or `connected` is `in-progress`; an ended leg (`terminated`, or
 any `terminal_status`) takes its terminal status when that is a call status word, otherwise
 `completed` if it was on the call (`on_call_duration_ms` > 0) and `failed` if not.
+
+Call Details' `Price` is a decimal string in the account's billing currency (none is named), empty
+until Exotel has rated the call, minutes after its end: `CallDetails.price` is None until then, and
+None, logged, for a value that is not a non-negative decimal (so it is asked for again later).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -33,6 +39,8 @@ from exotel.errors import (
     RejectedError,
     TransientError,
 )
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -59,6 +67,7 @@ class CallDetails:
     duration: int | None = None
     recording_url: str = ""
     answered_by: str = ""
+    price: Decimal | None = None  # Call Details only: Get Leg documents no price
 
 
 @dataclass(frozen=True)
@@ -168,7 +177,22 @@ def parse_call_details(reply: Reply) -> CallDetails:
         sid=_text(call["sid"]), status=_text(call.get("status")).lower(), start_time=_text(call.get("starttime")),
         end_time=_text(call.get("endtime")), duration=_seconds(call.get("duration")),
         recording_url=_text(call.get("recordingurl")), answered_by=_text(call.get("answeredby")),
+        price=_price(call.get("price")),
     )
+
+
+def _price(value: Any) -> Decimal | None:
+    text = _text(value).strip()
+    if not text:
+        return None
+    try:
+        price = Decimal(text)
+    except InvalidOperation:
+        price = None
+    if price is None or not price.is_finite() or price < 0:
+        log.warning("Call Details' Price %r is not a non-negative decimal: taken as not rated yet", text[:40])
+        return None
+    return price
 
 
 CALL_STATUSES = ("queued", "ringing", "in-progress", "completed", "busy", "no-answer", "failed", "canceled")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import httpx
 import pytest
 
@@ -93,3 +95,45 @@ def test_leg_states_read_as_call_statuses(data, status):
     body = {"request_id": "r", "http_code": 200, "response": {"data": {"leg_sid": "L1", **data}}}
     reply = wire.Reply(status=200, body=httpx.Response(200, json=body).content)
     assert wire.parse_leg_details(reply).status == status
+
+
+def set_price(sim, **pricing) -> None:
+    httpx.put(f"{sim.base_url}/_sim/price", json=pricing).raise_for_status()
+
+
+async def test_the_price_is_empty_until_exotel_has_rated_the_ended_call(sim, bot_server):
+    from .conftest import BotLog, echo_handler
+
+    bot_url = await bot_server(echo_handler(BotLog()))
+    try:
+        set_price(sim, per_minute="0.75", delay=3600)
+        async with AsyncExotelClient(sim.account()) as client:
+            answered = await client.connect_to_bot(BotCall(number=NUMBERS["answer"], caller_id=EXOPHONE,
+                                                           stream_url=bot_url))
+            busy = await client.connect_to_bot(BotCall(number=NUMBERS["busy"], caller_id=EXOPHONE,
+                                                       stream_url=bot_url))
+            await wait_for_end(sim, answered.sid)
+            await wait_for_end(sim, busy.sid)
+            assert (await client.call_details(answered.sid)).price is None  # rated minutes after the end
+
+            set_price(sim, per_minute="0.75", delay=0)
+            assert (await client.call_details(answered.sid)).price == Decimal("0.75")  # one started minute
+            assert (await client.call_details(busy.sid)).price == Decimal(0)
+    finally:
+        set_price(sim, per_minute="0.60", delay=120)
+
+
+@pytest.mark.parametrize(("price", "read"), [
+    ("1.2500", Decimal("1.25")), (0.5, Decimal("0.5")), ("", None), (None, None), ("n/a", None), ("-1", None),
+    ("NaN", None),
+])
+def test_a_price_that_is_not_a_non_negative_decimal_reads_as_not_rated_yet(price, read):
+    body = {"Call": {"Sid": "C1", "Status": "completed", "Price": price}}
+    reply = wire.Reply(status=200, body=httpx.Response(200, json=body).content)
+    assert wire.parse_call_details(reply).price == read
+
+
+def test_the_simulators_price_setting_is_checked(sim):
+    for bad in ({"per_minute": "lots"}, {"per_minute": "-1"}, {"delay": -5}, ["0.5"]):
+        response = httpx.put(f"{sim.base_url}/_sim/price", json=bad)
+        assert response.status_code == 400 and response.json()["error"], bad
