@@ -132,7 +132,7 @@ class RecipientAdmin(RecordAdmin):
 
 @admin.register(Call)
 class CallAdmin(RecordAdmin):
-    list_display = ["phone", "campaign", "attempt", "state", "disposition", "duration", "created_at"]
+    list_display = ["phone", "campaign", "attempt", "state", "disposition", "duration", "price", "created_at"]
     list_filter = ["state", "disposition", "disconnected_by", "workspace"]
     search_fields = ["phone", "exotel_sid", "leg_sid"]
     list_select_related = ["campaign"]

@@ -22,6 +22,7 @@ from campaigns.models import Call, Campaign, ContactUpload, Hold, Recipient
 COLUMNS = [
     "id", "phone", "contact_name", "attempt", "state", "disposition", "created_at", "dialed_at", "answered_at",
     "ended_at", "duration", "disconnected_by", "detailed_status", "exotel_sid", "recording_url", "error",
+    "price", "price_currency",
 ]
 _FIELDS = [("contact__name" if c == "contact_name" else c) for c in COLUMNS] + ["contact__variables"]
 BATCH = 5000

@@ -6,6 +6,12 @@ A check is a function of (Context, contact) returning a Verdict or None (no obje
 CHECKS to add a reason. The estimate of the finish time walks the calendar in SLOT steps from now:
 in each slot the campaign dials at its pacing rate the contacts whose windows are open and whose
 caps have freed. It counts first attempts only (retries depend on outcomes not known yet).
+
+The expected cost of those first attempts is dialled × answer rate × started minutes per answered
+call × rate per minute: the answer rate and minutes from the workspace's calls of the last
+HISTORY, the rate from the campaign's own priced calls, else its account's priced calls of the
+same period, else the account's estimated rate per minute (campaigns/costs.py). Without history or
+rate there is no figure, and the panel says what is missing.
 """
 
 import bisect
@@ -13,11 +19,15 @@ import datetime
 from collections import Counter, defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from decimal import Decimal
 
-from campaigns import compliance, donotcall, pools, rules, schedule
-from campaigns.models import Campaign, Contact, Hold
+from django.db.models import Count, Sum
+
+from campaigns import compliance, costs, donotcall, pools, rollups, rules, schedule
+from campaigns.models import Call, Campaign, Contact, Hold
 
 SLOT = datetime.timedelta(minutes=15)
+HISTORY = datetime.timedelta(days=30)
 Verdict = compliance.Verdict
 
 
@@ -72,6 +82,7 @@ class Forecast:
     capped: int = 0  # of those dialled, held by a cap first
     waiting: int = 0  # of those dialled, outside their window right now
     finish_at: datetime.datetime | None = None
+    cost: "CostForecast | None" = None
 
     @property
     def held_back(self) -> int:
@@ -99,7 +110,54 @@ def forecast(campaign: Campaign, *, now: datetime.datetime) -> Forecast:
         zones = rules.recipient_zones(contact.time_zone, contact.phone, fallback=context.window.time_zone)
         ready[zones].append(max(filter(None, [now, contact.next_attempt_at, verdict.until])))
     result.finish_at = finish(context, campaign.calls_per_minute, ready)
+    result.cost = expected_cost(campaign, result.dialled, now=now)
     return result
+
+
+@dataclass(frozen=True)
+class CostForecast:
+    calls: int  # first attempts that will be dialled
+    history_calls: int  # the workspace's calls ended in the last HISTORY
+    answer_rate: Decimal | None
+    minutes_per_answer: Decimal | None  # started minutes per answered call
+    rate: Decimal | None
+    rate_source: str  # "campaign", "account history", "account setting" or ""
+    currency: str
+    budget: Decimal | None
+
+    @property
+    def amount(self) -> Decimal | None:
+        if self.answer_rate is None or self.minutes_per_answer is None or self.rate is None:
+            return None
+        return (self.calls * self.answer_rate * self.minutes_per_answer * self.rate).quantize(Decimal("0.01"))
+
+    @property
+    def over_budget(self) -> bool:
+        return self.budget is not None and self.amount is not None and self.amount > self.budget
+
+
+def expected_cost(campaign: Campaign, calls: int, *, now: datetime.datetime) -> CostForecast:
+    history = Call.objects.filter(workspace_id=campaign.workspace_id, created_at__gte=now - HISTORY).filter(
+        rollups.ENDED).aggregate(ended=Count("pk"), answered=Count("pk", filter=rollups.ANSWERED),
+                                 minutes=Sum(costs.STARTED_MINUTES, filter=rollups.ANSWERED))
+    ended, answered = history["ended"], history["answered"]
+    answer_rate = (Decimal(answered) / ended).quantize(Decimal("0.0001")) if ended else None
+    minutes = (Decimal(history["minutes"] or 0) / answered).quantize(Decimal("0.01")) if answered else None
+    if answer_rate == 0:
+        minutes = Decimal(0)  # nobody answered: nothing is spent on the line, whatever the duration
+    return CostForecast(calls=calls, history_calls=ended, answer_rate=answer_rate, minutes_per_answer=minutes,
+                        currency=campaign.account.currency, budget=campaign.budget, **_forecast_rate(campaign, now))
+
+
+def _forecast_rate(campaign: Campaign, now: datetime.datetime) -> dict:
+    spent = costs.spend(campaign)
+    if spent.rate_source == "campaign":
+        return {"rate": spent.rate, "rate_source": "campaign"}
+    since = (now - HISTORY).date()
+    if (history := costs.account_rate(campaign.account, since=since)) is not None:
+        return {"rate": history, "rate_source": "account history"}
+    rate = campaign.account.rate_per_minute
+    return {"rate": rate, "rate_source": "account setting" if rate is not None else ""}
 
 
 def finish(context: Context, per_minute: int, ready: dict[tuple[str, ...], list[datetime.datetime]]):

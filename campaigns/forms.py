@@ -141,7 +141,7 @@ class CampaignForm(forms.ModelForm):
             "transfer_group", "bot_kind", "bot_settings", "relay_token",
             "sample_rate", "recording", "time_limit", "starts_at", "ends_at", "time_zone", "window_start",
             "window_end", "weekdays", "calls_per_minute", "max_concurrent", "max_attempts", "retry_after_minutes",
-            "retry_on", "scrub_max_age_days", "machine_detection", "on_machine", "voicemail_prompt",
+            "retry_on", "scrub_max_age_days", "machine_detection", "on_machine", "voicemail_prompt", "budget",
         ]
         widgets = {
             "starts_at": forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),

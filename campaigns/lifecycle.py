@@ -6,14 +6,15 @@ transaction. Only `state` and `last_error` are saved, never the whole row: the c
 concurrently with F() updates and a full save would write stale values over them.
 
 Pausing and cancelling withdraw the calls that are queued but not yet dialled: Exotel never saw them,
-so their contacts get their attempt back. Calls already dialling finish on their own.
+so their contacts get their attempt back. Calls already dialling finish on their own. A campaign
+whose budget is spent is not started or resumed (campaigns/costs.py pauses it when it gets there).
 """
 
 from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from campaigns import compliance, donotcall, rollups
+from campaigns import compliance, costs, donotcall, rollups
 from campaigns.models import Call, Campaign, CampaignEvent, Contact, InvalidTransition
 from integrations import outbox
 
@@ -61,6 +62,7 @@ def start_campaign(campaign: Campaign, *, by, now=None) -> Campaign:
         raise InvalidTransition("A campaign needs contacts before it can start.")
     now = now or timezone.now()
     refuse_stale_scrub(campaign, now)
+    costs.refuse_spent_budget(campaign)
     new = _start_state(campaign, now)
     action = "scheduled" if new == State.SCHEDULED else "started"
     return _change(campaign, new, by=by, action=action, last_error="", only_from=(State.DRAFT,))
@@ -87,6 +89,7 @@ def pause_campaign(campaign: Campaign, *, by, reason: str = "") -> Campaign:
 def resume_campaign(campaign: Campaign, *, by, now=None) -> Campaign:
     now = now or timezone.now()
     refuse_stale_scrub(campaign, now)
+    costs.refuse_spent_budget(campaign)
     new = _start_state(campaign, now)
     return _change(campaign, new, by=by, action="resumed", last_error="", only_from=(State.PAUSED,))
 

@@ -1,4 +1,5 @@
 import datetime
+from decimal import Decimal
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -126,6 +127,12 @@ class Campaign(models.Model):
         null=True, blank=True, validators=[MinValueValidator(1)], verbose_name="Registry scrub newer than (days)",
         help_text="Start, and keep dialling, only while the national registry's scrub file last imported is "
                   "newer than this many days. Empty: not required.",
+    )
+    # Money (campaigns/costs.py): reached by the priced calls plus the estimate of the unpriced, it pauses the campaign.
+    budget = models.DecimalField(
+        max_digits=12, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal("0.01"))],
+        help_text="Optional, in the Exotel account's currency. When the calls' cost reaches it the campaign pauses "
+                  "itself; calls in flight finish.",
     )
     state = models.CharField(max_length=10, choices=State.choices, default=State.DRAFT)
     last_error = models.CharField(max_length=500, blank=True)
@@ -500,6 +507,12 @@ class Call(models.Model):
     answered_by_source = models.CharField(max_length=10, blank=True)
     answered_by_ms = models.PositiveIntegerField(null=True, blank=True, help_text="From the answer to the verdict.")
     amd_verdicts = models.JSONField(default=dict, blank=True)
+    # What Exotel charged (Call Details' Price, filled minutes after the end; campaigns/costs.py), and
+    # when to ask again while it has none.
+    price = models.DecimalField(max_digits=10, decimal_places=4, null=True, blank=True)
+    price_currency = models.CharField(max_length=3, blank=True)
+    price_checks = models.PositiveSmallIntegerField(default=0, help_text="Times Exotel was asked for the price.")
+    price_due_at = models.DateTimeField(null=True, blank=True, help_text="Blank: PRICE_FIRST_CHECK after the end.")
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["contact", "attempt"], name="one_call_per_attempt")]
@@ -509,6 +522,11 @@ class Call(models.Model):
             models.Index(fields=["workspace", "-created_at", "-id"], name="call_workspace_page"),
             models.Index(fields=["state", "enqueued_at"], name="call_state_enqueued"),  # the reaper's
             models.Index(fields=["exophone", "created_at"], name="call_exophone_recent"),  # health's
+            # campaigns.costs: the price sweep's (ended Connect calls not priced yet), and the budget's estimate.
+            models.Index(fields=["ended_at"], condition=models.Q(price__isnull=True, ended_at__isnull=False, leg_sid="")
+                         & ~models.Q(exotel_sid=""), name="call_price_due"),
+            models.Index(fields=["campaign"], condition=models.Q(price__isnull=True, duration__gt=0),
+                         name="call_unpriced"),
         ]
 
     def __str__(self):
@@ -585,3 +603,24 @@ class DispositionRollup(models.Model):
 
     def __str__(self):
         return f"{self.campaign_id} {self.disposition}: {self.calls}"
+
+
+class CostRollup(models.Model):
+    """A campaign's priced calls that ended on one day of its workspace's calendar (campaigns/costs.py).
+
+    Added to in the transaction that stores a call's price, so totals per campaign and per day read
+    a few rows instead of every call.
+    """
+
+    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="costs")
+    day = models.DateField()
+    calls = models.PositiveIntegerField(db_default=0)
+    amount = models.DecimalField(max_digits=14, decimal_places=4, db_default=Decimal(0))
+    billed_minutes = models.PositiveIntegerField(db_default=0, help_text="Started minutes of the priced calls.")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["campaign", "day"], name="one_cost_rollup_per_day")]
+
+    def __str__(self):
+        return f"{self.campaign_id} on {self.day}: {self.amount}"

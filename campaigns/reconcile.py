@@ -79,7 +79,7 @@ def reconcile_account(account_id: int, *, now: datetime.datetime | None = None) 
     if not batch:
         return 0
     settled = 0
-    with _client(ExotelAccount.objects.get(pk=account_id)) as client:
+    with details_client(ExotelAccount.objects.get(pk=account_id)) as client:
         for call in batch:
             try:
                 settled += settle(call, client, now=now)
@@ -116,7 +116,8 @@ def settle(call: Call, client: ExotelClient, *, now: datetime.datetime) -> bool:
     return changed and state in Call.FINAL_STATES
 
 
-def _client(account: ExotelAccount) -> ExotelClient:
+def details_client(account: ExotelAccount) -> ExotelClient:
+    """A client for asking about calls from a beat's task: one short attempt (also campaigns/costs.py)."""
     return accounts.client_for(account, timeout=DETAILS_TIMEOUT, retry=DETAILS_RETRY)
 
 

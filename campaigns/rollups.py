@@ -15,6 +15,7 @@ what the tests hold the rollups to.
 
 import datetime
 from collections import Counter
+from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Count, F, Q, QuerySet, UniqueConstraint
@@ -35,13 +36,13 @@ def quarter_of(moment: datetime.datetime) -> datetime.datetime:
 
 def count_placed(workspace_id: int, campaign_id: int, placed: int, *, at: datetime.datetime) -> None:
     if placed:
-        _add(QuarterRollup, workspace_id, campaign_id, {"starts_at": quarter_of(at)}, placed=placed)
+        upsert_add(QuarterRollup, workspace_id, campaign_id, {"starts_at": quarter_of(at)}, placed=placed)
 
 
 def count_ended(call: Call) -> None:
     """`call` has just become final: one more ended (and perhaps answered) call where it was placed."""
-    _add(QuarterRollup, call.workspace_id, call.campaign_id, {"starts_at": quarter_of(call.created_at)},
-         ended=1, answered=int(call.answered_by_a_person))
+    upsert_add(QuarterRollup, call.workspace_id, call.campaign_id, {"starts_at": quarter_of(call.created_at)},
+               ended=1, answered=int(call.answered_by_a_person))
 
 
 def uncount_placed(campaign_id: int, placed_at: list[datetime.datetime]) -> None:
@@ -56,10 +57,10 @@ def move_disposition(call: Call, old: str, new: str) -> None:
     if old:
         DispositionRollup.objects.filter(campaign_id=call.campaign_id, disposition=old).update(calls=F("calls") - 1)
     if new:
-        _add(DispositionRollup, call.workspace_id, call.campaign_id, {"disposition": new}, calls=1)
+        upsert_add(DispositionRollup, call.workspace_id, call.campaign_id, {"disposition": new}, calls=1)
 
 
-def _add(model, workspace_id: int, campaign_id: int, key: dict, **increments: int) -> None:
+def upsert_add(model, workspace_id: int, campaign_id: int, key: dict, **increments: int | Decimal) -> None:
     """Add `increments` to the row of `key` in the campaign, creating it first if there is none.
 
     One `INSERT … ON CONFLICT DO UPDATE` (PostgreSQL, SQLite 3.24+): two first writers of a row

@@ -8,7 +8,7 @@ carry time limits a little above their own timeouts; the rest keep the settings'
 
 from celery import shared_task
 
-from campaigns import accounts, dialer, dncfiles, imports, legs, reconcile
+from campaigns import accounts, costs, dialer, dncfiles, imports, legs, reconcile
 
 
 @shared_task(soft_time_limit=20, time_limit=30)
@@ -108,3 +108,14 @@ def reconcile_account(account_id: int) -> None:
 def recount_live_calls() -> None:
     """Beat: correct drifted `calls_live` counters from the rows."""
     reconcile.recount_live_calls()
+
+
+@shared_task
+def price_calls() -> None:
+    """Beat: one task per account with calls due for a price or a running campaign with a budget."""
+    costs.sweep()
+
+
+@shared_task(soft_time_limit=300, time_limit=330)  # costs.BATCH calls, each answered within 5 s
+def price_account(account_id: int) -> None:
+    costs.price_account(account_id)

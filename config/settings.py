@@ -197,6 +197,8 @@ CELERY_BEAT_SCHEDULE = {
                         "schedule": env.float("RECONCILE_SECONDS", default=30.0), "options": {"expires": 60}},
     "recount-live-calls": {"task": "campaigns.tasks.recount_live_calls",
                            "schedule": env.float("RECOUNT_SECONDS", default=60.0), "options": {"expires": 120}},
+    "price-calls": {"task": "campaigns.tasks.price_calls", "schedule": env.float("PRICE_SWEEP_SECONDS", default=30.0),
+                    "options": {"expires": 60}},
     "sweep-webhooks": {"task": "integrations.tasks.sweep_webhooks",
                        "schedule": env.float("WEBHOOK_SWEEP_SECONDS", default=30.0), "options": {"expires": 60}},
 }
@@ -213,6 +215,13 @@ CALL_RING_TIMEOUT_SECONDS = env.int("CALL_RING_TIMEOUT_SECONDS", default=60)
 CALL_RECONCILE_GRACE_SECONDS = env.int("CALL_RECONCILE_GRACE_SECONDS", default=60)
 # A call whose stream ended this long ago with no final status is asked about too (its callback first).
 STREAM_END_RECONCILE_SECONDS = env.int("STREAM_END_RECONCILE_SECONDS", default=20)
+# campaigns/costs.py: Exotel fills a call's Price minutes after its end. An ended call is first asked
+# about FIRST_CHECK after it, then after RETRY × 2^(checks − 1) (at most RETRY_MAX) while it has none,
+# until it is GIVE_UP old.
+PRICE_FIRST_CHECK_SECONDS = env.int("PRICE_FIRST_CHECK_SECONDS", default=120)
+PRICE_RETRY_SECONDS = env.int("PRICE_RETRY_SECONDS", default=60)
+PRICE_RETRY_MAX_SECONDS = env.int("PRICE_RETRY_MAX_SECONDS", default=1800)
+PRICE_GIVE_UP_SECONDS = env.int("PRICE_GIVE_UP_SECONDS", default=2 * 86400)
 # streams/heartbeat.py: how often a stream server says it is alive, and when silence means down.
 STREAM_HEARTBEAT_SECONDS = env.float("STREAM_HEARTBEAT_SECONDS", default=2.0)
 STREAM_HEARTBEAT_EXPIRES_SECONDS = env.float("STREAM_HEARTBEAT_EXPIRES_SECONDS", default=6.0)

@@ -18,7 +18,8 @@ class ExotelAccountForm(forms.ModelForm):
 
     class Meta:
         model = ExotelAccount
-        fields = ["label", "account_sid", "api_key", "api_token", "region", "api_base_url", "number_form"]
+        fields = ["label", "account_sid", "api_key", "api_token", "region", "api_base_url", "number_form", "currency",
+                  "rate_per_minute"]
         labels = {"account_sid": "Account SID", "api_base_url": "API base URL"}
         help_texts = {"api_base_url": "Blank: the region's. Set it to point at a proxy or the simulator."}
 

@@ -1,12 +1,13 @@
 import datetime
 import ipaddress
 import secrets
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 import phonenumbers
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.validators import MinValueValidator
+from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 
 from tenancy.crypto import EncryptedTextField
@@ -142,6 +143,14 @@ class ExotelAccount(models.Model):
     streams_error = models.CharField(max_length=300, blank=True)
     # Since when Exotel's active streams and our live calls have disagreed at every reading.
     streams_mismatch_since = models.DateTimeField(null=True, blank=True)
+    # Money (campaigns/costs.py): Exotel's Price names no currency, it is in the account's billing one.
+    currency = models.CharField(max_length=3, default="INR", validators=[RegexValidator(r"^[A-Z]{3}$", (
+        "An ISO 4217 code in capitals, e.g. INR."))], help_text="The account's billing currency: Exotel's prices are in it.")
+    rate_per_minute = models.DecimalField(
+        max_digits=8, decimal_places=4, null=True, blank=True, validators=[MinValueValidator(Decimal(0))],
+        verbose_name="Estimated rate per minute",
+        help_text="What a minute on a call costs, to estimate calls Exotel has not priced yet while a campaign has no "
+                  "priced calls of its own, and for forecasts.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

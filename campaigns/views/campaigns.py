@@ -9,7 +9,7 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
-from campaigns import clones, estimate, export, forecast, health, lifecycle, queries, scriptpreview, testcalls
+from campaigns import clones, costs, estimate, export, forecast, health, lifecycle, queries, scriptpreview, testcalls
 from campaigns.forms import CampaignForm, CloneForm, RecallForm, TestCallForm
 from campaigns.models import Call, Campaign, InvalidTransition
 from streams.bots import relay
@@ -138,6 +138,7 @@ def campaign_detail(request, pk):
         "retries": queries.retries(campaign),
         "finish": estimate.of(campaign, now=timezone.now()),
         "events": campaign.events.select_related("by")[:10],
+        "spend": costs.spend(campaign),
         # Before it runs: what the dispatcher will do with its contacts under the calling rules.
         "forecast": forecast.forecast(campaign, now=timezone.now()) if campaign.state in BEFORE_RUNNING else None,
         **health.warnings([campaign]),

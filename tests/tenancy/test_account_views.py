@@ -12,7 +12,7 @@ from tests.conftest import make_account, make_call
 pytestmark = pytest.mark.django_db
 
 NEW = {"label": "Main", "account_sid": "acme42", "api_key": "key-abcdef123456", "api_token": "tok-zyxwvu987654",
-       "region": "mumbai", "api_base_url": "", "number_form": "e164"}
+       "region": "mumbai", "api_base_url": "", "number_form": "e164", "currency": "INR", "rate_per_minute": ""}
 
 
 def test_an_admin_adds_an_account_whose_secrets_are_encrypted(alice_client, acme):

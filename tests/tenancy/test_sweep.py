@@ -12,6 +12,7 @@ import asyncio
 import io
 import itertools
 import re
+from decimal import Decimal
 
 import pytest
 from channels.testing import WebsocketCommunicator
@@ -25,7 +26,7 @@ from django.urls.resolvers import RegexPattern
 
 from callbacks.models import WebhookEvent
 from campaigns import imports
-from campaigns.models import CampaignEvent, DoNotCall, DoNotCallImport, Hold, Variant
+from campaigns.models import Campaign, CampaignEvent, CostRollup, DoNotCall, DoNotCallImport, Hold, Variant
 from config.asgi import application
 from integrations import keys, outbox
 from integrations.models import WebhookEndpoint
@@ -139,6 +140,10 @@ class Acme:
                                      voice_id="acme-vault-hi", token="acme-vault-tts-token")
         self.secrets += [agent.name, agent.phone, group.name, "acme-greeting", voice.name, voice.url, voice.voice_id,
                          voice.token]
+        CostRollup.objects.create(workspace=acme, campaign=campaign, day=self.call.created_at.date(), calls=1,
+                                  amount=Decimal("4321.9876"), billed_minutes=3)
+        Campaign.objects.filter(pk=campaign.pk).update(budget=Decimal("7777.77"))
+        self.secrets += ["4321.98", "4321.9876", "7777.77"]
         # What globex holds, so charlie's pages have rows of their own to show, and his API key: made
         # before the ids are drawn, so that none of his own rows is taken for one of acme's.
         other = make_campaign(globex, name="Globex winback")
