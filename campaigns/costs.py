@@ -223,3 +223,12 @@ def account_rate(account: ExotelAccount, *, since: datetime.date) -> Decimal | N
     totals = CostRollup.objects.filter(campaign__account=account, day__gte=since).aggregate(
         amount=Sum("amount"), minutes=Sum("billed_minutes"))
     return rate_of(totals["amount"], totals["minutes"])
+
+
+def daily_totals(workspace, *, days: int = 14) -> list[dict]:
+    """The workspace's priced calls per day of its calendar over the last `days`, newest first, per currency
+    (its accounts may bill in different ones)."""
+    since = timezone.localdate(timezone=zoneinfo.ZoneInfo(workspace.time_zone)) - datetime.timedelta(days=days - 1)
+    return list(CostRollup.objects.filter(workspace=workspace, day__gte=since)
+                .values("day", currency=F("campaign__account__currency"))
+                .annotate(calls=Sum("calls"), amount=Sum("amount")).order_by("-day", "currency"))

@@ -3,6 +3,7 @@ import json
 from django.contrib import messages
 from django.core.exceptions import ValidationError
 from django.core.handlers.asgi import ASGIRequest
+from django.db.models import Sum
 from django.http import HttpResponse, JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -29,8 +30,10 @@ def overview(request):
 
 @role_required(Role.VIEWER)
 def campaign_list(request):
-    campaigns = scoped(request, Campaign).select_related("account").prefetch_related("exophones")
-    return render(request, "campaigns/list.html", {"campaigns": campaigns})
+    campaigns = (scoped(request, Campaign).select_related("account").prefetch_related("exophones")
+                 .annotate(cost=Sum("costs__amount")))
+    return render(request, "campaigns/list.html", {"campaigns": campaigns,
+                                                   "daily_costs": costs.daily_totals(request.workspace)})
 
 
 @role_required(Role.OPERATOR)

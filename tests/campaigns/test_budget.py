@@ -168,3 +168,15 @@ def test_without_history_or_rate_the_forecast_says_what_is_missing(bob_client, c
     make_contact(campaign)
     page = bob_client.get(reverse("campaigns:detail", args=[campaign.pk])).content.decode()
     assert "No cost forecast yet: the workspace has no ended calls of the last 30 days" in page
+
+
+def test_the_list_shows_each_campaigns_priced_cost_and_the_workspaces_days(bob_client, campaign, acme, globex):
+    today = timezone.localdate(timezone=KOLKATA)
+    noon_today = datetime.datetime.combine(today, datetime.time(12), tzinfo=KOLKATA)
+    priced(campaign, "1.25", duration=60, ended_at=noon_today)
+    priced(campaign, "0.50", duration=20, ended_at=noon_today - datetime.timedelta(days=1))
+    priced(make_campaign(globex, name="Globex winback"), "9876.54", duration=60, ended_at=noon_today)
+
+    page = bob_client.get(reverse("campaigns:list")).content.decode()
+    assert "1.75 INR" in page and "9876.54" not in page
+    assert f'{today:%Y-%m-%d}' in page and "1.25 INR" in page and "0.50 INR" in page
