@@ -106,10 +106,13 @@ def fetch_prices(account_id: int, *, now: datetime.datetime) -> int:
                 log.warning("prices of account %s stopped: %s", account_id, error)
                 check_later(call, now=now)
                 break
-            if price is not None and price < PRICE_LIMIT:
-                priced += store_price(call, price, currency=account.currency)
-            else:
+            if price is not None and price >= PRICE_LIMIT:
+                log.warning("call %s: Exotel's price %s is more than a call can cost: asked again later", call.pk, price)
+                price = None
+            if price is None:
                 check_later(call, now=now)
+            else:
+                priced += store_price(call, price, currency=account.currency)
     return priced
 
 
