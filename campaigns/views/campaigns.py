@@ -10,7 +10,18 @@ from django.utils import timezone
 from django.utils.http import content_disposition_header
 from django.views.decorators.http import require_POST
 
-from campaigns import clones, costs, estimate, export, forecast, health, lifecycle, queries, scriptpreview, testcalls
+from campaigns import (
+    clones,
+    costs,
+    estimate,
+    export,
+    forecast,
+    health,
+    lifecycle,
+    queries,
+    scriptpreview,
+    testcalls,
+)
 from campaigns.forms import CampaignForm, CloneForm, RecallForm, TestCallForm
 from campaigns.models import Call, Campaign, InvalidTransition
 from streams.bots import relay
