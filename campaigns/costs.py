@@ -47,6 +47,8 @@ PRICE_PLACES = Decimal("0.0001")
 PRICE_LIMIT = Decimal("1000000")  # Call.price holds 10 digits, 4 after the point
 # Exotel bills voice by the started minute (60-second pulses): Duration rounded up, in SQL.
 STARTED_MINUTES = (F("duration") + 59) / 60
+# Exotel bills every call that was on the line, a machine's answer too (rollups.ANSWERED counts people only).
+ON_THE_LINE = rollups.ENDED & (Q(answered_at__isnull=False) | Q(state=Call.State.COMPLETED))
 
 
 def billed_minutes(duration: int | None) -> int:

@@ -138,8 +138,8 @@ class CostForecast:
 
 def expected_cost(campaign: Campaign, calls: int, *, now: datetime.datetime) -> CostForecast:
     history = Call.objects.filter(workspace_id=campaign.workspace_id, created_at__gte=now - HISTORY).filter(
-        rollups.ENDED).aggregate(ended=Count("pk"), answered=Count("pk", filter=rollups.ANSWERED),
-                                 minutes=Sum(costs.STARTED_MINUTES, filter=rollups.ANSWERED))
+        rollups.ENDED).aggregate(ended=Count("pk"), answered=Count("pk", filter=costs.ON_THE_LINE),
+                                 minutes=Sum(costs.STARTED_MINUTES, filter=costs.ON_THE_LINE))
     ended, answered = history["ended"], history["answered"]
     answer_rate = (Decimal(answered) / ended).quantize(Decimal("0.0001")) if ended else None
     minutes = (Decimal(history["minutes"] or 0) / answered).quantize(Decimal("0.01")) if answered else None

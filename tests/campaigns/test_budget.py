@@ -155,13 +155,15 @@ def test_the_forecast_prices_the_first_attempts_from_history_and_rate(campaign, 
         make_contact(campaign, phone=f"+91987650{n:04d}")
     history = make_campaign(acme, account=campaign.account, name="Earlier")
     priced(history, "2.00", duration=150, ended_at=timezone.now())  # answered, 3 minutes: 0.6667 a minute
-    unpriced(history, duration=None, state=Call.State.NO_ANSWER)  # 1 of 2 answered
+    unpriced(history, duration=None, state=Call.State.NO_ANSWER)
+    machine = unpriced(history, duration=60)  # a machine's answer is billed too: 2 of 3 answered
+    Call.objects.filter(pk=machine.pk).update(answered_by="machine", answered_at=timezone.now())
 
     cost = forecast.forecast(campaign, now=timezone.now()).cost
     assert (cost.calls, cost.history_calls, cost.answer_rate, cost.minutes_per_answer) == (
-        4, 2, Decimal("0.5"), Decimal("3"))
+        4, 3, Decimal("0.6667"), Decimal("2"))
     assert (cost.rate, cost.rate_source) == (Decimal("0.6667"), "account history")
-    assert cost.amount == Decimal("4.00")  # 4 × 0.5 × 3 × 0.6667
+    assert cost.amount == Decimal("3.56")  # 4 × 0.6667 × 2 × 0.6667
 
 
 def test_without_history_or_rate_the_forecast_says_what_is_missing(bob_client, campaign):
