@@ -2,6 +2,7 @@
 
 import datetime
 import zoneinfo
+from decimal import Decimal
 
 import pytest
 from django.urls import reverse
@@ -24,7 +25,8 @@ def configured(acme):
                              window_start=datetime.time(10), window_end=datetime.time(18), weekdays=[1, 3],
                              time_zone="Asia/Dubai", starts_at=timezone.now() - datetime.timedelta(days=3),
                              ends_at=timezone.now() + datetime.timedelta(days=30), state=Campaign.State.RUNNING,
-                             contacts_total=1, calls_total=1, calls_answered=1, pace_credit=3.5)
+                             contacts_total=1, calls_total=1, calls_answered=1, pace_credit=3.5,
+                             budget=Decimal("1250.50"))
     campaign.exophones.add(Exophone.objects.create(workspace=acme, account=campaign.account, number="+918047491800"))
     make_call(campaign, state="completed")
     for name, weight, greeting in [("control", 3, "Hello"), ("warmer", 1, "Namaste, a good day to you")]:
