@@ -5,6 +5,7 @@ so that what a test writes is committed and visible to them), logs to a file tha
 it fails to start, and is stopped at teardown. Nothing here is mocked.
 """
 
+import contextlib
 import os
 import random
 import shutil
@@ -247,11 +248,29 @@ def revived_worker(worker: Service, log_dir: Path, *, name: str, **kwargs) -> Se
         "Connection to broker lost")[-1], timeout=30, what="the worker to reconnect or exit")
     return worker if worker.process.poll() is None else start_worker(log_dir, name=name, **kwargs)
 
+
 def start_beat(log_dir: Path, *, public_base_url: str, **extra_env: str) -> Service:
     argv = [sys.executable, "-m", "celery", "-A", "config", "beat", "--loglevel=INFO",
             "-s", str(log_dir / "beat-schedule")]
     service = _start("beat", argv, env=environment(public_base_url, **extra_env), log_dir=log_dir)
     return _ready(service, lambda: "beat: Starting" in service.output())
+
+
+@contextlib.contextmanager
+def running_product(log_dir: Path, account: str, *, config: Path, media_root: str, **extra_env: str):
+    """The simulator (`account`, answering as `config` says) and the product around it: daphne, the
+    applier, a worker and beat dialling every second. Yields (simulator, daphne); stops all in reverse."""
+    started = [start_simulator(log_dir, account, config=config)]
+    try:
+        web = start_daphne(log_dir, MEDIA_ROOT=media_root)
+        started.append(web)
+        for start in (start_applier, start_worker, start_beat):
+            started.append(start(log_dir, public_base_url=web.url, DISPATCH_SECONDS="1", MEDIA_ROOT=media_root,
+                                 **extra_env))
+        yield started[0], web
+    finally:
+        for service in reversed(started):
+            service.stop()
 
 
 def start_redis(log_dir: Path, *, port: int | None = None) -> Service:

@@ -95,7 +95,9 @@ def watched_page(browser, base_url: str):
     problems: list[str] = []
     page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
     page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("requestfailed", lambda r: problems.append(f"request failed: {r.url} {r.failure}"))
+    # An aborted request is the page's own doing (a poll cut short by leaving the page), not a failure.
+    page.on("requestfailed", lambda r: r.failure != "net::ERR_ABORTED"
+            and problems.append(f"request failed: {r.url} {r.failure}"))
     page.problems = problems
     yield page
     context.close()

@@ -11,7 +11,7 @@ from playwright.sync_api import expect
 
 from campaigns.models import Call, Campaign
 from tests import processes
-from tests.browser.conftest import shoot, sign_in
+from tests.browser.conftest import shoot, sign_in, watched_page
 from tests.conftest import make_account, make_campaign, make_contact
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
@@ -25,30 +25,15 @@ def world(transactional_db, tmp_path, settings):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     config = tmp_path / "sim.json"
     config.write_text(json.dumps({"default": {"outcome": "answer", "ring_seconds": 0.3, "hangup_after": 2.0}}))
-    started = [processes.start_simulator(tmp_path, ":".join(ACCOUNT), config=config)]
-    try:
-        web = processes.start_daphne(tmp_path, MEDIA_ROOT=settings.MEDIA_ROOT)
-        started.append(web)
-        for start in (processes.start_applier, processes.start_worker, processes.start_beat):
-            started.append(start(tmp_path, public_base_url=web.url, DISPATCH_SECONDS="1",
-                                 MEDIA_ROOT=settings.MEDIA_ROOT))
-        yield started[0], web
-    finally:
-        for service in reversed(started):
-            service.stop()
+    with processes.running_product(tmp_path, ":".join(ACCOUNT), config=config,
+                                   media_root=settings.MEDIA_ROOT) as world:
+        yield world
 
 
 @pytest.fixture
 def page(world, orm_beside_playwright, browser):
-    _, web = world
-    context = browser.new_context(base_url=web.url, viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    problems: list[str] = []
-    page.on("pageerror", lambda e: problems.append(f"page error: {e}"))
-    page.on("console", lambda m: m.type == "error" and problems.append(f"console: {m.text}"))
-    yield page
-    context.close()
-    assert problems == [], problems
+    with watched_page(browser, world[1].url) as page:
+        yield page
 
 
 def counter(page, name: str) -> int:
