@@ -143,6 +143,7 @@ def relay_test(request):
 @role_required(Role.VIEWER)
 def campaign_detail(request, pk):
     campaign = get_object_or_404(scoped(request, Campaign).select_related("account", "workspace"), pk=pk)
+    spend, now = costs.spend(campaign), timezone.now()
     return render(request, "campaigns/detail.html", {
         "campaign": campaign,
         "counters": queries.counters(campaign),
@@ -150,11 +151,11 @@ def campaign_detail(request, pk):
         "outcomes": queries.outcomes(campaign),
         "live_calls": queries.live_calls(campaign),
         "retries": queries.retries(campaign),
-        "finish": estimate.of(campaign, now=timezone.now()),
+        "finish": estimate.of(campaign, now=now),
         "events": campaign.events.select_related("by")[:10],
-        "spend": costs.spend(campaign),
+        "spend": spend,
         # Before it runs: what the dispatcher will do with its contacts under the calling rules.
-        "forecast": forecast.forecast(campaign, now=timezone.now()) if campaign.state in BEFORE_RUNNING else None,
+        "forecast": forecast.forecast(campaign, now=now, spend=spend) if campaign.state in BEFORE_RUNNING else None,
         **health.warnings([campaign]),
     })
 
