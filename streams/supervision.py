@@ -55,6 +55,7 @@ log = logging.getLogger(__name__)
 CALLER, LINE = 0, 1  # audio tracks sent to listeners
 CHECK_EVERY = 1.0  # seconds between looks at a call's listener count
 MAX_QUEUED = 50  # audio messages waiting for the channel layer (a few seconds); more are dropped
+WRITES_WAIT = 10  # seconds a closing stream waits for its interventions to be stored
 WHISPER_MAX = 500
 ACTIONS = {"join", "whisper", "take_over", "audio", "hand_back", "leave"}
 
@@ -153,6 +154,7 @@ class Supervision:
         self._checked_at = -CHECK_EVERY
         self._queue: asyncio.Queue[dict] = asyncio.Queue()
         self._sender: asyncio.Task | None = None
+        self._writes: set[asyncio.Task] = set()  # interventions on their way to the database
         self._attached = False
 
     @property
@@ -179,6 +181,8 @@ class Supervision:
             log.warning("call %s cannot be supervised: %s", self.call_id, exc)
 
     async def close(self) -> None:
+        if self._writes:  # a record, unlike the bot's work, outlives the call (a whisper may end it)
+            await asyncio.wait(self._writes, timeout=WRITES_WAIT)
         if not self._attached:
             return
         self._attached = False
@@ -298,16 +302,18 @@ class Supervision:
 
     async def _record(self, kind: str, message: dict, **detail: str) -> None:
         stream = self.stream
-        recorder = stream.recorder
-        at_ms = round(recorder.caller.bytes / bytes_per_ms(stream.rate)) if recorder else None
-        await stream.feed.event("supervisor", kind)
-        if stream.session_id is None:
-            return
-        from streams import services  # the database side; imported late (it imports the runtime)
+        if stream.session_id is not None:  # registered before any wait, so the stream's close awaits it
+            recorder = stream.recorder
+            at_ms = round(recorder.caller.bytes / bytes_per_ms(stream.rate)) if recorder else None
+            from streams import services  # the database side; imported late (it imports the runtime)
 
-        record = database_sync_to_async(services.record_intervention, thread_sensitive=False)
-        stream.spawn(_logged(record(stream, kind, user_id=message.get("user"), by=message.get("by", ""),
-                                    recording_ms=at_ms, **detail), self.call_id))
+            record = database_sync_to_async(services.record_intervention, thread_sensitive=False)
+            write = asyncio.ensure_future(_logged(record(stream, kind, user_id=message.get("user"),
+                                                         by=message.get("by", ""), recording_ms=at_ms, **detail),
+                                                  self.call_id))
+            self._writes.add(write)
+            write.add_done_callback(self._writes.discard)
+        await stream.feed.event("supervisor", kind)
 
 
 async def _logged(work, call_id: int) -> None:
