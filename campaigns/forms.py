@@ -6,7 +6,7 @@ import phonenumbers
 from django import forms
 from django.utils import timezone
 
-from campaigns import csvfile, pools
+from campaigns import csvfile, pools, uploads
 from campaigns.models import Call, Campaign, Variant
 from streams import prompts
 from streams.bots import relay, script
@@ -275,21 +275,11 @@ class VariantForm(forms.ModelForm):
         return data
 
 
-class UploadForm(forms.Form):
-    # The country first: a file stopped on its way in (too large) loses the fields sent after it.
+class UploadForm(uploads.BoundedFileForm):
     region = forms.ChoiceField(
         choices=REGIONS, initial=DEFAULT_REGION, label="Country of numbers without +",
     )
     file = forms.FileField(label="CSV file", help_text="First line: column names; one must be phone.")
-
-    def __init__(self, *args, refused: str = "", **kwargs):
-        super().__init__(*args, **kwargs)
-        self.refused = refused  # why campaigns.uploads stopped the file, if it did
-
-    def full_clean(self):
-        super().full_clean()
-        if self.refused:
-            self.errors["file"] = self.error_class([self.refused])  # instead of "This field is required."
 
 
 class RegistryFileForm(UploadForm):

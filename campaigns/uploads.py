@@ -8,6 +8,7 @@ the limit, so no view ever reads a file whole only to refuse it. The view finds 
 in front should bound bodies too, e.g. nginx's client_max_body_size.)
 """
 
+from django import forms
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 
@@ -30,6 +31,20 @@ def limit_text(request=None) -> str:
 def refusal(request) -> str:
     """Why the request's file was stopped, or "" if it was not."""
     return getattr(request, "upload_refused", "")
+
+
+class BoundedFileForm(forms.Form):
+    """A form with a `file` field that this handler may have stopped; pass `refused=refusal(request)`.
+    Declare the other fields before the file: a file stopped on its way in loses the fields sent after it."""
+
+    def __init__(self, *args, refused: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        self.refused = refused
+
+    def full_clean(self):
+        super().full_clean()
+        if self.refused:
+            self.errors["file"] = self.error_class([self.refused])  # instead of "This field is required."
 
 
 class BoundedUploadHandler(FileUploadHandler):
