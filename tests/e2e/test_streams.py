@@ -1,14 +1,10 @@
 """End to end: the simulator (as Exotel) dials and streams answered calls to daphne serving our bots."""
 
-import asyncio
-import contextlib
 import io
 import json
-import threading
 import wave
 
 import pytest
-import websockets
 from django.core.files.base import ContentFile
 
 from campaigns.models import Call
@@ -18,6 +14,7 @@ from streams import prompts
 from streams.models import StreamSession
 from tests import processes
 from tests.conftest import make_call, make_campaign, make_contact
+from tests.e2e.external_bot import ExternalBot
 from tests.streams.exotel_side import wav
 
 pytestmark = pytest.mark.e2e
@@ -120,42 +117,6 @@ def test_speech_over_the_prompt_barges_in_with_clear(world, acme):
     assert session.disposition == "interested" and violations(simulator) == []
 
 
-class ExternalBot:
-    """The customer's own bot, an echo in a thread of this test process, speaking AgentStream."""
-
-    def __init__(self) -> None:
-        self.port = processes.free_port()
-        self.url = f"ws://127.0.0.1:{self.port}/agent"
-        self.starts: list[protocol.Start] = []
-        self._ready = threading.Event()
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_until_complete, args=(self._serve(),), daemon=True)
-
-    async def _handle(self, ws) -> None:
-        with contextlib.suppress(websockets.ConnectionClosed):
-            async for text in ws:
-                event = protocol.parse_frame(text)
-                if isinstance(event, protocol.Start):
-                    self.starts.append(event)
-                elif isinstance(event, protocol.Media):
-                    await ws.send(protocol.media_frame(event.stream_sid, event.payload + event.payload))
-
-    async def _serve(self) -> None:
-        self._stop = asyncio.Event()
-        async with websockets.serve(self._handle, "127.0.0.1", self.port):
-            self._ready.set()
-            await self._stop.wait()
-
-    def __enter__(self):
-        self._thread.start()
-        self._ready.wait(5)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(5)
-
-
 def test_relay_carries_the_call_to_an_external_bot(world, acme):
     simulator, _ = world
     with ExternalBot() as bot:
@@ -163,7 +124,8 @@ def test_relay_carries_the_call_to_an_external_bot(world, acme):
         call = dial(world, campaign, LISTENS)
         session = finished(world, call)
     assert session.stop_reason == "callended" and session.disposition == ""
-    assert bot.starts and bot.starts[0].custom_parameters["phone"] == LISTENS
+    starts = bot.of(protocol.Start)
+    assert starts and starts[0].custom_parameters["phone"] == LISTENS
     assert sum(f["bytes"] for f in bot_frames(simulator, "media")) >= 16000  # a second of echo came back
     assert violations(simulator) == []
 
