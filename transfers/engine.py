@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from campaigns import accounts, calls, links
@@ -210,8 +211,7 @@ def on_agent_leg_event(transfer: Transfer, name: str, leg_sid: str, end_state: s
 
 def on_bridge_event(workspace_id: int, name: str, bridge_sid: str, at, leg_sids: Sequence[str] = ()) -> bool:
     with transaction.atomic():
-        transfer = (Transfer.objects.select_for_update().filter(workspace_id=workspace_id, bridge_sid=bridge_sid).first()
-                    or _bridging(workspace_id, bridge_sid, leg_sids))
+        transfer = _bridge_transfer(workspace_id, bridge_sid, leg_sids)
         if transfer is None:
             return False
         if name == "bridge_created" and transfer.state == State.WHISPERING:
@@ -231,14 +231,18 @@ def on_bridge_event(workspace_id: int, name: str, bridge_sid: str, at, leg_sids:
     return False
 
 
-def _bridging(workspace_id: int, bridge_sid: str, leg_sids: Sequence[str]) -> Transfer | None:
-    """The transfer whose bridge this is when its event came before create_bridge's answer was saved
-    (`bridge`): the one whispering to an agent whose leg the event names."""
-    if not leg_sids:
-        return None
-    transfer = Transfer.objects.select_for_update().filter(
-        workspace_id=workspace_id, state=State.WHISPERING, bridge_sid="", agent_leg_sid__in=leg_sids).first()
-    if transfer is not None:
+def _bridge_transfer(workspace_id: int, bridge_sid: str, leg_sids: Sequence[str]) -> Transfer | None:
+    """The transfer of this bridge, locked: the one with its sid, or, when the event came before create_bridge's
+    answer was saved (`bridge`), the one whispering to an agent whose leg the event names, which gets the sid.
+
+    One query for both: `bridge` saves the sid as the event is applied (Exotel sends both at once). Looked up
+    one way then the other, the sid could be saved in between, and the event matched neither and was dropped.
+    In one statement the lock waits for that save and reads the row again as it committed."""
+    named = Q(bridge_sid=bridge_sid)
+    if leg_sids:
+        named |= Q(state=State.WHISPERING, bridge_sid="", agent_leg_sid__in=leg_sids)
+    transfer = Transfer.objects.select_for_update().filter(named, workspace_id=workspace_id).first()
+    if transfer is not None and not transfer.bridge_sid:
         transfer.bridge_sid = bridge_sid
         transfer.save(update_fields=["bridge_sid"])
     return transfer

@@ -1,10 +1,12 @@
 """The transfer engine without Exotel: who may be transferred, flow hand-overs, call-backs, late events."""
 
 import datetime
+import threading
 import zoneinfo
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db import connection, transaction
 from django.utils import timezone
 
 from callbacks.services import parsing
@@ -13,6 +15,7 @@ from campaigns.models import Call, Campaign, Contact
 from streams.bots.script import validate_script
 from streams.handover import summarise
 from tests.conftest import make_call
+from tests.processes import wait_until
 from tests.transfers.test_agents import make_agent, make_group
 from transfers import engine
 from transfers.models import Transfer
@@ -99,6 +102,40 @@ def test_a_bridge_created_before_its_sid_was_saved_is_found_by_the_agents_leg(ca
     assert engine.on_bridge_event(campaign.workspace_id, "bridge_created", "br2", now, [call.leg_sid, "agentleg"])
     transfer.refresh_from_db()
     assert (transfer.state, transfer.bridge_sid, transfer.bridged_at) == (Transfer.State.BRIDGED, "br2", now)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_bridge_created_applied_while_its_sid_is_being_saved_is_not_lost(campaign):
+    """Exotel sends bridge_created as it answers create_bridge: the applier may read the event while `bridge`
+    saves the sid. Here the save holds the row while the event is applied, and commits once the event waits."""
+    if connection.vendor != "postgresql":
+        pytest.skip("row locks: PostgreSQL's")
+    call = transferable(campaign, Campaign.ConnectMode.LEGS)
+    transfer = Transfer.objects.create(workspace=campaign.workspace, call=call, token="t", requested_at=timezone.now(),
+                                       state=Transfer.State.WHISPERING, agent_leg_sid="agentleg")
+    now, applied = timezone.now(), []
+
+    def apply_bridge_created():
+        try:
+            applied.append(engine.on_bridge_event(campaign.workspace_id, "bridge_created", "br3", now,
+                                                  [call.leg_sid, "agentleg"]))
+        finally:
+            connection.close()
+
+    applier = threading.Thread(target=apply_bridge_created)
+    with transaction.atomic():
+        Transfer.objects.filter(pk=transfer.pk, bridge_sid="").update(bridge_sid="br3")  # as `bridge` saves it
+        applier.start()
+        with connection.cursor() as cursor:
+            def event_waits():
+                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                               "AND datname = current_database()")
+                return cursor.fetchone()[0] == 1
+            wait_until(event_waits, timeout=30, what="the event to wait for the transfer's row")
+    applier.join(timeout=60)
+    assert applied == [True]
+    transfer.refresh_from_db()
+    assert (transfer.state, transfer.bridge_sid, transfer.bridged_at) == (Transfer.State.BRIDGED, "br3", now)
 
 
 @pytest.mark.parametrize(("step", "message"), [
