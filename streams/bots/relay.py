@@ -44,6 +44,8 @@ what the caller said and wants) is said to the agent after the call's summary. W
 is possible we end the external bot's part: it gets `stop` and its socket is closed, and the hold,
 the fallback and the call-back offer follow (streams/handover.py); when it is not (no agent group,
 Voice AI mode) nothing changes and the external bot gets a `mark` named `transfer-refused`.
+The external bot may close its socket as soon as it has asked: the hand-over holds the call (if the
+transfer is then refused, the call ends as a drop, below).
 
 If the external bot cannot be reached within `CONNECT_TIMEOUT`, or drops before the call ends, the
 caller hears the fallback prompt (if the workspace has it), the call is hung up, and its
@@ -194,10 +196,14 @@ class RelayBot(Bot):
                 await self._from_bot(text)
         except websockets.ConnectionClosed:
             pass
-        if not self._stopping:
-            log.warning("stream %s: relay bot at %s dropped", sid, self.url)
-            self._ws = None
-            await self._fail("relay_dropped")
+        if self._stopping:
+            return
+        self._ws = None
+        if self._keys is not None:  # it asked for a person and left: the hand-over holds the call
+            log.info("stream %s: relay bot at %s left during its transfer", sid, self.url)
+            return
+        log.warning("stream %s: relay bot at %s dropped", sid, self.url)
+        await self._fail("relay_dropped")
 
     async def _connect(self):
         """Connect to the address that was checked, not the name again: no rebinding, no redirect elsewhere."""
@@ -221,6 +227,7 @@ class RelayBot(Bot):
         elif isinstance(event, protocol.Unknown) and event.event == "opt_out":
             await self._opt_out(event.raw.get("opt_out"))
         elif isinstance(event, protocol.Unknown) and event.event == "transfer" and self._keys is None:
+            self._keys = asyncio.Queue()  # from now on the caller's keys are the hand-over's, not the external bot's
             self.stream.spawn(self._transfer(event.raw.get("transfer")))
         elif isinstance(event, protocol.Unknown) and event.event == "transcript":
             self._transcribe(event.raw.get("transcript"))
@@ -232,13 +239,15 @@ class RelayBot(Bot):
     async def _transfer(self, detail) -> None:
         detail = detail if isinstance(detail, dict) else {}
         message, whisper = detail.get("message"), detail.get("whisper")
-        self._keys = asyncio.Queue()  # from now on the caller's keys are the hand-over's, not the external bot's
         if isinstance(message, str) and message:
             await self._play_named(message)
         whisper = whisper[:WHISPER_MAX] if isinstance(whisper, str) else ""
         if await handover.transfer(self, whisper=whisper, keys=self._keys):
             return
         self._keys = None
+        if self._ws is None:  # the bot left after asking: nobody is left to talk to the caller
+            await self._fail("relay_dropped")
+            return
         await self._forward(protocol.exotel_mark_frame(self._next(), self.stream.sid, TRANSFER_REFUSED_MARK))
 
     async def _play_named(self, name: str) -> None:

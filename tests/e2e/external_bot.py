@@ -27,6 +27,10 @@ class ExternalBot:
             return [protocol.media_frame(event.stream_sid, event.payload + event.payload)]
         return []
 
+    def leaves_after(self, event) -> bool:
+        """Whether it closes the socket once it has answered `event`."""
+        return False
+
     def of(self, kind) -> list:
         return [event for event in self.events if isinstance(event, kind)]
 
@@ -37,6 +41,8 @@ class ExternalBot:
                 self.events.append(event)
                 for frame in self.answer(event):
                     await ws.send(frame)
+                if self.leaves_after(event):
+                    await ws.close()
 
     async def _serve(self) -> None:
         self._stop = asyncio.Event()

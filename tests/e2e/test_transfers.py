@@ -166,7 +166,15 @@ GREETING, HOLD = tone(600), wav(800, 8000)
 
 
 class AsksForAPerson(ExternalBot):
-    """The customer's bot: greets, and once the greeting was heard (its mark came back), hands the caller over."""
+    """The customer's bot: greets, and once the greeting was heard (its mark came back), hands the caller over;
+    one that `leaves` closes its socket at once, before the stream server ends its part."""
+
+    def __init__(self, *, leaves: bool = False) -> None:
+        super().__init__()
+        self.leaves = leaves
+
+    def leaves_after(self, event) -> bool:
+        return self.leaves and isinstance(event, protocol.Mark) and event.name == "greeted"
 
     def answer(self, event) -> list[str]:
         if isinstance(event, protocol.Start):
@@ -186,11 +194,12 @@ def test_the_relay_bots_transfer_message_hands_the_caller_to_the_first_or_second
     started = start(tmp_path)
     sim = started[0]
     try:
-        with AsksForAPerson() as bot:
+        with AsksForAPerson() as stays, AsksForAPerson(leaves=True) as leaves:
             groups = make_groups(acme, RELAY_CALLERS)
+            bots = {"relay first": stays, "relay second": leaves}
             campaigns = {name: running_campaign(
                 acme, alice, number, sim, name=name, connect_mode=Campaign.ConnectMode.LEGS,
-                bot_kind=Campaign.BotKind.RELAY, bot_settings={"url": bot.url}, transfer_group=groups[name],
+                bot_kind=Campaign.BotKind.RELAY, bot_settings={"url": bots[name].url}, transfer_group=groups[name],
                 max_attempts=1) for name, number in RELAY_CALLERS.items()}
             settle(started, list(campaigns.values()))
 
@@ -218,8 +227,9 @@ def test_the_relay_bots_transfer_message_hands_the_caller_to_the_first_or_second
                             f"Conversation with {who} ended · talked {transfer.talk_seconds:.0f} s")
         assert in_order(timeline(client, second.call), "Ringing agent Sunil · +919811100004: no-answer",
                         "Ringing agent Arun · +919811100003: answered")
-        # The external bot's part ended at the transfer: each of its two calls got one `stop`.
-        assert len(bot.of(protocol.Start)) == len(bot.of(protocol.Stop)) == 2
+        # The bot that stayed got a `stop` when the transfer took the call; the one that left had no part to end.
+        assert len(stays.of(protocol.Start)) == len(stays.of(protocol.Stop)) == 1
+        assert (len(leaves.of(protocol.Start)), len(leaves.of(protocol.Stop))) == (1, 0)
     finally:
         for service in reversed(started):
             service.stop()

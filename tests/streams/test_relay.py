@@ -24,11 +24,13 @@ from tests.streams.exotel_side import Exotel, tone, wav
 class ExternalBot:
     """The customer's bot: echoes media, answers marks, remembers what it was told."""
 
-    def __init__(self, *, drop_after_start: bool = False, opt_out: dict | None = None) -> None:
+    def __init__(self, *, drop_after_start: bool = False, opt_out: dict | None = None,
+                 last_words: dict | None = None) -> None:
         self.port = free_port()
         self.url = f"ws://127.0.0.1:{self.port}/agent"
         self.events: list = []
         self.drop_after_start = drop_after_start
+        self.last_words = last_words  # what it sends at the start before it drops, if it does
         self.opt_out = opt_out  # the message it sends when the caller presses a key
 
     async def handle(self, ws) -> None:
@@ -37,6 +39,8 @@ class ExternalBot:
                 event = protocol.parse_frame(text)
                 self.events.append(event)
                 if isinstance(event, protocol.Start) and self.drop_after_start:
+                    if self.last_words:
+                        await ws.send(json.dumps({"stream_sid": event.stream_sid, **self.last_words}))
                     await ws.close()
                 elif isinstance(event, protocol.Media):
                     await ws.send(protocol.media_frame(event.stream_sid, event.payload))
@@ -148,6 +152,14 @@ async def test_an_unreachable_bot_gets_the_fallback_prompt(relay_campaign):
 
 async def test_a_bot_that_drops_fails_over(relay_campaign):
     bot = ExternalBot(drop_after_start=True)
+    async with websockets.serve(bot.handle, "127.0.0.1", bot.port):
+        call = await asyncio.to_thread(relay_campaign, bot.url)
+        assert (await failed_over(call))[1] == "relay_dropped"
+
+
+async def test_a_bot_that_asks_for_a_person_nobody_can_be_and_leaves_fails_over(relay_campaign):
+    # The campaign has no agent group: the transfer is refused, and the bot that left it is gone too.
+    bot = ExternalBot(drop_after_start=True, last_words={"event": "transfer", "transfer": {"whisper": "a person"}})
     async with websockets.serve(bot.handle, "127.0.0.1", bot.port):
         call = await asyncio.to_thread(relay_campaign, bot.url)
         assert (await failed_over(call))[1] == "relay_dropped"
