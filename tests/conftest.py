@@ -81,14 +81,18 @@ def make_call(campaign: Campaign, **overrides) -> Call:
 
 # The cast's workspaces, like its campaigns, call at any hour (the policy window is the whole day); the
 # calling rules' own tests put the product's default back (tests/campaigns/conftest.py).
+def make_workspace(name: str, slug: str) -> Workspace:
+    return Workspace.objects.create(name=name, slug=slug, **rules.WHOLE_DAY)
+
+
 @pytest.fixture
 def acme(db):
-    return Workspace.objects.create(name="Acme", slug="acme", **rules.WHOLE_DAY)
+    return make_workspace("Acme", "acme")
 
 
 @pytest.fixture
 def globex(db):
-    return Workspace.objects.create(name="Globex", slug="globex", **rules.WHOLE_DAY)
+    return make_workspace("Globex", "globex")
 
 
 @pytest.fixture
