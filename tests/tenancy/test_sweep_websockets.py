@@ -35,5 +35,11 @@ def test_no_websocket_route_opens_to_charlie_with_acmes_values(acme_data, charli
         await socket.disconnect(timeout=10)
         return connected
 
-    opened = [url for url in urls if asyncio.run(dial(url))]
+    async def dial_each() -> list[str]:
+        # In one event loop: the consumers' database threads are its executor's, and a thread that ends
+        # with its loop keeps its pooled connection checked out until the test ends (a loop per URL ran
+        # an xdist worker's pool of 20 dry, and the next refusal waited on it).
+        return [url for url in urls if await dial(url)]
+
+    opened = asyncio.run(dial_each())
     assert not opened, f"{opened} opened to charlie"
