@@ -52,7 +52,9 @@ async def serve(args: argparse.Namespace) -> None:
     sim = Simulator(config_module.load_config(args.config),
                     {sid: (key, token) for sid, key, token in args.account},
                     WireLog(args.log), seed=args.seed, strict=args.strict)
-    runner = web.AppRunner(build_app(sim), access_log=None)
+    # A request a fault holds open (a timeout sleeps past the client's patience) would hold the exit for
+    # aiohttp's default of 60 s: what is still answering a second after a stop is cut off.
+    runner = web.AppRunner(build_app(sim), access_log=None, shutdown_timeout=1)
     await runner.setup()
     await web.TCPSite(runner, args.host, args.port).start()
     await sim.start(f"http://{args.host}:{args.port}")
