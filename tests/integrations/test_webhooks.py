@@ -4,6 +4,7 @@ replayable, and only to addresses that are the customer's."""
 import hashlib
 import hmac
 import json
+import socket
 
 import httpx
 import pytest
@@ -51,9 +52,23 @@ class CRM:
         return httpx.MockTransport(self)
 
 
+def resolves_to(monkeypatch, address: str) -> None:
+    """The customers' names (*.example.com) resolve to `address` (no DNS in tests). Other names go on
+    resolving: weburls' socket module is every socket's, the broker's connection included, which a
+    test dials anew when no test before it on this xdist worker had."""
+    resolve = socket.getaddrinfo
+
+    def customers_at_address(host, *args, **kwargs):
+        if str(host).endswith(".example.com"):
+            return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (address, 443))]
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(weburls.socket, "getaddrinfo", customers_at_address)
+
+
 def resolves_publicly(monkeypatch):
-    # crm.example.com resolves to a public address, as a customer's would (no DNS in tests).
-    monkeypatch.setattr(weburls.socket, "getaddrinfo", lambda *a, **k: [(0, 0, 0, "", ("93.184.216.34", 443))])
+    # crm.example.com resolves to a public address, as a customer's would.
+    resolves_to(monkeypatch, "93.184.216.34")
 
 
 def test_a_call_that_ends_writes_its_event_for_each_endpoint_that_wants_it(acme, campaign, endpoint):
@@ -163,7 +178,7 @@ def test_only_the_customers_https_addresses_are_accepted(url, reason):
 
 
 def test_a_name_that_resolves_to_a_private_address_is_not_posted_to(campaign, acme, monkeypatch):
-    monkeypatch.setattr(weburls.socket, "getaddrinfo", lambda *a, **k: [(0, 0, 0, "", ("10.1.2.3", 443))])
+    resolves_to(monkeypatch, "10.1.2.3")
     crm = CRM(200)
     make_endpoint(acme, url="https://rebound.example.com/")
     end(make_call(campaign, state=Call.State.RINGING))
