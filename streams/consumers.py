@@ -276,6 +276,9 @@ class SuperviseConsumer(AsyncWebsocketConsumer):
             "type": "supervise.control", "call": self.call_id, "action": action, "channel": self.channel_name,
             **self.user, **detail})
 
+    async def supervise_opened(self, message: dict) -> None:
+        await self._control("join")  # the call's stream opened after this supervisor joined
+
     async def supervise_audio(self, message: dict) -> None:
         await self.send(bytes_data=message["audio"])
 

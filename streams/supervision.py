@@ -10,6 +10,9 @@ the channel layer (Redis in production), so no process needs another's memory:
 - Audio and state, stream -> consumers: the group `supervise.listen.<call id>`, which every consumer
   of the call joins. A stream sends audio only while the call has listeners (counted in the cache,
   `supervise.listeners.<call id>`, looked at most once a second), so unwatched calls pay nothing.
+- A supervisor may arrive before the stream is ready to hear them (its join then reaches no one): a
+  stream that opens on a call with listeners says so ({"type": "supervise.opened"}) and each of
+  them joins again. A stream counts a consumer's joins once.
 
 Control messages ({"type": "supervise.control", "call": id, "action": …, "channel": the consumer's
 channel, "by": the supervisor's e-mail, "user": their id}): `join` (a supervisor listens), `whisper`
@@ -152,6 +155,7 @@ class Supervision:
         self._handed_back.set()
         self._listened = False
         self._checked_at = -CHECK_EVERY
+        self._audience: set[str] = set()  # the channels of the consumers that joined
         self._queue: asyncio.Queue[dict] = asyncio.Queue()
         self._sender: asyncio.Task | None = None
         self._writes: set[asyncio.Task] = set()  # interventions on their way to the database
@@ -177,6 +181,9 @@ class Supervision:
         try:
             await switchboard.attach(self.stream)
             self._attached = True
+            await self._look()
+            if self._listened:  # supervisors who came first: their joins went to no one
+                await get_channel_layer().group_send(audience_group(self.call_id), {"type": "supervise.opened"})
         except Exception as exc:
             log.warning("call %s cannot be supervised: %s", self.call_id, exc)
 
@@ -214,11 +221,14 @@ class Supervision:
         return self._listened
 
     async def _look(self) -> None:
+        asked_at = self._checked_at
         try:
-            self._listened = (await cache.aget(listeners_key(self.call_id), 0) or 0) > 0
+            listened = (await cache.aget(listeners_key(self.call_id), 0) or 0) > 0
         except Exception as exc:
             log.warning("call %s: cannot tell who listens (%s); quiet for now", self.call_id, exc)
-            self._listened = False
+            listened = False
+        if self._checked_at == asked_at:  # a join meanwhile is newer news than this answer
+            self._listened = listened
 
     async def _send_queued(self) -> None:
         # One sender per stream keeps the audio in order; a failure loses audio, never the call.
@@ -247,13 +257,17 @@ class Supervision:
             return
         if action == "join":
             self._listened, self._checked_at = True, time.monotonic()
-            await self._record("listen", message)
+            if message.get("channel") not in self._audience:
+                self._audience.add(message.get("channel"))
+                await self._record("listen", message)
             await self._state()
         elif action == "whisper":
             await self._whisper(message)
         elif action == "take_over":
             await self._take_over(message)
         elif action in ("hand_back", "leave"):
+            if action == "leave":
+                self._audience.discard(message.get("channel"))
             if self.holder and message.get("channel") == self.holder:
                 await self._hand_back(message)
             elif action == "hand_back":

@@ -108,6 +108,19 @@ async def test_an_operator_hears_the_caller_and_the_bot(call, alice, supervisor)
     assert listen.by == alice.email and listen.user_id == alice.pk and listen.recording_ms is not None
 
 
+async def test_a_supervisor_who_comes_before_the_stream_hears_it_once_it_starts(call, alice, supervisor):
+    ann = supervisor(alice, call.pk)
+    assert (await ann.connect(timeout=10))[0]  # the call is live, its stream not started: the join reaches no one
+    exotel = await started(call)
+    assert (await message(ann, is_state))["rate"] == 8000
+    spoken = tone(200)
+    await exotel.media(spoken)
+    assert (await message(ann, lambda m: isinstance(m, tuple) and m[0] == supervision.CALLER))[2] == spoken
+    await ann.disconnect(timeout=10)
+    await exotel.hang_up()
+    assert await kinds(call) == ["listen"]
+
+
 @pytest.mark.parametrize("who", ["viewer", "other workspace", "anonymous"])
 async def test_only_operators_of_the_calls_workspace_may_supervise(call, who, vic, charlie, supervisor):
     exotel = await started(call)
