@@ -81,6 +81,19 @@ def make_call(campaign: Campaign, **overrides) -> Call:
 
 # The cast's workspaces, like its campaigns, call at any hour (the policy window is the whole day); the
 # calling rules' own tests put the product's default back (tests/campaigns/conftest.py).
+def wait_for_a_lock_waiter(what: str) -> None:
+    """Wait until one session of this test's database waits for a lock: another thread blocked on a
+    row this test's open transaction holds (PostgreSQL)."""
+    from tests.processes import wait_until
+
+    with connections["default"].cursor() as cursor:
+        def one_waits() -> bool:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                           "AND datname = current_database()")
+            return cursor.fetchone()[0] == 1
+        wait_until(one_waits, timeout=30, what=what)
+
+
 def make_workspace(name: str, slug: str) -> Workspace:
     return Workspace.objects.create(name=name, slug=slug, **rules.WHOLE_DAY)
 

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -256,18 +257,25 @@ def start_beat(log_dir: Path, *, public_base_url: str, **extra_env: str) -> Serv
     return _ready(service, lambda: "beat: Starting" in service.output())
 
 
+def start_product(log_dir: Path, account: str, *, config: Path, **extra_env: str) -> list[Service]:
+    """The simulator (`account`, answering as `config` says) and the product around it: daphne, the
+    applier, a worker and beat dialling every second, started side by side. They come back as
+    [simulator, daphne, applier, worker, beat]; if one fails to start, the others are stopped."""
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    return start_together(
+        partial(start_simulator, log_dir, account, config=config),
+        partial(start_daphne, log_dir, port=port, **extra_env),
+        *(partial(start, log_dir, public_base_url=public, DISPATCH_SECONDS="1", **extra_env)
+          for start in (start_applier, start_worker, start_beat)))
+
+
 @contextlib.contextmanager
 def running_product(log_dir: Path, account: str, *, config: Path, media_root: str, **extra_env: str):
-    """The simulator (`account`, answering as `config` says) and the product around it: daphne, the
-    applier, a worker and beat dialling every second. Yields (simulator, daphne); stops all in reverse."""
-    started = [start_simulator(log_dir, account, config=config)]
+    """`start_product` for a `with` block: yields (simulator, daphne); stops all in reverse."""
+    started = start_product(log_dir, account, config=config, MEDIA_ROOT=media_root, **extra_env)
     try:
-        web = start_daphne(log_dir, MEDIA_ROOT=media_root)
-        started.append(web)
-        for start in (start_applier, start_worker, start_beat):
-            started.append(start(log_dir, public_base_url=web.url, DISPATCH_SECONDS="1", MEDIA_ROOT=media_root,
-                                 **extra_env))
-        yield started[0], web
+        yield started[0], started[1]
     finally:
         for service in reversed(started):
             service.stop()

@@ -9,8 +9,7 @@ from campaigns import dialer, forecast, pools
 from campaigns.models import Call, Campaign, Contact, Hold
 from tenancy.models import Exophone
 from tests.campaigns.test_dispatcher import NOON_FRIDAY, start, tick
-from tests.conftest import make_campaign, make_contact
-from tests.processes import wait_until
+from tests.conftest import make_campaign, make_contact, wait_for_a_lock_waiter
 
 BANGALORE, MUMBAI, DELHI = "+918040000001", "+912240000001", "+911140000001"
 
@@ -67,12 +66,7 @@ def test_two_dispatchers_sharing_numbers_rotate_as_one(acme, alice, sent):
     with transaction.atomic():
         dialer.plan_campaign(first.pk, now=NOON_FRIDAY, streams_left=None)  # holds the pool's rows until commit
         other.start()
-        with connection.cursor() as cursor:
-            def second_waits():
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                               "AND datname = current_database()")
-                return cursor.fetchone()[0] == 1
-            wait_until(second_waits, timeout=30, what="the second dispatcher to wait for the pool")
+        wait_for_a_lock_waiter("the second dispatcher to wait for the pool")
     other.join(timeout=60)
     assert sorted(caller_ids()) == sorted([BANGALORE, MUMBAI])
 

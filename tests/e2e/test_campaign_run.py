@@ -66,13 +66,8 @@ def engine(transactional_db, tmp_path):
     def start(plan, hangup_after=1.0, **env):
         config = tmp_path / "sim.json"
         simulator_config(config, plan, hangup_after)
-        sim = processes.start_simulator(tmp_path, ":".join(ACCOUNT), config=config)
-        started.append(sim)
-        web = processes.start_daphne(tmp_path, **env)
-        started.append(web)
-        for start_process in (processes.start_applier, processes.start_worker, processes.start_beat):
-            started.append(start_process(tmp_path, public_base_url=web.url, DISPATCH_SECONDS="1", **env))
-        return sim, web
+        started.extend(processes.start_product(tmp_path, ":".join(ACCOUNT), config=config, **env))
+        return started[0], started[1]
 
     yield start
     for service in reversed(started):

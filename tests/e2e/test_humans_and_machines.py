@@ -92,17 +92,7 @@ def simulator_config(path) -> None:
 def start(tmp_path) -> list[processes.Service]:
     config = tmp_path / "sim.json"
     simulator_config(config)
-    sim = processes.start_simulator(tmp_path, ":".join(ACCOUNT), config=config)
-    started = [sim]
-    try:
-        started.append(processes.start_daphne(tmp_path))
-        for start_process in (processes.start_applier, processes.start_worker, processes.start_beat):
-            started.append(start_process(tmp_path, public_base_url=started[1].url, DISPATCH_SECONDS="1"))
-    except Exception:
-        for service in reversed(started):
-            service.stop()
-        raise
-    return started
+    return processes.start_product(tmp_path, ":".join(ACCOUNT), config=config)
 
 
 def running_campaign(workspace, user, numbers: list[str], **fields) -> Campaign:

@@ -43,13 +43,8 @@ def engine(transactional_db, tmp_path):
     def start(machine: dict, special: dict | None = None):
         config = tmp_path / "sim.json"
         simulator_config(config, machine, special or {})
-        sim = processes.start_simulator(tmp_path, ":".join(ACCOUNT), config=config)
-        started.append(sim)
-        web = processes.start_daphne(tmp_path)
-        started.append(web)
-        for start_process in (processes.start_applier, processes.start_worker, processes.start_beat):
-            started.append(start_process(tmp_path, public_base_url=web.url, DISPATCH_SECONDS="1"))
-        return sim, web
+        started.extend(processes.start_product(tmp_path, ":".join(ACCOUNT), config=config))
+        return started[0], started[1]
 
     yield start
     for service in reversed(started):

@@ -78,11 +78,7 @@ def start(tmp_path):
     numbers |= {number: RELAY_CALLER for number in RELAY_CALLERS.values()}
     config.write_text(json.dumps({"default": {"outcome": "answer", "ring_seconds": 0.2, "hangup_after": 5},
                                   "numbers": numbers, "callback_retry_delay": 0.3}))
-    sim = processes.start_simulator(tmp_path, ":".join(ACCOUNT), config=config)
-    web = processes.start_daphne(tmp_path)
-    rest = [start_process(tmp_path, public_base_url=web.url, DISPATCH_SECONDS="1")
-            for start_process in (processes.start_applier, processes.start_worker, processes.start_beat)]
-    return [sim, web, *rest]
+    return processes.start_product(tmp_path, ":".join(ACCOUNT), config=config)
 
 
 def make_groups(workspace, names) -> dict[str, AgentGroup]:

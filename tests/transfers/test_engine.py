@@ -14,8 +14,7 @@ from campaigns import calls
 from campaigns.models import Call, Campaign, Contact
 from streams.bots.script import validate_script
 from streams.handover import summarise
-from tests.conftest import make_call
-from tests.processes import wait_until
+from tests.conftest import make_call, wait_for_a_lock_waiter
 from tests.transfers.test_agents import make_agent, make_group
 from transfers import engine
 from transfers.models import Transfer
@@ -126,12 +125,7 @@ def test_a_bridge_created_applied_while_its_sid_is_being_saved_is_not_lost(campa
     with transaction.atomic():
         Transfer.objects.filter(pk=transfer.pk, bridge_sid="").update(bridge_sid="br3")  # as `bridge` saves it
         applier.start()
-        with connection.cursor() as cursor:
-            def event_waits():
-                cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
-                               "AND datname = current_database()")
-                return cursor.fetchone()[0] == 1
-            wait_until(event_waits, timeout=30, what="the event to wait for the transfer's row")
+        wait_for_a_lock_waiter("the event to wait for the transfer's row")
     applier.join(timeout=60)
     assert applied == [True]
     transfer.refresh_from_db()
