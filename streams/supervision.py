@@ -180,12 +180,16 @@ class Supervision:
             return
         try:
             await switchboard.attach(self.stream)
-            self._attached = True
-            await self._look()
-            if self._listened:  # supervisors who came first: their joins went to no one
-                await get_channel_layer().group_send(audience_group(self.call_id), {"type": "supervise.opened"})
         except Exception as exc:
             log.warning("call %s cannot be supervised: %s", self.call_id, exc)
+            return
+        self._attached = True
+        await self._look()
+        if self._listened:  # supervisors who came first: their joins went to no one
+            try:
+                await get_channel_layer().group_send(audience_group(self.call_id), {"type": "supervise.opened"})
+            except Exception as exc:
+                log.warning("call %s: its first supervisors could not be told it opened (%s)", self.call_id, exc)
 
     async def close(self) -> None:
         if self._writes:  # a record, unlike the bot's work, outlives the call (a whisper may end it)
