@@ -125,7 +125,8 @@ REDIS_URL = env("REDIS_URL", default="")
 NAMESPACE = env("NAMESPACE", default="")
 _KEY_PREFIX = f"{NAMESPACE}:" if NAMESPACE else ""
 if REDIS_URL:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+    # channels_redis's own, but a message popped for a cancelled receive() is kept (config/layers.py)
+    CHANNEL_LAYERS = {"default": {"BACKEND": "config.layers.ReliableRedisChannelLayer",
                                   "CONFIG": {"hosts": [REDIS_URL], "prefix": f"{_KEY_PREFIX}asgi"}}}
     CELERY_BROKER_URL = REDIS_URL
     CELERY_RESULT_BACKEND = REDIS_URL

@@ -91,7 +91,7 @@ def dead_redis() -> str:
 @pytest.fixture
 def redis_down(settings):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": dead_redis()}}
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "config.layers.ReliableRedisChannelLayer",
                                            "CONFIG": {"hosts": [dead_redis()]}}}
     live._watched.clear()
 
@@ -99,7 +99,7 @@ def redis_down(settings):
 @pytest.fixture
 def watched_but_channel_layer_down(settings, campaign):
     settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
+    settings.CHANNEL_LAYERS = {"default": {"BACKEND": "config.layers.ReliableRedisChannelLayer",
                                            "CONFIG": {"hosts": [dead_redis()]}}}
     cache.set(live.watchers_key(campaign.pk), 1)
     live._watched.clear()
