@@ -16,6 +16,7 @@ from django.test import Client, override_settings
 from campaigns import compliance, rollups, rules
 from campaigns.models import Call, Campaign, Contact
 from tenancy.models import Exophone, ExotelAccount, Membership, Role, Workspace
+from tests.processes import wait_until
 
 PASSWORD = "correct horse battery staple"
 
@@ -79,13 +80,9 @@ def make_call(campaign: Campaign, **overrides) -> Call:
     return call
 
 
-# The cast's workspaces, like its campaigns, call at any hour (the policy window is the whole day); the
-# calling rules' own tests put the product's default back (tests/campaigns/conftest.py).
 def wait_for_a_lock_waiter(what: str) -> None:
     """Wait until one session of this test's database waits for a lock: another thread blocked on a
     row this test's open transaction holds (PostgreSQL)."""
-    from tests.processes import wait_until
-
     with connections["default"].cursor() as cursor:
         def one_waits() -> bool:
             cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
@@ -94,6 +91,8 @@ def wait_for_a_lock_waiter(what: str) -> None:
         wait_until(one_waits, timeout=30, what=what)
 
 
+# The cast's workspaces, like its campaigns, call at any hour (the policy window is the whole day); the
+# calling rules' own tests put the product's default back (tests/campaigns/conftest.py).
 def make_workspace(name: str, slug: str) -> Workspace:
     return Workspace.objects.create(name=name, slug=slug, **rules.WHOLE_DAY)
 

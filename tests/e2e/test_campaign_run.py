@@ -66,8 +66,9 @@ def engine(transactional_db, tmp_path):
     def start(plan, hangup_after=1.0, **env):
         config = tmp_path / "sim.json"
         simulator_config(config, plan, hangup_after)
-        started.extend(processes.start_product(tmp_path, ":".join(ACCOUNT), config=config, **env))
-        return started[0], started[1]
+        product = processes.start_product(tmp_path, ":".join(ACCOUNT), config=config, **env)
+        started.extend(product)
+        return product[0], product[1]
 
     yield start
     for service in reversed(started):

@@ -43,8 +43,9 @@ def engine(transactional_db, tmp_path):
     def start(machine: dict, special: dict | None = None):
         config = tmp_path / "sim.json"
         simulator_config(config, machine, special or {})
-        started.extend(processes.start_product(tmp_path, ":".join(ACCOUNT), config=config))
-        return started[0], started[1]
+        product = processes.start_product(tmp_path, ":".join(ACCOUNT), config=config)
+        started.extend(product)
+        return product[0], product[1]
 
     yield start
     for service in reversed(started):
