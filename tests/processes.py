@@ -271,9 +271,9 @@ def start_product(log_dir: Path, account: str, *, config: Path, **extra_env: str
 
 
 @contextlib.contextmanager
-def running_product(log_dir: Path, account: str, *, config: Path, media_root: str, **extra_env: str):
+def running_product(log_dir: Path, account: str, *, config: Path, **extra_env: str):
     """`start_product` for a `with` block: yields (simulator, daphne); stops all in reverse."""
-    started = start_product(log_dir, account, config=config, MEDIA_ROOT=media_root, **extra_env)
+    started = start_product(log_dir, account, config=config, **extra_env)
     try:
         yield started[0], started[1]
     finally:

@@ -28,8 +28,7 @@ def world(transactional_db, tmp_path, settings):
     config = tmp_path / "sim.json"
     config.write_text(json.dumps({"default": {"outcome": "answer", "ring_seconds": 0.3, "hangup_after": 1.0},
                                   "price": {"per_minute": "1.00", "delay": 0}}))
-    with processes.running_product(tmp_path, ":".join(ACCOUNT), config=config, media_root=settings.MEDIA_ROOT,
-                                   **PRICES_AT_ONCE) as world:
+    with processes.running_product(tmp_path, ":".join(ACCOUNT), config=config, **PRICES_AT_ONCE) as world:
         yield world
 
 

@@ -25,8 +25,7 @@ def world(transactional_db, tmp_path, settings):
     settings.MEDIA_ROOT = str(tmp_path / "media")
     config = tmp_path / "sim.json"
     config.write_text(json.dumps({"default": {"outcome": "answer", "ring_seconds": 0.3, "hangup_after": 2.0}}))
-    with processes.running_product(tmp_path, ":".join(ACCOUNT), config=config,
-                                   media_root=settings.MEDIA_ROOT) as world:
+    with processes.running_product(tmp_path, ":".join(ACCOUNT), config=config) as world:
         yield world
 
 
